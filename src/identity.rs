@@ -1,0 +1,110 @@
+//! Who is calling: the user that API Gateway's JWT authorizer verified.
+//!
+//! API Gateway validates the Cognito token (signature, issuer, audience, expiry) before the
+//! event reaches us and passes the token's claims in `requestContext.authorizer.jwt.claims`.
+//! This module only reads them; it never sees or checks a raw token.
+
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The `sub` claim: the Cognito user's stable, unique id.
+    pub user_id: String,
+}
+
+/// Why no caller could be read; logged, and answered with 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoCaller {
+    NoAuthorizer,
+    NoSub,
+    BadSub,
+}
+
+impl NoCaller {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::NoAuthorizer => "no JWT authorizer context in the event",
+            Self::NoSub => "the JWT claims have no sub",
+            Self::BadSub => "the sub claim is empty, too long or has control characters",
+        }
+    }
+}
+
+/// Longest `sub` accepted. Cognito's are 36-character UUIDs; the bound keeps a forged
+/// event from writing arbitrary amounts of data into the table and the logs.
+const MAX_SUB_LEN: usize = 128;
+
+impl Caller {
+    pub fn from_context(ctx: &ApiGatewayV2httpRequestContext) -> Result<Self, NoCaller> {
+        let jwt = ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .ok_or(NoCaller::NoAuthorizer)?;
+        let sub = jwt.claims.get("sub").ok_or(NoCaller::NoSub)?;
+        if sub.trim().is_empty() || sub.len() > MAX_SUB_LEN || sub.chars().any(char::is_control) {
+            return Err(NoCaller::BadSub);
+        }
+        Ok(Self {
+            user_id: sub.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(authorizer: serde_json::Value) -> ApiGatewayV2httpRequestContext {
+        let mut v = serde_json::json!({
+            "routeKey": "POST /registration-keys",
+            "requestId": "r",
+            "timeEpoch": 0,
+            "http": {"method": "POST", "path": "/registration-keys", "protocol": "HTTP/1.1",
+                     "sourceIp": "127.0.0.1", "userAgent": "t"}
+        });
+        if !authorizer.is_null() {
+            v["authorizer"] = authorizer;
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn reads_sub_from_jwt_claims() {
+        let c = ctx(
+            serde_json::json!({"jwt": {"claims": {"sub": "u-1", "email": "a@b"}, "scopes": null}}),
+        );
+        assert_eq!(Caller::from_context(&c).unwrap().user_id, "u-1");
+    }
+
+    #[test]
+    fn missing_authorizer_jwt_or_sub_is_refused() {
+        assert_eq!(
+            Caller::from_context(&ctx(serde_json::Value::Null)),
+            Err(NoCaller::NoAuthorizer)
+        );
+        assert_eq!(
+            Caller::from_context(&ctx(serde_json::json!({"lambda": {"sub": "u"}}))),
+            Err(NoCaller::NoAuthorizer)
+        );
+        assert_eq!(
+            Caller::from_context(&ctx(serde_json::json!({"jwt": {"claims": {"email": "a"}}}))),
+            Err(NoCaller::NoSub)
+        );
+        assert_eq!(
+            Caller::from_context(&ctx(serde_json::json!({"jwt": {"claims": null}}))),
+            Err(NoCaller::NoSub)
+        );
+    }
+
+    #[test]
+    fn blank_long_or_control_character_subs_are_refused() {
+        for bad in ["", "   ", "a\nb", "a\u{0}", &"x".repeat(129)] {
+            let c = ctx(serde_json::json!({"jwt": {"claims": {"sub": bad}}}));
+            assert_eq!(Caller::from_context(&c), Err(NoCaller::BadSub), "{bad:?}");
+        }
+        let c = ctx(serde_json::json!({"jwt": {"claims": {"sub": "ユーザー-é"}}}));
+        assert_eq!(Caller::from_context(&c).unwrap().user_id, "ユーザー-é");
+    }
+}

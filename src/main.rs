@@ -1,0 +1,83 @@
+//! `bootstrap`: the Lambda custom runtime (`provided.al2023`) for every Firefly function.
+//! See the library docs for how an event flows; this file only wires the process up.
+
+use firefly_api::{app::App, local, telemetry};
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_runtime::{LambdaEvent, service_fn};
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let env = |name: &str| std::env::var(name).ok();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // One event at a time per sandbox: the current-thread runtime is all Lambda needs, and
+    // starts no worker threads during init.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bootstrap: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match args.first().map(String::as_str) {
+        None => {
+            telemetry::init(telemetry::level_from_env(&env), std::io::stdout);
+            runtime.block_on(serve(&env))
+        }
+        Some("invoke") => {
+            telemetry::init(telemetry::level_from_env(&env), std::io::stderr);
+            runtime.block_on(local::invoke(&args[1..]))
+        }
+        Some("-h" | "--help") => {
+            println!("{}", local::USAGE);
+            ExitCode::SUCCESS
+        }
+        Some(other) => {
+            eprintln!("bootstrap: unknown command {other:?}\n{}", local::USAGE);
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(env: &dyn Fn(&str) -> Option<String>) -> ExitCode {
+    // lambda_runtime panics without these; say what is missing instead.
+    for required in [
+        "AWS_LAMBDA_RUNTIME_API",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    ] {
+        if env(required).is_none() {
+            tracing::error!(
+                variable = required,
+                "not running under a Lambda Runtime API: {required} is not set (for a local run, use `bootstrap invoke EVENT.json`)"
+            );
+            return ExitCode::from(2);
+        }
+    }
+    let app: &'static App = match App::from_env(env) {
+        // The app lives as long as the process; leaking it gives handlers a plain reference.
+        Ok(app) => Box::leak(Box::new(app)),
+        Err(e) => {
+            tracing::error!(error = %e, "start-up failed");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(function = app.function(), "ready");
+    let handler = service_fn(
+        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
+            Ok::<_, lambda_runtime::Error>(
+                app.handle(&event.context.request_id, &event.payload).await,
+            )
+        },
+    );
+    match lambda_runtime::run(handler).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "the Lambda runtime loop stopped");
+            ExitCode::FAILURE
+        }
+    }
+}

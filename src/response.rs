@@ -1,0 +1,47 @@
+//! Response building: the only place that knows the wire shape of a Lambda HTTP response.
+
+use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpResponse;
+use lambda_http::aws_lambda_events::encodings::Body;
+use lambda_http::http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde::Serialize;
+
+/// What a handler returns on success; converted to the API Gateway shape at the edge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Response {
+    /// A JSON body. Responses carry secrets (registration keys) or per-user data, so no
+    /// shared cache may keep them.
+    pub fn json<T: Serialize>(status: StatusCode, body: &T) -> Self {
+        Self::with_body(
+            status,
+            "application/json",
+            // Serializing plain structs of strings and numbers cannot fail.
+            serde_json::to_string(body).unwrap_or_default(),
+        )
+    }
+
+    pub(crate) fn with_body(status: StatusCode, content_type: &'static str, body: String) -> Self {
+        let mut headers = HeaderMap::with_capacity(3);
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Self {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The API Gateway payload 2.0 response.
+    pub fn into_lambda(self) -> ApiGatewayV2httpResponse {
+        let mut out = ApiGatewayV2httpResponse::default();
+        out.status_code = i64::from(self.status.as_u16());
+        out.headers = self.headers;
+        out.body = Some(Body::Text(self.body));
+        out
+    }
+}

@@ -1,0 +1,406 @@
+//! The route table: API Gateway route keys to handlers, and which function serves each.
+//!
+//! Events with a concrete `routeKey` (`POST /registration-keys`) are dispatched by that key
+//! alone; their path is never re-parsed, so stage prefixes and custom-domain base paths
+//! cannot change which handler runs. Only `$default` events (a catch-all route, a function
+//! URL, `cargo lambda watch`) are matched by method and path, with matchit.
+
+use crate::handlers::Handler;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// How a route authenticates its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// API Gateway's Cognito JWT authorizer; the handler gets a [`crate::identity::Caller`].
+    Jwt,
+    /// No authorizer.
+    None,
+}
+
+impl Auth {
+    /// The name used in `routes/*.json` and template.yaml.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Jwt => "JWT",
+            Self::None => "NONE",
+        }
+    }
+}
+
+/// One route: the code's half of a `routes/*.json` entry.
+pub struct Route {
+    /// The API Gateway route key, `METHOD /path/{param}`.
+    pub key: &'static str,
+    /// The handler module's name under `src/handlers/`.
+    pub handler: &'static str,
+    /// The Lambda function (and CloudFormation stack) that serves this route.
+    pub function: &'static str,
+    pub auth: Auth,
+    /// The IAM actions the handler needs; the function's role grants exactly these.
+    pub iam_actions: &'static [&'static str],
+    pub run: Handler,
+}
+
+impl Route {
+    pub fn method(&self) -> &'static str {
+        self.key.split_once(' ').map_or("", |(m, _)| m)
+    }
+
+    pub fn path(&self) -> &'static str {
+        self.key.split_once(' ').map_or("", |(_, p)| p)
+    }
+}
+
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Route")
+            .field("key", &self.key)
+            .field("function", &self.function)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The outcome of looking up an event.
+#[derive(Debug)]
+pub enum Resolved<'t> {
+    Found {
+        route: &'t Route,
+        /// Path parameters: from matchit for `$default`, else API Gateway's `pathParameters`.
+        params: Vec<(String, String)>,
+    },
+    /// The path exists, not with this method; the value is the `Allow` header.
+    MethodNotAllowed(String),
+    NotFound,
+}
+
+/// A table that failed to build: a programming error, caught by the unit tests.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TableError(pub String);
+
+impl fmt::Display for TableError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "route table: {}", self.0)
+    }
+}
+
+impl std::error::Error for TableError {}
+
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+pub struct RouteTable {
+    routes: &'static [Route],
+    /// Path template → (method, index into `routes`), for `$default` events and for the
+    /// `Allow` header.
+    paths: matchit::Router<Vec<(&'static str, usize)>>,
+    /// Keyed by API Gateway's path template, the same paths as `paths`.
+    templates: BTreeMap<&'static str, Vec<(&'static str, usize)>>,
+}
+
+impl RouteTable {
+    pub fn new(routes: &'static [Route]) -> Result<Self, TableError> {
+        let mut templates: BTreeMap<&'static str, Vec<(&'static str, usize)>> = BTreeMap::new();
+        for (i, route) in routes.iter().enumerate() {
+            let (method, path) = route
+                .key
+                .split_once(' ')
+                .ok_or_else(|| TableError(format!("{:?} is not METHOD /path", route.key)))?;
+            if !METHODS.contains(&method) && method != "ANY" {
+                return Err(TableError(format!(
+                    "{}: unknown method {method}",
+                    route.key
+                )));
+            }
+            if !path.starts_with('/') {
+                return Err(TableError(format!("{}: path must start with /", route.key)));
+            }
+            let methods = templates.entry(path).or_default();
+            if methods.iter().any(|(m, _)| *m == method) {
+                return Err(TableError(format!("{} is listed twice", route.key)));
+            }
+            methods.push((method, i));
+        }
+        let mut paths = matchit::Router::new();
+        for (template, methods) in &templates {
+            paths
+                .insert(to_matchit(template), methods.clone())
+                .map_err(|e| TableError(format!("{template}: {e}")))?;
+        }
+        Ok(Self {
+            routes,
+            paths,
+            templates,
+        })
+    }
+
+    pub fn routes(&self) -> &'static [Route] {
+        self.routes
+    }
+
+    /// Looks up an event by its route key, method and raw path.
+    pub fn resolve(
+        &self,
+        route_key: &str,
+        method: &str,
+        raw_path: &str,
+        path_parameters: impl FnOnce() -> Vec<(String, String)>,
+    ) -> Resolved<'_> {
+        if route_key != "$default" {
+            return self.resolve_key(route_key, path_parameters);
+        }
+        match self.paths.at(raw_path) {
+            Ok(m) => match pick(m.value, method) {
+                Some(i) => Resolved::Found {
+                    route: &self.routes[i],
+                    params: m
+                        .params
+                        .iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect(),
+                },
+                None => Resolved::MethodNotAllowed(allow(m.value)),
+            },
+            Err(_) => Resolved::NotFound,
+        }
+    }
+
+    fn resolve_key(
+        &self,
+        route_key: &str,
+        path_parameters: impl FnOnce() -> Vec<(String, String)>,
+    ) -> Resolved<'_> {
+        if let Some(route) = self.routes.iter().find(|r| r.key == route_key) {
+            return Resolved::Found {
+                route,
+                params: path_parameters(),
+            };
+        }
+        // A route key we do not serve, on a path we do: API Gateway wired a method we lack.
+        match route_key
+            .split_once(' ')
+            .and_then(|(_, path)| self.templates.get(path))
+        {
+            Some(methods) => Resolved::MethodNotAllowed(allow(methods)),
+            None => Resolved::NotFound,
+        }
+    }
+}
+
+fn pick(methods: &[(&str, usize)], method: &str) -> Option<usize> {
+    let exact = methods.iter().find(|(m, _)| *m == method);
+    // HEAD is answered by GET where no HEAD route exists, as HTTP expects.
+    let head = (method == "HEAD")
+        .then(|| methods.iter().find(|(m, _)| *m == "GET"))
+        .flatten();
+    let any = methods.iter().find(|(m, _)| *m == "ANY");
+    exact.or(head).or(any).map(|(_, i)| *i)
+}
+
+fn allow(methods: &[(&str, usize)]) -> String {
+    let mut names: Vec<&str> = methods.iter().map(|(m, _)| *m).collect();
+    if names.contains(&"ANY") {
+        names = METHODS.to_vec();
+    }
+    names.sort_unstable();
+    names.join(", ")
+}
+
+/// API Gateway's `{name}` is matchit's `{name}`; its greedy `{name+}` is matchit's `{*name}`.
+fn to_matchit(template: &str) -> String {
+    template
+        .split('/')
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix("+}")) {
+                Some(name) => format!("{{*{name}}}"),
+                None => seg.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Strips an API Gateway stage from a `$default` event's raw path: on a named stage the raw
+/// path starts with `/{stage}`, which is not part of any route.
+pub fn strip_stage<'p>(raw_path: &'p str, stage: Option<&str>) -> &'p str {
+    match stage {
+        Some(stage) if !stage.is_empty() && stage != "$default" => {
+            match raw_path
+                .strip_prefix('/')
+                .and_then(|p| p.strip_prefix(stage))
+            {
+                Some("") => "/",
+                Some(rest) if rest.starts_with('/') => rest,
+                _ => raw_path,
+            }
+        }
+        _ => raw_path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ApiError;
+    use crate::handlers::Ctx;
+    use crate::response::Response;
+    use crate::storage::BoxFuture;
+
+    fn nothing(_: Ctx<'_>) -> BoxFuture<'_, Result<Response, ApiError>> {
+        Box::pin(async { Err(ApiError::NotFound) })
+    }
+
+    const fn route(key: &'static str) -> Route {
+        Route {
+            key,
+            handler: "nothing",
+            function: "f",
+            auth: Auth::None,
+            iam_actions: &[],
+            run: nothing,
+        }
+    }
+
+    static ROUTES: [Route; 6] = [
+        route("POST /registration-keys"),
+        route("GET /devices/{deviceId}"),
+        route("DELETE /devices/{deviceId}"),
+        route("GET /files/{proxy+}"),
+        route("ANY /echo"),
+        route("GET /devices/{deviceId}/status"),
+    ];
+
+    fn table() -> RouteTable {
+        RouteTable::new(&ROUTES).unwrap()
+    }
+
+    fn found(r: Resolved<'_>) -> (&'static str, Vec<(String, String)>) {
+        match r {
+            Resolved::Found { route, params } => (route.key, params),
+            other => panic!("expected Found, got {other:?}"),
+        }
+    }
+
+    fn none() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn concrete_route_keys_dispatch_by_key_not_path() {
+        let t = table();
+        // The raw path is a stage-prefixed mess; the key decides.
+        let (key, _) = found(t.resolve("POST /registration-keys", "POST", "/prod/x", none));
+        assert_eq!(key, "POST /registration-keys");
+        let (key, params) = found(t.resolve("GET /devices/{deviceId}", "GET", "/", || {
+            vec![("deviceId".into(), "d1".into())]
+        }));
+        assert_eq!(key, "GET /devices/{deviceId}");
+        assert_eq!(params, [("deviceId".to_string(), "d1".to_string())]);
+    }
+
+    #[test]
+    fn unknown_route_keys_are_404_or_405() {
+        let t = table();
+        assert!(matches!(
+            t.resolve("GET /nope", "GET", "/nope", none),
+            Resolved::NotFound
+        ));
+        assert!(matches!(
+            t.resolve("garbage", "GET", "/", none),
+            Resolved::NotFound
+        ));
+        match t.resolve("GET /registration-keys", "GET", "/registration-keys", none) {
+            Resolved::MethodNotAllowed(allow) => assert_eq!(allow, "POST"),
+            other => panic!("{other:?}"),
+        }
+        match t.resolve("PUT /devices/{deviceId}", "PUT", "/", none) {
+            Resolved::MethodNotAllowed(allow) => assert_eq!(allow, "DELETE, GET"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_events_match_method_and_path() {
+        let t = table();
+        let (key, params) = found(t.resolve("$default", "POST", "/registration-keys", none));
+        assert_eq!(key, "POST /registration-keys");
+        assert!(params.is_empty());
+        let (key, params) = found(t.resolve("$default", "DELETE", "/devices/abc", none));
+        assert_eq!(key, "DELETE /devices/{deviceId}");
+        assert_eq!(params, [("deviceId".to_string(), "abc".to_string())]);
+        let (key, params) = found(t.resolve("$default", "GET", "/devices/abc/status", none));
+        assert_eq!(key, "GET /devices/{deviceId}/status");
+        assert_eq!(params[0].1, "abc");
+    }
+
+    #[test]
+    fn greedy_proxy_parameters_take_the_rest_of_the_path() {
+        let t = table();
+        let (key, params) = found(t.resolve("$default", "GET", "/files/a/b/c.txt", none));
+        assert_eq!(key, "GET /files/{proxy+}");
+        assert_eq!(params, [("proxy".to_string(), "a/b/c.txt".to_string())]);
+    }
+
+    #[test]
+    fn default_events_405_with_allow_and_404() {
+        let t = table();
+        match t.resolve("$default", "GET", "/registration-keys", none) {
+            Resolved::MethodNotAllowed(allow) => assert_eq!(allow, "POST"),
+            other => panic!("{other:?}"),
+        }
+        for path in ["/", "/registration-keys/x", "/registration", "/devices", ""] {
+            assert!(
+                matches!(
+                    t.resolve("$default", "POST", path, none),
+                    Resolved::NotFound
+                ),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn head_falls_back_to_get_and_any_takes_every_method() {
+        let t = table();
+        let (key, _) = found(t.resolve("$default", "HEAD", "/devices/x", none));
+        assert_eq!(key, "GET /devices/{deviceId}");
+        for m in METHODS {
+            let (key, _) = found(t.resolve("$default", m, "/echo", none));
+            assert_eq!(key, "ANY /echo");
+        }
+    }
+
+    #[test]
+    fn bad_tables_are_refused() {
+        static DUP: [Route; 2] = [route("GET /a"), route("GET /a")];
+        static BAD_METHOD: [Route; 1] = [route("FETCH /a")];
+        static NO_SPACE: [Route; 1] = [route("/a")];
+        static REL: [Route; 1] = [route("GET a")];
+        for t in [&DUP[..], &BAD_METHOD, &NO_SPACE, &REL] {
+            assert!(RouteTable::new(t).is_err());
+        }
+    }
+
+    #[test]
+    fn stage_prefix_is_stripped_only_for_named_stages() {
+        assert_eq!(
+            strip_stage("/prod/registration-keys", Some("prod")),
+            "/registration-keys"
+        );
+        assert_eq!(strip_stage("/prod", Some("prod")), "/");
+        assert_eq!(strip_stage("/production/x", Some("prod")), "/production/x");
+        assert_eq!(
+            strip_stage("/registration-keys", Some("$default")),
+            "/registration-keys"
+        );
+        assert_eq!(
+            strip_stage("/registration-keys", None),
+            "/registration-keys"
+        );
+    }
+
+    #[test]
+    fn proxy_templates_translate_to_matchit_catch_alls() {
+        assert_eq!(to_matchit("/files/{proxy+}"), "/files/{*proxy}");
+        assert_eq!(to_matchit("/a/{id}/b"), "/a/{id}/b");
+    }
+}

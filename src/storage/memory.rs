@@ -1,0 +1,109 @@
+//! An in-memory [`KeyStore`] for local runs and tests. Chosen explicitly
+//! (`FIREFLY_STORE=memory`), never as a fallback: its keys vanish with the process.
+
+use super::{BoxFuture, Inserted, KeyStore, NewKey, StoreError};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// A stored item, as the DynamoDB table would hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub user_id: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryKeyStore {
+    items: Mutex<HashMap<String, StoredKey>>,
+}
+
+impl MemoryKeyStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The item stored under `key`, if any.
+    pub fn get(&self, key: &str) -> Option<StoredKey> {
+        self.lock().get(key).cloned()
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StoredKey>> {
+        // A panic elsewhere while holding the lock leaves a consistent map (every write is a
+        // single insert), so a poisoned lock is still safe to use.
+        self.items.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl KeyStore for MemoryKeyStore {
+    fn insert_unless_live<'a>(
+        &'a self,
+        item: NewKey<'a>,
+    ) -> BoxFuture<'a, Result<Inserted, StoreError>> {
+        let mut items = self.lock();
+        let outcome = match items.get(item.key) {
+            // Same condition as the DynamoDB store: attribute_not_exists OR expiresAt < :now.
+            Some(existing) if existing.expires_at >= item.created_at => Inserted::Taken,
+            _ => {
+                items.insert(
+                    item.key.to_owned(),
+                    StoredKey {
+                        user_id: item.user_id.to_owned(),
+                        created_at: item.created_at,
+                        expires_at: item.expires_at,
+                    },
+                );
+                Inserted::Stored
+            }
+        };
+        Box::pin(std::future::ready(Ok(outcome)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(key: &str, user: &str, now: i64) -> NewKey<'static> {
+        NewKey {
+            key: Box::leak(key.to_owned().into_boxed_str()),
+            user_id: Box::leak(user.to_owned().into_boxed_str()),
+            created_at: now,
+            expires_at: now + 1800,
+        }
+    }
+
+    #[tokio::test]
+    async fn live_keys_are_never_overwritten_and_expired_ones_are() {
+        let store = MemoryKeyStore::new();
+        let put = |k, u, now| store.insert_unless_live(item(k, u, now));
+        assert_eq!(put("AAAAAA", "u1", 1000).await, Ok(Inserted::Stored));
+        assert_eq!(put("AAAAAA", "u2", 1000).await, Ok(Inserted::Taken));
+        // Still live at exactly expiresAt.
+        assert_eq!(put("AAAAAA", "u2", 2800).await, Ok(Inserted::Taken));
+        assert_eq!(store.get("AAAAAA").unwrap().user_id, "u1");
+        assert_eq!(put("AAAAAA", "u2", 2801).await, Ok(Inserted::Stored));
+        assert_eq!(
+            store.get("AAAAAA").unwrap(),
+            StoredKey {
+                user_id: "u2".into(),
+                created_at: 2801,
+                expires_at: 4601
+            }
+        );
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn debug_of_a_new_key_hides_the_key() {
+        assert!(!format!("{:?}", item("SECRET", "u", 0)).contains("SECRET"));
+    }
+}
