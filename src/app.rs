@@ -7,7 +7,7 @@ use crate::handlers::{Ctx, ROUTES, Services};
 use crate::identity::Caller;
 use crate::random::{SecureRandom, SystemRandom};
 use crate::response::Response;
-use crate::routing::{Auth, Resolved, RouteTable, strip_stage};
+use crate::routing::{Auth, Resolved, Route, RouteTable, strip_stage};
 use crate::storage::{DynamoKeyStore, KeyStore, MemoryKeyStore};
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use std::fmt;
@@ -95,14 +95,15 @@ impl App {
         })
     }
 
-    /// Builds an app from parts (tests, benches, local runs).
+    /// Builds an app from parts (tests, benches): `routes` is normally [`ROUTES`].
     pub fn new(
+        routes: &'static [Route],
         function: impl Into<String>,
         config: ConfigSource,
         services: Services,
     ) -> Result<Self, StartupError> {
         Ok(Self {
-            table: RouteTable::new(ROUTES).map_err(|e| StartupError(e.to_string()))?,
+            table: RouteTable::new(routes).map_err(|e| StartupError(e.to_string()))?,
             function: function.into(),
             config,
             services,
@@ -231,4 +232,75 @@ fn clock_and_random(env: &dyn Fn(&str) -> Option<String>) -> Result<ClockAndRand
         clock.unwrap_or_else(|| Arc::new(SystemClock)),
         random.unwrap_or_else(|| Arc::new(SystemRandom)),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::config::Settings;
+    use crate::handlers::registration_keys_post;
+    use crate::routing::Route;
+    use crate::storage::BoxFuture;
+
+    fn teapot(_: Ctx<'_>) -> BoxFuture<'_, Result<Response, ApiError>> {
+        Box::pin(async {
+            Ok(Response::json(
+                lambda_http::http::StatusCode::IM_A_TEAPOT,
+                &"tea",
+            ))
+        })
+    }
+
+    static TWO_FUNCTIONS: [Route; 2] = [
+        registration_keys_post::ROUTE,
+        Route {
+            key: "GET /tea",
+            handler: "teapot",
+            function: "firefly-func-api-tea-get",
+            auth: Auth::None,
+            iam_actions: &[],
+            run: teapot,
+        },
+    ];
+
+    fn app(function: &str) -> App {
+        App::new(
+            &TWO_FUNCTIONS,
+            function,
+            ConfigSource::Defaults(Arc::new(Settings::default())),
+            Services {
+                store: Arc::new(MemoryKeyStore::new()),
+                clock: Arc::new(FixedClock(0)),
+                random: Arc::new(SystemRandom),
+            },
+        )
+        .unwrap()
+    }
+
+    fn event(route_key: &str) -> ApiGatewayV2httpRequest {
+        let mut e: ApiGatewayV2httpRequest =
+            serde_json::from_str(include_str!("../events/registration-keys-post.json")).unwrap();
+        e.route_key = Some(route_key.into());
+        e
+    }
+
+    #[tokio::test]
+    async fn a_function_serves_only_its_own_routes() {
+        let tea = app("firefly-func-api-tea-get");
+        assert_eq!(
+            tea.respond("r", &event("GET /tea")).await.status.as_u16(),
+            418
+        );
+        let misrouted = tea.respond("r", &event("POST /registration-keys")).await;
+        assert_eq!(misrouted.status.as_u16(), 404);
+
+        let keys = app("firefly-func-api-registration-keys-post");
+        assert_eq!(
+            keys.respond("r", &event("GET /tea")).await.status.as_u16(),
+            404
+        );
+        let minted = keys.respond("r", &event("POST /registration-keys")).await;
+        assert_eq!(minted.status.as_u16(), 201);
+    }
 }

@@ -1,0 +1,64 @@
+//! A stand-in for the AppConfig Lambda extension's local HTTP API.
+
+use super::http::{self, Reply, Server};
+use std::sync::{Arc, Mutex};
+
+pub const APP: &str = "firefly";
+pub const ENV: &str = "test";
+pub const PROFILE: &str = "api";
+
+#[derive(Clone)]
+pub enum Mode {
+    Serve(String),
+    Status(u16),
+    Hang,
+}
+
+pub struct AppConfigStub {
+    pub server: Server,
+    mode: Arc<Mutex<Mode>>,
+    hits: Arc<Mutex<u32>>,
+}
+
+impl AppConfigStub {
+    pub fn start(mode: Mode) -> Self {
+        let mode = Arc::new(Mutex::new(mode));
+        let hits = Arc::new(Mutex::new(0));
+        let (m, h) = (mode.clone(), hits.clone());
+        let expected = format!("/applications/{APP}/environments/{ENV}/configurations/{PROFILE}");
+        let server = http::serve(move |req| {
+            *h.lock().unwrap() += 1;
+            if req.method != "GET" || req.path != expected {
+                return Reply::status(404, "{}");
+            }
+            match m.lock().unwrap().clone() {
+                Mode::Serve(body) => Reply::ok(body),
+                Mode::Status(s) => Reply::status(s, r#"{"message":"stub error"}"#),
+                Mode::Hang => Reply::Hang,
+            }
+        });
+        Self { server, mode, hits }
+    }
+
+    pub fn set(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn hits(&self) -> u32 {
+        *self.hits.lock().unwrap()
+    }
+
+    /// The function environment that points at this stub, reading it on every request.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("FIREFLY_APPCONFIG_APPLICATION", APP.into()),
+            ("FIREFLY_APPCONFIG_ENVIRONMENT", ENV.into()),
+            ("FIREFLY_APPCONFIG_PROFILE", PROFILE.into()),
+            (
+                "AWS_APPCONFIG_EXTENSION_HTTP_PORT",
+                self.server.port.to_string(),
+            ),
+            ("FIREFLY_CONFIG_CACHE_SECONDS", "0".into()),
+        ]
+    }
+}

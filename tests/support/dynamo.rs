@@ -1,0 +1,185 @@
+//! dynalite, a DynamoDB-API server, on 127.0.0.1, and an SDK client to inspect it.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    runtime().block_on(f)
+}
+
+pub struct Dynalite {
+    child: Child,
+    pub port: u16,
+}
+
+impl Dynalite {
+    /// Starts dynalite on `port` (0: any free port) and waits until it listens.
+    pub fn start(port: u16) -> Self {
+        let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools");
+        assert!(
+            tools.join("node_modules/dynalite").is_dir(),
+            "dynalite is not installed: run `npm ci --prefix tools` (README, Testing)"
+        );
+        let mut child = Command::new("node")
+            .arg(tools.join("dynalite-server.js"))
+            .arg(port.to_string())
+            // The server exits when this pipe closes, even if the test process is killed.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node is on PATH");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("dynalite did not start: {line:?}"))
+            .parse()
+            .unwrap();
+        Self { child, port }
+    }
+
+    /// One dynalite shared by every test in this process; each test uses its own table.
+    pub fn shared() -> &'static Dynalite {
+        static SHARED: OnceLock<Dynalite> = OnceLock::new();
+        SHARED.get_or_init(|| Dynalite::start(0))
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn client(&self) -> Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .endpoint_url(self.endpoint())
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Creates the registration-keys table as the dynamodb-registration-keys stack does.
+    pub fn create_table(&self, name: &str) {
+        let client = self.client();
+        block_on(
+            client
+                .create_table()
+                .table_name(name)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name("registrationKey")
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .unwrap(),
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name("registrationKey")
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .unwrap(),
+                )
+                .billing_mode(BillingMode::PayPerRequest)
+                .send(),
+        )
+        .expect("create table");
+    }
+
+    pub fn get(&self, table: &str, key: &str) -> Option<HashMap<String, AttributeValue>> {
+        block_on(
+            self.client()
+                .get_item()
+                .table_name(table)
+                .key("registrationKey", AttributeValue::S(key.into()))
+                .consistent_read(true)
+                .send(),
+        )
+        .expect("get item")
+        .item
+    }
+
+    pub fn put(&self, table: &str, key: &str, user: &str, created_at: i64, expires_at: i64) {
+        block_on(
+            self.client()
+                .put_item()
+                .table_name(table)
+                .item("registrationKey", AttributeValue::S(key.into()))
+                .item("userId", AttributeValue::S(user.into()))
+                .item("createdAt", AttributeValue::N(created_at.to_string()))
+                .item("expiresAt", AttributeValue::N(expires_at.to_string()))
+                .send(),
+        )
+        .expect("put item");
+    }
+
+    /// Every item in `table`.
+    pub fn scan(&self, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+        let client = self.client();
+        block_on(async {
+            let mut items = Vec::new();
+            let mut start = None;
+            loop {
+                let page = client
+                    .scan()
+                    .table_name(table)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .expect("scan");
+                items.extend(page.items.unwrap_or_default());
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    return items;
+                }
+            }
+        })
+    }
+}
+
+impl Drop for Dynalite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn s<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> &'a str {
+    item.get(name)
+        .unwrap_or_else(|| panic!("no {name} in {item:?}"))
+        .as_s()
+        .unwrap_or_else(|_| panic!("{name} is not S in {item:?}"))
+}
+
+pub fn n(item: &HashMap<String, AttributeValue>, name: &str) -> i64 {
+    item.get(name)
+        .unwrap_or_else(|| panic!("no {name} in {item:?}"))
+        .as_n()
+        .unwrap_or_else(|_| panic!("{name} is not N in {item:?}"))
+        .parse()
+        .unwrap()
+}

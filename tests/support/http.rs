@@ -1,0 +1,152 @@
+//! A tiny HTTP/1.1 server on 127.0.0.1 for stand-ins (Lambda Runtime API, AppConfig
+//! extension). Thread per connection, keep-alive, Content-Length bodies: exactly what the
+//! binary's hyper clients speak, and nothing that needs a crate.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub body: Vec<u8>,
+}
+
+pub enum Reply {
+    Respond {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    /// Keep the connection open and never answer (a stuck peer).
+    Hang,
+}
+
+impl Reply {
+    pub fn ok(body: impl Into<Vec<u8>>) -> Self {
+        Self::Respond {
+            status: 200,
+            headers: vec![],
+            body: body.into(),
+        }
+    }
+
+    pub fn status(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Self::Respond {
+            status,
+            headers: vec![],
+            body: body.into(),
+        }
+    }
+}
+
+/// A running server; stops accepting when dropped.
+pub struct Server {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+pub fn serve<F>(handler: F) -> Server
+where
+    F: Fn(Request) -> Reply + Send + Sync + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler = Arc::new(handler);
+    let stop2 = stop.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stop2.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(stream) = stream else { continue };
+            let handler = handler.clone();
+            let stop = stop2.clone();
+            thread::spawn(move || connection(stream, &*handler, &stop));
+        }
+    });
+    Server { port, stop }
+}
+
+fn connection(
+    stream: TcpStream,
+    handler: &(dyn Fn(Request) -> Reply + Send + Sync),
+    stop: &AtomicBool,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut parts = line.split_whitespace();
+        let (Some(method), Some(path)) = (parts.next(), parts.next()) else {
+            return;
+        };
+        let (method, path) = (method.to_owned(), path.to_owned());
+        let mut length = 0usize;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match handler(Request { method, path, body }) {
+            Reply::Hang => {
+                // Hold the socket until the peer gives up.
+                let mut sink = [0u8; 1024];
+                while reader.read(&mut sink).unwrap_or(0) > 0 {}
+                return;
+            }
+            Reply::Respond {
+                status,
+                headers,
+                body,
+            } => {
+                let mut head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: application/json\r\n",
+                    body.len()
+                );
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                if writer.write_all(head.as_bytes()).is_err() || writer.write_all(&body).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}

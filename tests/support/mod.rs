@@ -1,0 +1,115 @@
+//! Test support: real stand-ins on 127.0.0.1 for everything the binary talks to.
+
+#![allow(dead_code)]
+
+pub mod appconfig;
+pub mod dynamo;
+pub mod http;
+pub mod lambda;
+
+use serde_json::Value;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const FUNCTION: &str = "firefly-func-api-registration-keys-post";
+
+/// The shipped example event (a real API Gateway HTTP API payload 2.0 event).
+pub fn event() -> Value {
+    let text = include_str!("../../events/registration-keys-post.json");
+    serde_json::from_str(text).unwrap()
+}
+
+/// The example event with another caller.
+pub fn event_for(sub: &str) -> Value {
+    let mut e = event();
+    e["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = Value::String(sub.into());
+    e
+}
+
+/// A `$default` event (catch-all route or function URL): no authorizer, matched by path.
+pub fn default_event(method: &str, path: &str) -> Value {
+    let mut e = event();
+    e["routeKey"] = "$default".into();
+    e["rawPath"] = path.into();
+    e["requestContext"]["routeKey"] = "$default".into();
+    e["requestContext"]["http"]["method"] = method.into();
+    e["requestContext"]["http"]["path"] = path.into();
+    e
+}
+
+/// A table name no other test uses.
+pub fn unique_table(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// The base function environment with `extra` added or replaced.
+pub fn env_with<K: AsRef<str>, V: AsRef<str>>(extra: &[(K, V)]) -> Vec<(String, String)> {
+    let mut env = lambda::base_env(FUNCTION);
+    for (k, v) in extra {
+        env.retain(|(name, _)| name != k.as_ref());
+        env.push((k.as_ref().to_string(), v.as_ref().to_string()));
+    }
+    env
+}
+
+/// A function on the shared dynalite with a fresh table, plus `extra` environment.
+pub fn function_with_table<K: AsRef<str>, V: AsRef<str>>(
+    extra: &[(K, V)],
+) -> (lambda::Function, String) {
+    let db = dynamo::Dynalite::shared();
+    let table = unique_table("keys");
+    db.create_table(&table);
+    let mut env = env_with(extra);
+    for (k, v) in [
+        ("REGISTRATION_KEYS_TABLE", table.clone()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint()),
+    ] {
+        if !env.iter().any(|(name, _)| name == k) {
+            env.push((k.into(), v));
+        }
+    }
+    (lambda::Function::start(&env), table)
+}
+
+/// Asserts that none of `secrets` appears in any line the function logged, as a whole
+/// token of any string in a JSON line (or anywhere in a non-JSON line). Tokens, not
+/// substrings: an all-digit key like `642663` would otherwise "match" inside a latency.
+pub fn assert_not_logged(f: &lambda::Function, secrets: &[String]) {
+    fn strings<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s),
+            serde_json::Value::Array(a) => a.iter().for_each(|v| strings(v, out)),
+            serde_json::Value::Object(o) => o.iter().for_each(|(k, v)| {
+                out.push(k);
+                strings(v, out)
+            }),
+            _ => {}
+        }
+    }
+    let secrets: std::collections::HashSet<&str> = secrets.iter().map(String::as_str).collect();
+    let logs = f.logs();
+    assert!(!logs.is_empty(), "the function logged nothing at all");
+    for line in &logs {
+        let parsed = serde_json::from_str::<serde_json::Value>(line).ok();
+        let mut texts = Vec::new();
+        match &parsed {
+            Some(v) => strings(v, &mut texts),
+            None => texts.push(line),
+        }
+        for token in texts
+            .iter()
+            .flat_map(|t| t.split(|c: char| !c.is_ascii_alphanumeric()))
+        {
+            assert!(
+                !secrets.contains(token),
+                "secret {token} found in the log line {line}"
+            );
+        }
+    }
+}
+
+pub const NO_ENV: &[(&str, &str)] = &[];
