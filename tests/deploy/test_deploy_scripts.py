@@ -1,0 +1,120 @@
+"""The deploy and delete scripts that the workflows call, against moto and a recording sam."""
+import pytest
+
+from conftest import PREREQUISITES, create_stack, run
+
+OVERRIDES = [
+    "ApiId=abc123def4",
+    "AuthorizerId=jwt7x2",
+    "SharedLayerArn=arn:aws:lambda:eu-west-1:123456789012:layer:firefly-shared:7",
+    "AppConfigExtensionLayerArn=arn:aws:lambda:eu-west-1:434848589818:layer:AWS-AppConfig-Extension-Arm64:207",
+]
+
+
+def all_stacks(cfn, skip=(), drop_output=None):
+    for name, outputs in PREREQUISITES.items():
+        if name in skip:
+            continue
+        outputs = {k: v for k, v in outputs.items() if k != drop_output}
+        create_stack(cfn, name, outputs)
+
+
+def test_deploy_looks_up_the_four_outputs_then_builds_and_deploys(aws):
+    all_stacks(aws["cfn"])
+    result = run("deploy", aws["env"])
+    assert result.returncode == 0, result.stderr
+    calls = aws["sam_calls"]()
+    assert calls[0] == ["build"]
+    deploy = calls[1]
+    assert len(calls) == 2
+    assert deploy[0] == "deploy"
+    assert deploy[deploy.index("--stack-name") + 1] == "firefly-func-api-registration-keys-post"
+    i = deploy.index("--parameter-overrides")
+    assert deploy[i + 1 : i + 5] == OVERRIDES
+    assert "--no-fail-on-empty-changeset" in deploy
+    assert deploy[deploy.index("--capabilities") + 1] == "CAPABILITY_NAMED_IAM"
+    assert "::warning::" not in result.stderr
+
+
+def test_resolve_prints_the_overrides_and_deploy_takes_them_from_a_file(aws, tmp_path):
+    all_stacks(aws["cfn"])
+    result = run("resolve", aws["env"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == OVERRIDES
+    params = tmp_path / "params"
+    params.write_text(result.stdout)
+    result = run("deploy", aws["env"], "--params", str(params), "--skip-build")
+    assert result.returncode == 0, result.stderr
+    calls = aws["sam_calls"]()
+    assert len(calls) == 1 and calls[0][0] == "deploy"
+    i = calls[0].index("--parameter-overrides")
+    assert calls[0][i + 1 : i + 5] == OVERRIDES
+
+
+@pytest.mark.parametrize(
+    "missing, workflow",
+    [("firefly-api-gateway", "api-gateway"), ("firefly-shared-layer", "shared-layer")],
+)
+def test_a_missing_prerequisite_stack_stops_before_sam(aws, missing, workflow):
+    all_stacks(aws["cfn"], skip=[missing])
+    for script in ["resolve", "deploy"]:
+        result = run(script, aws["env"])
+        assert result.returncode != 0
+        assert f"::error::stack {missing} not found: deploy {workflow} first" in result.stderr
+        assert aws["sam_calls"]() == []
+
+
+@pytest.mark.parametrize(
+    "output, stack", [("ApiId", "firefly-api-gateway"), ("AuthorizerId", "firefly-api-gateway"),
+                      ("SharedLayerArn", "firefly-shared-layer"),
+                      ("AppConfigExtensionLayerArn", "firefly-shared-layer")],
+)
+def test_a_missing_output_is_caught_and_sam_never_runs(aws, output, stack):
+    all_stacks(aws["cfn"], drop_output=output)
+    result = run("deploy", aws["env"])
+    assert result.returncode != 0
+    assert f"stack {stack} has no output {output}" in result.stderr
+    assert aws["sam_calls"]() == []
+
+
+def test_an_incomplete_params_file_never_deploys(aws, tmp_path):
+    params = tmp_path / "params"
+    params.write_text("\n".join(OVERRIDES[:3] + ["AppConfigExtensionLayerArn="]) + "\n")
+    result = run("deploy", aws["env"], "--params", str(params))
+    assert result.returncode != 0
+    assert "AppConfigExtensionLayerArn is missing" in result.stderr
+    assert aws["sam_calls"]() == []
+
+
+def test_without_the_table_stack_the_function_still_deploys_with_a_warning(aws):
+    all_stacks(aws["cfn"], skip=["firefly-dynamodb-registration-keys"])
+    result = run("deploy", aws["env"])
+    assert result.returncode == 0, result.stderr
+    assert "::warning::stack firefly-dynamodb-registration-keys not found" in result.stderr
+    assert "deploy" in [c[0] for c in aws["sam_calls"]()]
+
+
+def test_unreachable_cloudformation_fails_without_deploying(aws):
+    env = dict(aws["env"], AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_MAX_ATTEMPTS="1")
+    result = run("deploy", env)
+    assert result.returncode != 0
+    assert "::error::could not read stack firefly-api-gateway" in result.stderr
+    assert aws["sam_calls"]() == []
+
+
+def test_delete_runs_sam_delete_then_deletes_the_log_group(aws):
+    group = "/aws/lambda/firefly-func-api-registration-keys-post"
+    aws["logs"].create_log_group(logGroupName=group)
+    result = run("delete", aws["env"])
+    assert result.returncode == 0, result.stderr
+    assert aws["sam_calls"]() == [["delete", "--stack-name", "firefly-func-api-registration-keys-post", "--no-prompts"]]
+    groups = aws["logs"].describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    assert groups == []
+    assert "deleted log group" in result.stdout
+
+
+def test_delete_succeeds_when_the_log_group_is_already_gone(aws):
+    result = run("delete", aws["env"])
+    assert result.returncode == 0, result.stderr
+    assert "already gone" in result.stdout
+    assert len(aws["sam_calls"]()) == 1
