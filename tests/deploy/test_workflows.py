@@ -1,0 +1,78 @@
+"""The GitHub Actions workflows call the scripts, in the page's order, with OIDC."""
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import ROOT
+
+WF = ROOT / ".github" / "workflows"
+
+
+def load(name):
+    doc = yaml.safe_load((WF / name).read_text())
+    # YAML 1.1 reads the key `on` as True.
+    doc["on"] = doc.pop(True, doc.get("on"))
+    return doc
+
+
+def steps(doc):
+    (job,) = doc["jobs"].values()
+    return job["steps"]
+
+
+def run_lines(doc):
+    return [s.get("run", "") for s in steps(doc)]
+
+
+def test_deploy_is_manual_and_callable_with_oidc():
+    doc = load("deploy.yml")
+    assert {"workflow_dispatch", "workflow_call"} <= set(doc["on"])
+    assert doc["permissions"]["id-token"] == "write"
+    creds = next(s for s in steps(doc) if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
+    assert creds["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
+
+
+def test_deploy_looks_up_before_installing_and_deploys_with_the_lookups():
+    runs = run_lines(load("deploy.yml"))
+    resolve = next(i for i, r in enumerate(runs) if "scripts/deploy/resolve" in r)
+    install = next(i for i, r in enumerate(runs) if "pip" in r)
+    deploy = next(i for i, r in enumerate(runs) if "scripts/deploy/deploy" in r)
+    assert resolve < install < deploy
+    assert '--params "$RUNNER_TEMP/params"' in runs[deploy]
+
+
+def test_delete_is_manual_and_callable_and_runs_the_delete_script():
+    doc = load("delete.yml")
+    assert {"workflow_dispatch", "workflow_call"} <= set(doc["on"])
+    assert doc["permissions"]["id-token"] == "write"
+    assert any("scripts/deploy/delete" in r for r in run_lines(doc))
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    runs = run_lines(load("ci.yml"))
+    assert "scripts/check" in runs
+    assert "scripts/check" in readme
+    assert "scripts/check" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_release_chains_deploy_then_integration_tests():
+    doc = load("release.yml")
+    assert doc["jobs"]["deploy"]["uses"] == "./.github/workflows/deploy.yml"
+    assert doc["jobs"]["integration-tests"]["needs"] == "deploy"
+    assert doc["jobs"]["integration-tests"]["uses"] == "./.github/workflows/run-integration-tests.yml"
+
+
+def test_smoke_test_is_skipped_and_says_so_without_configuration():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "deploy" / "smoke_test.py")],
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0
+    assert "skipped" in result.stdout
+    assert "FIREFLY_API_BASE_URL" in result.stdout
