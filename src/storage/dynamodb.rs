@@ -10,7 +10,9 @@ use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_smithy_http_client::tls;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 use std::time::Duration;
 
 /// Timeouts sized for a function with a 6 s timeout: a refused or stalled connection
@@ -43,10 +45,15 @@ impl DynamoKeyStore {
             .or_else(|| env("AWS_DEFAULT_REGION"))
             .filter(|r| !r.is_empty())
             .ok_or("AWS_REGION is not set (Lambda sets it; set it for local runs)")?;
+        let tls = TlsContext::builder()
+            .with_trust_store(trust_store(env)?)
+            .build()
+            .map_err(|e| format!("TLS set-up: {e}"))?;
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(tls::Provider::Rustls(
                 tls::rustls_provider::CryptoMode::Ring,
             ))
+            .tls_context(tls)
             .build_https();
         let mut config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -69,6 +76,51 @@ impl DynamoKeyStore {
         }
         Ok(Client::from_conf(config.build()))
     }
+}
+
+/// The roots every AWS service endpoint chains to (Amazon Trust Services and the Starfield
+/// root that cross-signs them), from Debian's ca-certificates. Embedded rather than read
+/// from the system store: parsing the whole system bundle was 83% of a typical build's
+/// init instructions (README, Cold start), and DynamoDB needs only these five.
+const AWS_ROOTS: [&str; 5] = [
+    include_str!("roots/Amazon_Root_CA_1.pem"),
+    include_str!("roots/Amazon_Root_CA_2.pem"),
+    include_str!("roots/Amazon_Root_CA_3.pem"),
+    include_str!("roots/Amazon_Root_CA_4.pem"),
+    include_str!("roots/Starfield_Services_Root_Certificate_Authority_-_G2.pem"),
+];
+
+/// The AWS roots, plus the PEM certificates in `FIREFLY_EXTRA_CA_FILE` when set (a local
+/// DynamoDB-API server behind TLS, a corporate proxy). The file is checked here: the SDK
+/// would panic on a malformed certificate at the first request.
+fn trust_store(env: &dyn Fn(&str) -> Option<String>) -> Result<TrustStore, String> {
+    let mut store = TrustStore::empty().with_native_roots(false);
+    for pem in AWS_ROOTS {
+        store.add_pem_certificate(pem.as_bytes());
+    }
+    if let Some(path) = env("FIREFLY_EXTRA_CA_FILE").filter(|p| !p.is_empty()) {
+        let pem = std::fs::read(&path).map_err(|e| format!("FIREFLY_EXTRA_CA_FILE={path}: {e}"))?;
+        check_pem_certificates(&pem).map_err(|e| format!("FIREFLY_EXTRA_CA_FILE={path}: {e}"))?;
+        store.add_pem_certificate(pem);
+    }
+    Ok(store)
+}
+
+/// Accepts PEM text holding at least one certificate that can serve as a trust anchor.
+fn check_pem_certificates(pem: &[u8]) -> Result<usize, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+    }
+    Ok(roots.len())
 }
 
 impl KeyStore for DynamoKeyStore {
@@ -141,5 +193,47 @@ fn classify<R: std::fmt::Debug>(
             service.code().unwrap_or("unknown error"),
             service.message().unwrap_or("")
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_embedded_aws_roots_are_valid_trust_anchors() {
+        for pem in AWS_ROOTS {
+            assert_eq!(check_pem_certificates(pem.as_bytes()), Ok(1));
+        }
+    }
+
+    #[test]
+    fn a_bad_extra_ca_file_is_an_error_not_a_panic() {
+        let dir = std::env::temp_dir().join(format!("firefly-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases: [(&str, &[u8]); 3] = [
+            ("empty.pem", b""),
+            ("text.pem", b"hello"),
+            (
+                "broken.pem",
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            ),
+        ];
+        for (name, body) in cases {
+            let path = dir.join(name);
+            std::fs::write(&path, body).unwrap();
+            let p = path.to_string_lossy().into_owned();
+            let env = move |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| p.clone());
+            let err = trust_store(&env).err().unwrap_or_else(|| panic!("{name} accepted"));
+            assert!(err.contains("FIREFLY_EXTRA_CA_FILE"), "{err}");
+        }
+        let env = |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| "/nonexistent/ca.pem".to_string());
+        assert!(trust_store(&env).is_err());
+        let pem = AWS_ROOTS[0].to_string();
+        let good = dir.join("good.pem");
+        std::fs::write(&good, pem).unwrap();
+        let g = good.to_string_lossy().into_owned();
+        let env = move |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| g.clone());
+        assert!(trust_store(&env).is_ok());
     }
 }

@@ -1,0 +1,383 @@
+//! Cold start: our release `bootstrap` against the typical build (benches/baseline), side by
+//! side in one run on this machine, with ratios.
+//!
+//! Run: `cargo bench --bench coldstart` (needs `npm ci --prefix tools`, valgrind, openssl).
+//! Optional: COLDSTART_ROUNDS (default 15), COLDSTART_WARM (warm invokes per round, 50).
+//!
+//! For each build it reports: stripped size and zipped size; init instructions (callgrind,
+//! from exec to the first GET /next: deterministic, unlike time on a shared machine); init
+//! time; the cold request (process start to the first response, the first DynamoDB call
+//! going over TLS to dynalite behind a local CA); warm invoke latency; peak RSS.
+
+#[path = "../tests/support/http.rs"]
+#[allow(dead_code)]
+mod http;
+
+use http::{Reply, Request};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const TABLE: &str = "firefly-registration-keys-bench";
+
+struct Build {
+    name: &'static str,
+    path: PathBuf,
+}
+
+fn main() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let work = root.join("target/coldstart");
+    std::fs::create_dir_all(&work).unwrap();
+    let rounds: usize = env_num("COLDSTART_ROUNDS", 15);
+    let warm: usize = env_num("COLDSTART_WARM", 50);
+
+    eprintln!("building the baseline (benches/baseline) ...");
+    run(Command::new("cargo")
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(root.join("benches/baseline/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(root.join("target/baseline")));
+    let builds = [
+        Build {
+            name: "firefly",
+            path: PathBuf::from(env!("CARGO_BIN_EXE_bootstrap")),
+        },
+        Build {
+            name: "baseline",
+            path: root.join("target/baseline/release/bootstrap"),
+        },
+    ];
+
+    let tls = make_ca(&work);
+    let dynalite = start_dynalite(&root, &tls);
+    let endpoint = format!("https://localhost:{}", dynalite.1);
+
+    let mut results: Vec<Stats> = Vec::new();
+    for b in &builds {
+        let mut s = Stats {
+            name: b.name,
+            ..Default::default()
+        };
+        s.size = std::fs::metadata(&b.path).unwrap().len();
+        s.zipped = zipped_size(&b.path, &work);
+        s.init_instructions = callgrind_init(&b.path, &env(&endpoint, &tls), &work);
+        results.push(s);
+    }
+    // Interleave the builds round by round so that machine noise hits both alike.
+    for round in 0..rounds {
+        for (b, s) in builds.iter().zip(results.iter_mut()) {
+            let r = timed_round(&b.path, &env(&endpoint, &tls), warm);
+            s.init_ms.push(r.init_ms);
+            s.cold_ms.push(r.cold_ms);
+            s.warm_us.extend(r.warm_us);
+            s.rss_kib.push(r.rss_kib);
+        }
+        eprint!("\rround {}/{rounds}", round + 1);
+    }
+    eprintln!();
+    report(&results);
+    drop(dynalite);
+}
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn run(cmd: &mut Command) {
+    let status = cmd.status().expect("spawn");
+    assert!(status.success(), "{cmd:?} failed");
+}
+
+struct Tls {
+    ca: PathBuf,
+    bundle: PathBuf,
+    key: PathBuf,
+    cert: PathBuf,
+}
+
+/// A local CA and a certificate for localhost/127.0.0.1 signed by it, so that the first
+/// DynamoDB call pays a real TLS handshake with certificate verification.
+fn make_ca(dir: &Path) -> Tls {
+    let p = |n: &str| dir.join(n);
+    let openssl = |args: &[&str]| {
+        run(Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()));
+    };
+    openssl(&[
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Firefly bench CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+    ]);
+    openssl(&[
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+        "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
+    ]);
+    std::fs::write(
+        p("ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext",
+    ]);
+    // The baseline reads the system store; give it the system bundle plus our CA, so it
+    // does the work it would do in Lambda.
+    let mut bundle = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+    bundle.extend(std::fs::read(p("ca.pem")).unwrap());
+    std::fs::write(p("bundle.pem"), bundle).unwrap();
+    Tls {
+        ca: p("ca.pem"),
+        bundle: p("bundle.pem"),
+        key: p("server.key"),
+        cert: p("server.pem"),
+    }
+}
+
+fn start_dynalite(root: &Path, tls: &Tls) -> (Child, u16) {
+    let mut child = Command::new("node")
+        .arg(root.join("tools/dynalite-server.js"))
+        .arg("0")
+        .arg("--tls")
+        .arg(&tls.key)
+        .arg(&tls.cert)
+        .args(["--table", TABLE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("node");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .strip_prefix("listening ")
+        .expect("dynalite listening")
+        .parse()
+        .unwrap();
+    (child, port)
+}
+
+fn env(endpoint: &str, tls: &Tls) -> Vec<(String, String)> {
+    [
+        ("AWS_LAMBDA_FUNCTION_NAME", "firefly-func-api-registration-keys-post"),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ACCESS_KEY_ID", "bench"),
+        ("AWS_SECRET_ACCESS_KEY", "bench"),
+        ("AWS_SESSION_TOKEN", "bench"),
+        ("REGISTRATION_KEYS_TABLE", TABLE),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
+        ("SSL_CERT_FILE", tls.bundle.to_str().unwrap()),
+        ("FIREFLY_EXTRA_CA_FILE", tls.ca.to_str().unwrap()),
+        ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+fn zipped_size(bin: &Path, work: &Path) -> u64 {
+    let out = work.join("bootstrap.zip");
+    run(Command::new("python3").args([
+        "-c",
+        "import sys, zipfile; z = zipfile.ZipFile(sys.argv[2], 'w', zipfile.ZIP_DEFLATED, compresslevel=9); z.write(sys.argv[1], 'bootstrap'); z.close()",
+        bin.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
+    std::fs::metadata(&out).unwrap().len()
+}
+
+/// A Runtime API stand-in: reports each GET /next, serves queued events, reports answers.
+struct RuntimeApi {
+    server: http::Server,
+    events: Sender<Vec<u8>>,
+    next_seen: Receiver<Instant>,
+    answers: Receiver<(Instant, u16)>,
+}
+
+fn runtime_api() -> RuntimeApi {
+    let (ev_tx, ev_rx) = mpsc::channel::<Vec<u8>>();
+    let (next_tx, next_seen) = mpsc::channel();
+    let (ans_tx, answers) = mpsc::channel();
+    let ev_rx = Arc::new(Mutex::new(ev_rx));
+    let next_tx = Mutex::new(next_tx);
+    let ans_tx = Mutex::new(ans_tx);
+    let counter = Mutex::new(0u64);
+    let server = http::serve(move |req: Request| {
+        if req.path.ends_with("/invocation/next") {
+            let _ = next_tx.lock().unwrap().send(Instant::now());
+            let Ok(event) = ev_rx.lock().unwrap().recv() else {
+                return Reply::Hang;
+            };
+            let mut n = counter.lock().unwrap();
+            *n += 1;
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 30_000;
+            return Reply::Respond {
+                status: 200,
+                headers: vec![
+                    ("lambda-runtime-aws-request-id".into(), format!("bench-{n}")),
+                    ("lambda-runtime-deadline-ms".into(), deadline.to_string()),
+                    (
+                        "lambda-runtime-invoked-function-arn".into(),
+                        "arn:aws:lambda:eu-west-1:123456789012:function:bench".into(),
+                    ),
+                ],
+                body: event,
+            };
+        }
+        if req.path.ends_with("/response") {
+            let status = serde_json::from_slice::<serde_json::Value>(&req.body)
+                .ok()
+                .and_then(|v| v["statusCode"].as_u64())
+                .unwrap_or(0) as u16;
+            let _ = ans_tx.lock().unwrap().send((Instant::now(), status));
+        } else {
+            let _ = ans_tx.lock().unwrap().send((Instant::now(), 0));
+        }
+        Reply::status(202, "{}")
+    });
+    RuntimeApi {
+        server,
+        events: ev_tx,
+        next_seen,
+        answers,
+    }
+}
+
+fn spawn(program: &Path, args: &[&str], env: &[(String, String)], api: &RuntimeApi) -> Child {
+    Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", api.server.port))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn")
+}
+
+fn callgrind_init(bin: &Path, env: &[(String, String)], work: &Path) -> u64 {
+    let api = runtime_api();
+    let out = work.join("callgrind.out");
+    let _ = std::fs::remove_file(&out);
+    let out_arg = format!("--callgrind-out-file={}", out.display());
+    let mut args = vec!["--tool=callgrind", out_arg.as_str(), bin.to_str().unwrap()];
+    args.retain(|a| !a.is_empty());
+    let mut child = spawn(Path::new("valgrind"), &args, env, &api);
+    api.next_seen
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the first GET /next under valgrind");
+    // SIGTERM: valgrind writes the profile as the process dies.
+    run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&out).expect("callgrind output");
+    text.lines()
+        .find_map(|l| l.strip_prefix("summary: ").or_else(|| l.strip_prefix("totals: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("callgrind summary")
+}
+
+struct Round {
+    init_ms: f64,
+    cold_ms: f64,
+    warm_us: Vec<f64>,
+    rss_kib: u64,
+}
+
+fn event() -> Vec<u8> {
+    include_bytes!("../events/registration-keys-post.json").to_vec()
+}
+
+fn timed_round(bin: &Path, env: &[(String, String)], warm: usize) -> Round {
+    let api = runtime_api();
+    let started = Instant::now();
+    let mut child = spawn(bin, &[], env, &api);
+    let first_next = api.next_seen.recv_timeout(Duration::from_secs(30)).expect("first /next");
+    api.events.send(event()).unwrap();
+    let (answered, status) = api.answers.recv_timeout(Duration::from_secs(30)).expect("answer");
+    assert_eq!(status, 201, "{} answered {status}", bin.display());
+    let mut warm_us = Vec::with_capacity(warm);
+    for _ in 0..warm {
+        let _ = api.next_seen.recv_timeout(Duration::from_secs(30)).expect("/next");
+        let sent = Instant::now();
+        api.events.send(event()).unwrap();
+        let (done, status) = api.answers.recv_timeout(Duration::from_secs(30)).expect("answer");
+        assert_eq!(status, 201);
+        warm_us.push((done - sent).as_secs_f64() * 1e6);
+    }
+    let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0);
+    let _ = child.kill();
+    let _ = child.wait();
+    Round {
+        init_ms: (first_next - started).as_secs_f64() * 1e3,
+        cold_ms: (answered - started).as_secs_f64() * 1e3,
+        warm_us,
+        rss_kib,
+    }
+}
+
+#[derive(Default)]
+struct Stats {
+    name: &'static str,
+    size: u64,
+    zipped: u64,
+    init_instructions: u64,
+    init_ms: Vec<f64>,
+    cold_ms: Vec<f64>,
+    warm_us: Vec<f64>,
+    rss_kib: Vec<u64>,
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() { 0.0 } else { v[v.len() / 2] }
+}
+
+fn report(results: &[Stats]) {
+    let mib = |b: u64| b as f64 / 1024.0 / 1024.0;
+    let rows: Vec<(&str, Vec<f64>)> = vec![
+        ("binary (MiB)", results.iter().map(|s| mib(s.size)).collect()),
+        ("zipped (MiB)", results.iter().map(|s| mib(s.zipped)).collect()),
+        ("init instructions (M)", results.iter().map(|s| s.init_instructions as f64 / 1e6).collect()),
+        ("init time, median (ms)", results.iter().map(|s| median(&s.init_ms)).collect()),
+        ("cold request over TLS, median (ms)", results.iter().map(|s| median(&s.cold_ms)).collect()),
+        ("warm invoke, median (us)", results.iter().map(|s| median(&s.warm_us)).collect()),
+        (
+            "peak RSS, median (MiB)",
+            results
+                .iter()
+                .map(|s| median(&s.rss_kib.iter().map(|&k| k as f64 / 1024.0).collect::<Vec<_>>()))
+                .collect(),
+        ),
+    ];
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\n| measure | {} | {} | ratio |", results[0].name, results[1].name).unwrap();
+    writeln!(out, "|---|---|---|---|").unwrap();
+    for (label, v) in rows {
+        writeln!(out, "| {label} | {:.3} | {:.3} | {:.3} |", v[0], v[1], v[0] / v[1]).unwrap();
+    }
+    writeln!(
+        out,
+        "\nrounds: {}, warm invokes per round: {}",
+        results[0].cold_ms.len(),
+        results[0].warm_us.len() / results[0].cold_ms.len().max(1)
+    )
+    .unwrap();
+}
