@@ -35,16 +35,29 @@ fn main() {
     let rounds: usize = env_num("COLDSTART_ROUNDS", 15);
     let warm: usize = env_num("COLDSTART_WARM", 50);
 
-    eprintln!("building the baseline (benches/baseline) ...");
+    // Our release build exactly as deployed (the bench profile would build it with
+    // panic=unwind), and the baseline with its own settings only (none of ours).
+    eprintln!("building bootstrap (release) and the baseline (benches/baseline) ...");
+    run(Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--bin",
+            "bootstrap",
+            "--manifest-path",
+        ])
+        .arg(root.join("Cargo.toml")));
     run(Command::new("cargo")
         .args(["build", "--release", "--quiet", "--manifest-path"])
         .arg(root.join("benches/baseline/Cargo.toml"))
         .arg("--target-dir")
-        .arg(root.join("target/baseline")));
+        .arg(root.join("target/baseline"))
+        .env("CARGO_ENCODED_RUSTFLAGS", ""));
     let builds = [
         Build {
             name: "firefly",
-            path: PathBuf::from(env!("CARGO_BIN_EXE_bootstrap")),
+            path: root.join("target/release/bootstrap"),
         },
         Build {
             name: "baseline",
@@ -84,7 +97,10 @@ fn main() {
 }
 
 fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn run(cmd: &mut Command) {
@@ -104,16 +120,45 @@ struct Tls {
 fn make_ca(dir: &Path) -> Tls {
     let p = |n: &str| dir.join(n);
     let openssl = |args: &[&str]| {
-        run(Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()));
+        run(Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(Stdio::null()));
     };
     openssl(&[
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Firefly bench CA",
-        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign",
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Firefly bench CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
     ]);
     openssl(&[
-        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
-        "server.key", "-out", "server.csr", "-subj", "/CN=localhost",
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
     ]);
     std::fs::write(
         p("ext"),
@@ -121,8 +166,21 @@ fn make_ca(dir: &Path) -> Tls {
     )
     .unwrap();
     openssl(&[
-        "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext",
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
     ]);
     // The baseline reads the system store; give it the system bundle plus our CA, so it
     // does the work it would do in Lambda.
@@ -164,7 +222,10 @@ fn start_dynalite(root: &Path, tls: &Tls) -> (Child, u16) {
 
 fn env(endpoint: &str, tls: &Tls) -> Vec<(String, String)> {
     [
-        ("AWS_LAMBDA_FUNCTION_NAME", "firefly-func-api-registration-keys-post"),
+        (
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "firefly-func-api-registration-keys-post",
+        ),
         ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
         ("AWS_REGION", "eu-west-1"),
@@ -259,7 +320,10 @@ fn spawn(program: &Path, args: &[&str], env: &[(String, String)], api: &RuntimeA
         .args(args)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", api.server.port))
+        .env(
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("127.0.0.1:{}", api.server.port),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -283,7 +347,10 @@ fn callgrind_init(bin: &Path, env: &[(String, String)], work: &Path) -> u64 {
     let _ = child.wait();
     let text = std::fs::read_to_string(&out).expect("callgrind output");
     text.lines()
-        .find_map(|l| l.strip_prefix("summary: ").or_else(|| l.strip_prefix("totals: ")))
+        .find_map(|l| {
+            l.strip_prefix("summary: ")
+                .or_else(|| l.strip_prefix("totals: "))
+        })
         .and_then(|v| v.trim().parse().ok())
         .expect("callgrind summary")
 }
@@ -303,16 +370,28 @@ fn timed_round(bin: &Path, env: &[(String, String)], warm: usize) -> Round {
     let api = runtime_api();
     let started = Instant::now();
     let mut child = spawn(bin, &[], env, &api);
-    let first_next = api.next_seen.recv_timeout(Duration::from_secs(30)).expect("first /next");
+    let first_next = api
+        .next_seen
+        .recv_timeout(Duration::from_secs(30))
+        .expect("first /next");
     api.events.send(event()).unwrap();
-    let (answered, status) = api.answers.recv_timeout(Duration::from_secs(30)).expect("answer");
+    let (answered, status) = api
+        .answers
+        .recv_timeout(Duration::from_secs(30))
+        .expect("answer");
     assert_eq!(status, 201, "{} answered {status}", bin.display());
     let mut warm_us = Vec::with_capacity(warm);
     for _ in 0..warm {
-        let _ = api.next_seen.recv_timeout(Duration::from_secs(30)).expect("/next");
+        let _ = api
+            .next_seen
+            .recv_timeout(Duration::from_secs(30))
+            .expect("/next");
         let sent = Instant::now();
         api.events.send(event()).unwrap();
-        let (done, status) = api.answers.recv_timeout(Duration::from_secs(30)).expect("answer");
+        let (done, status) = api
+            .answers
+            .recv_timeout(Duration::from_secs(30))
+            .expect("answer");
         assert_eq!(status, 201);
         warm_us.push((done - sent).as_secs_f64() * 1e6);
     }
@@ -353,25 +432,65 @@ fn median(v: &[f64]) -> f64 {
 fn report(results: &[Stats]) {
     let mib = |b: u64| b as f64 / 1024.0 / 1024.0;
     let rows: Vec<(&str, Vec<f64>)> = vec![
-        ("binary (MiB)", results.iter().map(|s| mib(s.size)).collect()),
-        ("zipped (MiB)", results.iter().map(|s| mib(s.zipped)).collect()),
-        ("init instructions (M)", results.iter().map(|s| s.init_instructions as f64 / 1e6).collect()),
-        ("init time, median (ms)", results.iter().map(|s| median(&s.init_ms)).collect()),
-        ("cold request over TLS, median (ms)", results.iter().map(|s| median(&s.cold_ms)).collect()),
-        ("warm invoke, median (us)", results.iter().map(|s| median(&s.warm_us)).collect()),
+        (
+            "binary (MiB)",
+            results.iter().map(|s| mib(s.size)).collect(),
+        ),
+        (
+            "zipped (MiB)",
+            results.iter().map(|s| mib(s.zipped)).collect(),
+        ),
+        (
+            "init instructions (M)",
+            results
+                .iter()
+                .map(|s| s.init_instructions as f64 / 1e6)
+                .collect(),
+        ),
+        (
+            "init time, median (ms)",
+            results.iter().map(|s| median(&s.init_ms)).collect(),
+        ),
+        (
+            "cold request over TLS, median (ms)",
+            results.iter().map(|s| median(&s.cold_ms)).collect(),
+        ),
+        (
+            "warm invoke, median (us)",
+            results.iter().map(|s| median(&s.warm_us)).collect(),
+        ),
         (
             "peak RSS, median (MiB)",
             results
                 .iter()
-                .map(|s| median(&s.rss_kib.iter().map(|&k| k as f64 / 1024.0).collect::<Vec<_>>()))
+                .map(|s| {
+                    median(
+                        &s.rss_kib
+                            .iter()
+                            .map(|&k| k as f64 / 1024.0)
+                            .collect::<Vec<_>>(),
+                    )
+                })
                 .collect(),
         ),
     ];
     let mut out = std::io::stdout().lock();
-    writeln!(out, "\n| measure | {} | {} | ratio |", results[0].name, results[1].name).unwrap();
+    writeln!(
+        out,
+        "\n| measure | {} | {} | ratio |",
+        results[0].name, results[1].name
+    )
+    .unwrap();
     writeln!(out, "|---|---|---|---|").unwrap();
     for (label, v) in rows {
-        writeln!(out, "| {label} | {:.3} | {:.3} | {:.3} |", v[0], v[1], v[0] / v[1]).unwrap();
+        writeln!(
+            out,
+            "| {label} | {:.3} | {:.3} | {:.3} |",
+            v[0],
+            v[1],
+            v[0] / v[1]
+        )
+        .unwrap();
     }
     writeln!(
         out,

@@ -41,11 +41,10 @@ fn app() -> App {
 
 fn invoke(c: &mut Criterion) {
     // The per-request log line is part of the work; write it where Lambda's stdout would be.
-    firefly_api::telemetry::init(
-        tracing_subscriber::filter::LevelFilter::INFO,
-        std::io::sink,
-    );
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    firefly_api::telemetry::init(tracing_subscriber::filter::LevelFilter::INFO, std::io::sink);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let app = app();
     let mut g = c.benchmark_group("invoke");
     g.bench_function("parse-only", |b| {
@@ -70,7 +69,9 @@ fn key(c: &mut Criterion) {
             buf
         })
     });
-    g.bench_function("generate", |b| b.iter(|| RegistrationKey::generate(&SystemRandom).unwrap()));
+    g.bench_function("generate", |b| {
+        b.iter(|| RegistrationKey::generate(&SystemRandom).unwrap())
+    });
     g.finish();
 }
 
@@ -88,9 +89,14 @@ fn response(c: &mut Criterion) {
         expires_in: 1800,
     };
     let mut g = c.benchmark_group("response");
-    g.bench_function("serde-json-of-body", |b| b.iter(|| serde_json::to_vec(black_box(&body)).unwrap()));
+    g.bench_function("serde-json-of-body", |b| {
+        b.iter(|| serde_json::to_vec(black_box(&body)).unwrap())
+    });
     g.bench_function("serialize", |b| {
-        b.iter(|| serde_json::to_vec(&Response::json(StatusCode::CREATED, black_box(&body)).into_lambda()).unwrap())
+        b.iter(|| {
+            serde_json::to_vec(&Response::json(StatusCode::CREATED, black_box(&body)).into_lambda())
+                .unwrap()
+        })
     });
     g.finish();
 }

@@ -1,16 +1,17 @@
 //! The DynamoDB [`KeyStore`]: one conditional `PutItem` per attempt, the only action the
 //! function's IAM role grants.
 
+use super::http1::Http1Client;
 use super::{BoxFuture, Inserted, KeyStore, NewKey, StoreError};
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use std::time::Duration;
@@ -45,16 +46,7 @@ impl DynamoKeyStore {
             .or_else(|| env("AWS_DEFAULT_REGION"))
             .filter(|r| !r.is_empty())
             .ok_or("AWS_REGION is not set (Lambda sets it; set it for local runs)")?;
-        let tls = TlsContext::builder()
-            .with_trust_store(trust_store(env)?)
-            .build()
-            .map_err(|e| format!("TLS set-up: {e}"))?;
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .tls_context(tls)
-            .build_https();
+        let http = Http1Client::new(trust_store(env)?, CONNECT_TIMEOUT)?;
         let mut config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region))
@@ -91,36 +83,35 @@ const AWS_ROOTS: [&str; 5] = [
 ];
 
 /// The AWS roots, plus the PEM certificates in `FIREFLY_EXTRA_CA_FILE` when set (a local
-/// DynamoDB-API server behind TLS, a corporate proxy). The file is checked here: the SDK
-/// would panic on a malformed certificate at the first request.
-fn trust_store(env: &dyn Fn(&str) -> Option<String>) -> Result<TrustStore, String> {
-    let mut store = TrustStore::empty().with_native_roots(false);
+/// DynamoDB-API server behind TLS, a corporate proxy). A bad file is a start-up error.
+fn trust_store(env: &dyn Fn(&str) -> Option<String>) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
     for pem in AWS_ROOTS {
-        store.add_pem_certificate(pem.as_bytes());
+        add_pem_certificates(&mut roots, pem.as_bytes())?;
     }
     if let Some(path) = env("FIREFLY_EXTRA_CA_FILE").filter(|p| !p.is_empty()) {
         let pem = std::fs::read(&path).map_err(|e| format!("FIREFLY_EXTRA_CA_FILE={path}: {e}"))?;
-        check_pem_certificates(&pem).map_err(|e| format!("FIREFLY_EXTRA_CA_FILE={path}: {e}"))?;
-        store.add_pem_certificate(pem);
+        add_pem_certificates(&mut roots, &pem)
+            .map_err(|e| format!("FIREFLY_EXTRA_CA_FILE={path}: {e}"))?;
     }
-    Ok(store)
+    Ok(roots)
 }
 
-/// Accepts PEM text holding at least one certificate that can serve as a trust anchor.
-fn check_pem_certificates(pem: &[u8]) -> Result<usize, String> {
+/// Adds every certificate in `pem` as a trust anchor; refuses text without any, or with one
+/// that cannot serve as an anchor. Returns how many were added.
+fn add_pem_certificates(roots: &mut rustls::RootCertStore, pem: &[u8]) -> Result<usize, String> {
     let certs = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("not PEM certificates: {e}"))?;
     if certs.is_empty() {
         return Err("no PEM certificate found".into());
     }
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in certs {
+    for cert in &certs {
         roots
-            .add(cert)
+            .add(cert.clone())
             .map_err(|e| format!("not a usable CA certificate: {e}"))?;
     }
-    Ok(roots.len())
+    Ok(certs.len())
 }
 
 impl KeyStore for DynamoKeyStore {
@@ -151,11 +142,20 @@ impl KeyStore for DynamoKeyStore {
 
 /// Sorts an SDK failure into what the caller should hear: taken (draw again), unavailable
 /// (503), table missing or other (500). The SDK's own error text is kept for the log only.
-fn classify<R: std::fmt::Debug>(
-    err: SdkError<PutItemError, R>,
+fn classify(
+    err: SdkError<PutItemError, HttpResponse>,
     table: &str,
 ) -> Result<Inserted, StoreError> {
     let service = match err {
+        // Any 5xx is DynamoDB's side and passing, whether or not the SDK models its code.
+        SdkError::ServiceError(e) if e.raw().status().is_server_error() => {
+            let e = e.into_err();
+            return Err(StoreError::Unavailable(format!(
+                "{}: {}",
+                e.code().unwrap_or("server error"),
+                e.message().unwrap_or("")
+            )));
+        }
         SdkError::ServiceError(e) => e.into_err(),
         SdkError::TimeoutError(_) => return Err(StoreError::Unavailable("timed out".into())),
         SdkError::DispatchFailure(e) => {
@@ -202,9 +202,11 @@ mod tests {
 
     #[test]
     fn the_embedded_aws_roots_are_valid_trust_anchors() {
+        let mut roots = rustls::RootCertStore::empty();
         for pem in AWS_ROOTS {
-            assert_eq!(check_pem_certificates(pem.as_bytes()), Ok(1));
+            assert_eq!(add_pem_certificates(&mut roots, pem.as_bytes()), Ok(1));
         }
+        assert_eq!(roots.len(), 5);
     }
 
     #[test]
@@ -224,16 +226,19 @@ mod tests {
             std::fs::write(&path, body).unwrap();
             let p = path.to_string_lossy().into_owned();
             let env = move |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| p.clone());
-            let err = trust_store(&env).err().unwrap_or_else(|| panic!("{name} accepted"));
+            let err = trust_store(&env)
+                .err()
+                .unwrap_or_else(|| panic!("{name} accepted"));
             assert!(err.contains("FIREFLY_EXTRA_CA_FILE"), "{err}");
         }
-        let env = |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| "/nonexistent/ca.pem".to_string());
+        let env =
+            |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| "/nonexistent/ca.pem".to_string());
         assert!(trust_store(&env).is_err());
         let pem = AWS_ROOTS[0].to_string();
         let good = dir.join("good.pem");
         std::fs::write(&good, pem).unwrap();
         let g = good.to_string_lossy().into_owned();
         let env = move |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| g.clone());
-        assert!(trust_store(&env).is_ok());
+        assert_eq!(trust_store(&env).unwrap().len(), 6);
     }
 }

@@ -5,6 +5,7 @@
 //! expired items lazily (up to days late) and a stale leftover must not block its key.
 
 pub mod dynamodb;
+mod http1;
 pub mod memory;
 
 use std::fmt;

@@ -11,6 +11,7 @@ use std::thread;
 pub struct Request {
     pub method: String,
     pub path: String,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
@@ -22,6 +23,8 @@ pub enum Reply {
     },
     /// Keep the connection open and never answer (a stuck peer).
     Hang,
+    /// Close the connection without answering (a peer that crashed or reset).
+    Close,
 }
 
 impl Reply {
@@ -101,6 +104,7 @@ fn connection(
         };
         let (method, path) = (method.to_owned(), path.to_owned());
         let mut length = 0usize;
+        let mut headers = Vec::new();
         loop {
             let mut h = String::new();
             if reader.read_line(&mut h).unwrap_or(0) == 0 {
@@ -110,10 +114,11 @@ fn connection(
             if h.is_empty() {
                 break;
             }
-            if let Some((k, v)) = h.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap_or(0);
+            if let Some((k, v)) = h.split_once(':') {
+                if k.eq_ignore_ascii_case("content-length") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                headers.push((k.trim().to_owned(), v.trim().to_owned()));
             }
         }
         let mut body = vec![0; length];
@@ -123,7 +128,13 @@ fn connection(
         if stop.load(Ordering::SeqCst) {
             return;
         }
-        match handler(Request { method, path, body }) {
+        match handler(Request {
+            method,
+            path,
+            headers,
+            body,
+        }) {
+            Reply::Close => return,
             Reply::Hang => {
                 // Hold the socket until the peer gives up.
                 let mut sink = [0u8; 1024];
@@ -135,11 +146,17 @@ fn connection(
                 headers,
                 body,
             } => {
-                let mut head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\ncontent-type: application/json\r\n",
-                    body.len()
-                );
+                let mut head = format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
+                if !headers
+                    .iter()
+                    .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+                {
+                    head.push_str("content-type: application/json\r\n");
+                }
                 for (k, v) in headers {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        continue;
+                    }
                     head.push_str(&format!("{k}: {v}\r\n"));
                 }
                 head.push_str("\r\n");

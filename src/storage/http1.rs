@@ -1,0 +1,113 @@
+//! The DynamoDB client's HTTP transport: HTTP/1.1 over rustls (ring), hyper's pooled client.
+//!
+//! The SDK's stock client links HTTP/2, proxy support and the system root store; DynamoDB
+//! speaks HTTP/1.1, Lambda has no proxy, and the roots are the five AWS ones. Dropping them
+//! is most of what keeps `bootstrap` inside its size budget (README, Cold start). Timeouts:
+//! connecting is bounded here; each attempt and the whole operation are bounded by the SDK's
+//! timeout config, which wraps every call of this connector.
+
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::Response as HttpResponse;
+use aws_smithy_types::body::SdkBody;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::rt::TokioExecutor;
+use std::error::Error as StdError;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// An HTTP/1.1 client for the AWS SDK.
+#[derive(Clone, Debug)]
+pub struct Http1Client {
+    client: Client<HttpsConnector<TcpConnector>, SdkBody>,
+}
+
+impl Http1Client {
+    /// `roots` are the only trust anchors; plain `http://` stays allowed for local servers.
+    pub fn new(roots: rustls::RootCertStore, connect_timeout: Duration) -> Result<Self, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS set-up: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let mut tcp = TcpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(connect_timeout));
+        tcp.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new())
+                // DynamoDB closes idle connections after about a minute; retire them first
+                // rather than learn it from a failed write.
+                .pool_idle_timeout(Duration::from_secs(45))
+                .build(https),
+        })
+    }
+}
+
+impl HttpClient for Http1Client {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(self.clone())
+    }
+}
+
+impl HttpConnector for Http1Client {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let request = match request.try_into_http1x() {
+            Ok(r) => r,
+            Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
+        };
+        let response = self.client.request(request);
+        HttpConnectorFuture::new(async move {
+            match response.await {
+                Ok(r) => HttpResponse::try_from(r.map(SdkBody::from_body_1_x))
+                    .map_err(|e| ConnectorError::other(e.into(), None)),
+                Err(e) => Err(classify(e)),
+            }
+        })
+    }
+}
+
+/// Tells the SDK's retry strategy what failed: connection-level failures (refused, reset,
+/// closed, timed out while connecting) are I/O errors, which it retries; the rest are not.
+fn classify(err: hyper_util::client::legacy::Error) -> ConnectorError {
+    let io_like = err.is_connect()
+        || source::<std::io::Error>(&err).is_some()
+        || source::<hyper::Error>(&err)
+            .is_some_and(|h| h.is_closed() || h.is_canceled() || h.is_incomplete_message());
+    let timed_out = source::<hyper::Error>(&err).is_some_and(hyper::Error::is_timeout)
+        || source::<std::io::Error>(&err).is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut);
+    if timed_out {
+        ConnectorError::timeout(err.into())
+    } else if io_like {
+        ConnectorError::io(err.into())
+    } else {
+        ConnectorError::other(err.into(), None)
+    }
+}
+
+fn source<'a, E: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a E> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        next = e.source();
+    }
+    None
+}

@@ -1,0 +1,213 @@
+//! Faults and hostile input against the real binary under the Runtime API protocol:
+//! DynamoDB resetting, hanging, failing and throttling (a fault-injecting proxy in front of
+//! dynalite), very large events and unicode claims. After every fault, the same process
+//! serves the next event correctly.
+
+mod support;
+
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use support::dynamo::{Dynalite, n, s};
+use support::faults::{Fault, Proxy};
+use support::lambda::{Function, Outcome};
+use support::*;
+
+struct Rig {
+    f: Function,
+    proxy: Proxy,
+    table: String,
+}
+
+fn rig(extra: &[(&str, &str)]) -> Rig {
+    let db = Dynalite::shared();
+    let table = unique_table("faults");
+    db.create_table(&table);
+    let proxy = Proxy::start(db.port);
+    let mut env = env_with(extra);
+    env.push(("REGISTRATION_KEYS_TABLE".into(), table.clone()));
+    env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), proxy.endpoint()));
+    Rig {
+        f: Function::start(&env),
+        proxy,
+        table,
+    }
+}
+
+fn status(o: &Outcome) -> u16 {
+    o.http().status
+}
+
+/// The next event after a fault: a fresh key, stored for its caller.
+fn healthy(r: &mut Rig, user: &str) {
+    r.proxy.set(vec![], Fault::Pass);
+    let o = r.f.invoke(&event_for(user));
+    assert_eq!(status(&o), 201, "{:?}", o.http());
+    let key = o.http().json()["registrationKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let item = Dynalite::shared().get(&r.table, &key).expect("stored");
+    assert_eq!(s(&item, "userId"), user);
+}
+
+#[test]
+fn dynamodb_faults_answer_503_in_time_and_the_process_recovers() {
+    let mut r = rig(NO_ENV);
+    healthy(&mut r, "before");
+    let faults = [
+        ("reset", Fault::Reset),
+        ("hang", Fault::Hang),
+        ("5xx", Fault::Error(500, "InternalServerError")),
+        ("503", Fault::Error(503, "ServiceUnavailable")),
+        (
+            "throughput",
+            Fault::Error(400, "ProvisionedThroughputExceededException"),
+        ),
+        ("throttling", Fault::Error(400, "ThrottlingException")),
+        ("request limit", Fault::Error(400, "RequestLimitExceeded")),
+    ];
+    for (name, fault) in faults.clone() {
+        r.proxy.set(vec![], fault);
+        let started = Instant::now();
+        let o = r.f.invoke(&event_for(name));
+        let took = started.elapsed();
+        let h = o.http();
+        assert_eq!(h.status, 503, "{name}: {h:?}");
+        assert_eq!(h.header("content-type"), "application/problem+json");
+        for internal in [
+            "injected",
+            "Exception",
+            "InternalServerError",
+            "ServiceUnavailable",
+            "RequestLimit",
+        ] {
+            assert!(!h.body.contains(internal), "{name}: {}", h.body);
+        }
+        // The function times out at 6 s; the SDK gives up by 3 s.
+        assert!(took < Duration::from_millis(4_500), "{name} took {took:?}");
+        healthy(&mut r, &format!("after {name}"));
+    }
+    // The SDK tried each fault three times, but for the hang, which its 3 s operation
+    // timeout cut short after two 1 s attempts.
+    let injected = r.proxy.injected();
+    for (_, fault) in faults {
+        let tries = injected.iter().filter(|f| **f == fault).count();
+        let expected = if fault == Fault::Hang { 2 } else { 3 };
+        assert_eq!(tries, expected, "{fault:?} in {injected:?}");
+    }
+}
+
+#[test]
+fn transient_failures_are_retried_and_the_key_is_stored_once() {
+    let mut r = rig(&[("FIREFLY_TEST_KEYS", "RETRY1")]);
+    r.proxy.set(
+        vec![Fault::Error(500, "InternalServerError"), Fault::Reset],
+        Fault::Pass,
+    );
+    let o = r.f.invoke(&event_for("patient"));
+    assert_eq!(status(&o), 201, "{:?}", o.http());
+    assert_eq!(o.http().json()["registrationKey"], "RETRY1");
+    assert_eq!(Dynalite::shared().scan(&r.table).len(), 1);
+    assert_eq!(r.proxy.injected().len(), 2);
+}
+
+#[test]
+fn a_cut_response_leaves_one_counted_orphan_and_the_caller_gets_another_key() {
+    let mut r = rig(&[("FIREFLY_TEST_KEYS", "XRPHN1,KEPT22")]);
+    r.proxy.set(vec![Fault::CutResponse], Fault::Pass);
+    let o = r.f.invoke(&event_for("cut"));
+    assert_eq!(status(&o), 201, "{:?}", o.http());
+    // The first PutItem was written, its answer lost; the retry found the key live (it is
+    // the same item), so a new key was drawn. The orphan expires with its TTL.
+    assert_eq!(o.http().json()["registrationKey"], "KEPT22");
+    let db = Dynalite::shared();
+    assert_eq!(db.scan(&r.table).len(), 2);
+    assert_eq!(s(&db.get(&r.table, "XRPHN1").unwrap(), "userId"), "cut");
+    assert_eq!(r.proxy.injected(), vec![Fault::CutResponse]);
+}
+
+#[test]
+fn a_non_retryable_dynamodb_error_is_500_with_its_code_in_the_log_only() {
+    let mut r = rig(NO_ENV);
+    r.proxy
+        .set(vec![], Fault::Error(400, "ValidationException"));
+    let o = r.f.invoke(&event());
+    assert_eq!(status(&o), 500);
+    assert!(!o.http().body.contains("ValidationException"));
+    assert!(r.f.json_logs().iter().any(|l| {
+        l["level"] == "ERROR"
+            && l["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("ValidationException")
+    }));
+    assert_eq!(r.proxy.injected().len(), 1, "not retried");
+    healthy(&mut r, "after");
+}
+
+#[test]
+fn very_large_events_unicode_claims_and_odd_routes() {
+    let mut r = rig(NO_ENV);
+    let db = Dynalite::shared();
+
+    // Near Lambda's 6 MB payload limit: a 5 MB body (ignored) and 2,000 headers.
+    let mut big = event_for("big");
+    big["body"] = Value::String("x".repeat(5 * 1024 * 1024));
+    let headers = big["headers"].as_object_mut().unwrap();
+    for i in 0..2_000 {
+        headers.insert(format!("x-filler-{i}"), Value::String("y".repeat(64)));
+    }
+    assert_eq!(status(&r.f.invoke(&big)), 201);
+
+    // Unicode and JSON-hostile subs are stored exactly and logged as valid JSON.
+    for sub in [
+        "ユーザー🦀",
+        "quote\"back\\slash",
+        "tab\u{2028}sep",
+        "é".repeat(64).as_str(),
+    ] {
+        let o = r.f.invoke(&event_for(sub));
+        assert_eq!(status(&o), 201, "{sub:?}");
+        let key = o.http().json()["registrationKey"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(s(&db.get(&r.table, &key).unwrap(), "userId"), sub);
+    }
+    let logged: Vec<String> =
+        r.f.json_logs()
+            .iter()
+            .filter_map(|l| l["user_id"].as_str().map(str::to_owned))
+            .collect();
+    assert!(logged.iter().any(|u| u == "ユーザー🦀"), "{logged:?}");
+
+    // Too long a sub, control characters: refused.
+    for sub in ["a".repeat(129), "line\nbreak".into(), "\u{7}".into()] {
+        assert_eq!(status(&r.f.invoke(&event_for(&sub))), 401, "{sub:?}");
+    }
+
+    // Odd route keys and paths: 404, never a panic.
+    let mut odd = event();
+    odd["routeKey"] = "POST /registration-keys/🦀".into();
+    assert_eq!(status(&r.f.invoke(&odd)), 404);
+    let long_path = format!("/{}", "a/".repeat(50_000));
+    assert_eq!(status(&r.f.invoke(&default_event("POST", &long_path))), 404);
+    assert_eq!(
+        status(&r.f.invoke(&default_event("POST", "/registration-keys%2F.."))),
+        404
+    );
+    let mut no_method = default_event("BREW", "/registration-keys");
+    no_method["requestContext"]["http"]["method"] = "BREW".into();
+    let o = r.f.invoke(&no_method);
+    assert_eq!(status(&o), 405);
+    assert_eq!(o.http().header("allow"), "POST");
+
+    let items = db.scan(&r.table);
+    assert_eq!(items.len(), 5);
+    assert!(
+        items
+            .iter()
+            .all(|i| n(i, "expiresAt") - n(i, "createdAt") == 1800)
+    );
+    assert!(r.f.is_running());
+}

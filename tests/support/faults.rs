@@ -1,0 +1,174 @@
+//! A fault-injecting HTTP proxy on 127.0.0.1 in front of dynalite: each request is passed
+//! through or met with the fault the test sets, and every fault is counted.
+
+use super::http::{self, Reply, Request, Server};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// Forward to dynalite and relay its answer.
+    Pass,
+    /// Accept, read the request, never answer.
+    Hang,
+    /// Close the connection without answering.
+    Reset,
+    /// Answer with this status and DynamoDB error type (e.g. 500 InternalServerError).
+    Error(u16, &'static str),
+    /// Forward to dynalite (the write happens), then close without relaying the answer.
+    CutResponse,
+}
+
+pub struct Proxy {
+    pub server: Server,
+    state: Arc<Mutex<State>>,
+}
+
+struct State {
+    /// Faults to apply to the next requests, in order; then `then`.
+    script: Vec<Fault>,
+    then: Fault,
+    /// Every request number that met a fault other than Pass, with the fault.
+    injected: Vec<Fault>,
+    requests: u64,
+    /// Apply `CutResponse` to every n-th request (0: never), on top of the script.
+    cut_every: u64,
+}
+
+impl Proxy {
+    pub fn start(upstream_port: u16) -> Self {
+        let state = Arc::new(Mutex::new(State {
+            script: Vec::new(),
+            then: Fault::Pass,
+            injected: Vec::new(),
+            requests: 0,
+            cut_every: 0,
+        }));
+        let st = state.clone();
+        let server = http::serve(move |req: Request| {
+            let fault = {
+                let mut s = st.lock().unwrap();
+                s.requests += 1;
+                let f = if s.script.is_empty() {
+                    if s.cut_every > 0 && s.requests.is_multiple_of(s.cut_every) {
+                        Fault::CutResponse
+                    } else {
+                        s.then.clone()
+                    }
+                } else {
+                    s.script.remove(0)
+                };
+                if f != Fault::Pass {
+                    s.injected.push(f.clone());
+                }
+                f
+            };
+            match fault {
+                Fault::Pass => forward(upstream_port, &req),
+                Fault::Hang => Reply::Hang,
+                Fault::Reset => Reply::Close,
+                Fault::Error(status, kind) => Reply::Respond {
+                    status,
+                    headers: vec![("content-type".into(), "application/x-amz-json-1.0".into())],
+                    body: format!(r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"injected by the test proxy"}}"#)
+                        .into_bytes(),
+                },
+                Fault::CutResponse => {
+                    let _ = forward(upstream_port, &req);
+                    Reply::Close
+                }
+            }
+        });
+        Self { server, state }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.server.port)
+    }
+
+    /// The next requests meet `script` in order, then every request meets `then`.
+    pub fn set(&self, script: Vec<Fault>, then: Fault) {
+        let mut s = self.state.lock().unwrap();
+        s.script = script;
+        s.then = then;
+    }
+
+    pub fn cut_every(&self, n: u64) {
+        self.state.lock().unwrap().cut_every = n;
+    }
+
+    /// The faults injected so far.
+    pub fn injected(&self) -> Vec<Fault> {
+        self.state.lock().unwrap().injected.clone()
+    }
+}
+
+/// Sends `req` to dynalite on a fresh connection and returns its answer.
+fn forward(port: u16, req: &Request) -> Reply {
+    let Ok(mut up) = TcpStream::connect(("127.0.0.1", port)) else {
+        return Reply::Close;
+    };
+    let mut head = format!("{} {} HTTP/1.1\r\n", req.method, req.path);
+    for (k, v) in &req.headers {
+        if !k.eq_ignore_ascii_case("connection") {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+    }
+    head.push_str("connection: close\r\n\r\n");
+    if up
+        .write_all(head.as_bytes())
+        .and_then(|_| up.write_all(&req.body))
+        .is_err()
+    {
+        return Reply::Close;
+    }
+    let mut reader = BufReader::new(up);
+    let mut status_line = String::new();
+    if reader.read_line(&mut status_line).unwrap_or(0) == 0 {
+        return Reply::Close;
+    }
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(502);
+    let mut headers = Vec::new();
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            break;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse::<usize>().ok();
+            } else if !k.eq_ignore_ascii_case("connection")
+                && !k.eq_ignore_ascii_case("transfer-encoding")
+            {
+                headers.push((k.trim().to_owned(), v.trim().to_owned()));
+            }
+        }
+    }
+    let mut body = Vec::new();
+    match length {
+        Some(n) => {
+            body.resize(n, 0);
+            if reader.read_exact(&mut body).is_err() {
+                return Reply::Close;
+            }
+        }
+        None => {
+            let _ = reader.read_to_end(&mut body);
+        }
+    }
+    Reply::Respond {
+        status,
+        headers,
+        body,
+    }
+}
