@@ -17,6 +17,8 @@ pub mod app;
 pub mod clock;
 pub mod config;
 pub mod error;
+#[cfg(feature = "test-hooks")]
+pub mod fuzzing;
 pub mod handlers;
 pub mod identity;
 pub mod local;

@@ -36,6 +36,10 @@ impl MemoryKeyStore {
         self.len() == 0
     }
 
+    pub fn clear(&self) {
+        self.lock().clear();
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StoredKey>> {
         // A panic elsewhere while holding the lock leaves a consistent map (every write is a
         // single insert), so a poisoned lock is still safe to use.
