@@ -2,7 +2,8 @@
 //! side in one run on this machine, with ratios.
 //!
 //! Run: `cargo bench --bench coldstart` (needs `npm ci --prefix tools`, valgrind, openssl).
-//! Optional: COLDSTART_ROUNDS (default 15), COLDSTART_WARM (warm invokes per round, 50).
+//! Optional: COLDSTART_ROUNDS (default 15), COLDSTART_WARM (warm invokes per round, 50),
+//! COLDSTART_EXTRA=name=/path/to/bootstrap,... to add other builds (ablations) to the table.
 //!
 //! For each build it reports: stripped size and zipped size; init instructions (callgrind,
 //! from exec to the first GET /next: deterministic, unlike time on a shared machine); init
@@ -24,7 +25,7 @@ use std::time::{Duration, Instant};
 const TABLE: &str = "firefly-registration-keys-bench";
 
 struct Build {
-    name: &'static str,
+    name: String,
     path: PathBuf,
 }
 
@@ -54,16 +55,24 @@ fn main() {
         .arg("--target-dir")
         .arg(root.join("target/baseline"))
         .env("CARGO_ENCODED_RUSTFLAGS", ""));
-    let builds = [
+    let mut builds = vec![
         Build {
-            name: "firefly",
+            name: "firefly".into(),
             path: root.join("target/release/bootstrap"),
         },
         Build {
-            name: "baseline",
+            name: "baseline".into(),
             path: root.join("target/baseline/release/bootstrap"),
         },
     ];
+    for extra in std::env::var("COLDSTART_EXTRA").unwrap_or_default().split(',') {
+        if let Some((name, path)) = extra.split_once('=') {
+            builds.push(Build {
+                name: name.into(),
+                path: path.into(),
+            });
+        }
+    }
 
     let tls = make_ca(&work);
     let dynalite = start_dynalite(&root, &tls);
@@ -72,7 +81,7 @@ fn main() {
     let mut results: Vec<Stats> = Vec::new();
     for b in &builds {
         let mut s = Stats {
-            name: b.name,
+            name: b.name.clone(),
             ..Default::default()
         };
         s.size = std::fs::metadata(&b.path).unwrap().len();
@@ -413,7 +422,7 @@ fn timed_round(bin: &Path, env: &[(String, String)], warm: usize) -> Round {
 
 #[derive(Default)]
 struct Stats {
-    name: &'static str,
+    name: String,
     size: u64,
     zipped: u64,
     init_instructions: u64,
@@ -474,23 +483,26 @@ fn report(results: &[Stats]) {
                 .collect(),
         ),
     ];
+    // Every build against the baseline (column 2).
     let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "\n| measure | {} | {} | ratio |",
-        results[0].name, results[1].name
-    )
-    .unwrap();
-    writeln!(out, "|---|---|---|---|").unwrap();
+    let names: Vec<&str> = results.iter().map(|s| s.name.as_str()).collect();
+    let ratios: Vec<String> = names
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, n)| format!("{n} / baseline"))
+        .collect();
+    writeln!(out, "\n| measure | {} | {} |", names.join(" | "), ratios.join(" | ")).unwrap();
+    writeln!(out, "|---|{}", "---|".repeat(names.len() + ratios.len())).unwrap();
     for (label, v) in rows {
-        writeln!(
-            out,
-            "| {label} | {:.3} | {:.3} | {:.3} |",
-            v[0],
-            v[1],
-            v[0] / v[1]
-        )
-        .unwrap();
+        let values: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
+        let ratios: Vec<String> = v
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 1)
+            .map(|(_, x)| format!("{:.3}", x / v[1]))
+            .collect();
+        writeln!(out, "| {label} | {} | {} |", values.join(" | "), ratios.join(" | ")).unwrap();
     }
     writeln!(
         out,
