@@ -10,12 +10,15 @@
 //! time; the cold request (process start to the first response, the first DynamoDB call
 //! going over TLS to dynalite behind a local CA); warm invoke latency; peak RSS.
 
+#[path = "../tests/support/dynamo.rs"]
+#[allow(dead_code)]
+mod dynamo;
 #[path = "../tests/support/http.rs"]
 #[allow(dead_code)]
 mod http;
 
 use http::{Reply, Request};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -65,7 +68,10 @@ fn main() {
             path: root.join("target/baseline/release/bootstrap"),
         },
     ];
-    for extra in std::env::var("COLDSTART_EXTRA").unwrap_or_default().split(',') {
+    for extra in std::env::var("COLDSTART_EXTRA")
+        .unwrap_or_default()
+        .split(',')
+    {
         if let Some((name, path)) = extra.split_once('=') {
             builds.push(Build {
                 name: name.into(),
@@ -75,8 +81,17 @@ fn main() {
     }
 
     let tls = make_ca(&work);
-    let dynalite = start_dynalite(&root, &tls);
-    let endpoint = format!("https://localhost:{}", dynalite.1);
+    let dynalite = dynamo::Dynalite::start_with(
+        0,
+        &[
+            "--tls".as_ref(),
+            tls.key.as_os_str(),
+            tls.cert.as_os_str(),
+            "--table".as_ref(),
+            TABLE.as_ref(),
+        ],
+    );
+    let endpoint = format!("https://localhost:{}", dynalite.port);
 
     let mut results: Vec<Stats> = Vec::new();
     for b in &builds {
@@ -202,31 +217,6 @@ fn make_ca(dir: &Path) -> Tls {
         key: p("server.key"),
         cert: p("server.pem"),
     }
-}
-
-fn start_dynalite(root: &Path, tls: &Tls) -> (Child, u16) {
-    let mut child = Command::new("node")
-        .arg(root.join("tools/dynalite-server.js"))
-        .arg("0")
-        .arg("--tls")
-        .arg(&tls.key)
-        .arg(&tls.cert)
-        .args(["--table", TABLE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("node");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = line
-        .trim()
-        .strip_prefix("listening ")
-        .expect("dynalite listening")
-        .parse()
-        .unwrap();
-    (child, port)
 }
 
 fn env(endpoint: &str, tls: &Tls) -> Vec<(String, String)> {
@@ -492,7 +482,13 @@ fn report(results: &[Stats]) {
         .filter(|(i, _)| *i != 1)
         .map(|(_, n)| format!("{n} / baseline"))
         .collect();
-    writeln!(out, "\n| measure | {} | {} |", names.join(" | "), ratios.join(" | ")).unwrap();
+    writeln!(
+        out,
+        "\n| measure | {} | {} |",
+        names.join(" | "),
+        ratios.join(" | ")
+    )
+    .unwrap();
     writeln!(out, "|---|{}", "---|".repeat(names.len() + ratios.len())).unwrap();
     for (label, v) in rows {
         let values: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
@@ -502,7 +498,13 @@ fn report(results: &[Stats]) {
             .filter(|(i, _)| *i != 1)
             .map(|(_, x)| format!("{:.3}", x / v[1]))
             .collect();
-        writeln!(out, "| {label} | {} | {} |", values.join(" | "), ratios.join(" | ")).unwrap();
+        writeln!(
+            out,
+            "| {label} | {} | {} |",
+            values.join(" | "),
+            ratios.join(" | ")
+        )
+        .unwrap();
     }
     writeln!(
         out,

@@ -13,6 +13,9 @@ use support::lambda::Function;
 use support::*;
 
 const PROCESSES: usize = 4;
+
+/// What one process did: (user, key) per 201, the count of other answers, the process.
+type Outcome = (Vec<(String, String)>, usize, Function);
 const CUT_EVERY: u64 = 5_000;
 
 #[test]
@@ -35,7 +38,7 @@ fn one_hundred_thousand_keys_from_four_processes_none_lost_none_duplicated() {
 
     let started = Instant::now();
     let per_process = total.div_ceil(PROCESSES);
-    let results: Vec<(Vec<(String, String)>, usize, Function)> = std::thread::scope(|scope| {
+    let results: Vec<Outcome> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..PROCESSES)
             .map(|p| {
                 let env = env.clone();
@@ -47,7 +50,10 @@ fn one_hundred_thousand_keys_from_four_processes_none_lost_none_duplicated() {
                         let user = format!("load-{p}-{i}");
                         let r = f.invoke(&event_for(&user)).http();
                         if r.status == 201 {
-                            minted.push((user, r.json()["registrationKey"].as_str().unwrap().to_owned()));
+                            minted.push((
+                                user,
+                                r.json()["registrationKey"].as_str().unwrap().to_owned(),
+                            ));
                         } else {
                             refused += 1;
                         }
@@ -71,7 +77,9 @@ fn one_hundred_thousand_keys_from_four_processes_none_lost_none_duplicated() {
     let by_key: HashMap<&str, &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> =
         items.iter().map(|i| (s(i, "registrationKey"), i)).collect();
     for (user, key) in &minted {
-        let item = by_key.get(key.as_str()).unwrap_or_else(|| panic!("no item for a 201"));
+        let item = by_key
+            .get(key.as_str())
+            .unwrap_or_else(|| panic!("no item for a 201"));
         assert_eq!(s(item, "userId"), user);
         assert_eq!(n(item, "expiresAt") - n(item, "createdAt"), 1800);
     }
@@ -80,7 +88,11 @@ fn one_hundred_thousand_keys_from_four_processes_none_lost_none_duplicated() {
         .iter()
         .filter(|i| !keys.contains(s(i, "registrationKey")))
         .collect();
-    assert_eq!(orphans.len(), cuts, "every item without a 201 is a cut response");
+    assert_eq!(
+        orphans.len(),
+        cuts,
+        "every item without a 201 is a cut response"
+    );
     let users: HashSet<&str> = minted.iter().map(|(u, _)| u.as_str()).collect();
     assert!(orphans.iter().all(|o| users.contains(s(o, "userId"))));
     assert_eq!(items.len(), total + cuts);

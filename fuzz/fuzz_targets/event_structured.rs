@@ -70,11 +70,20 @@ struct Event {
 }
 
 fn map(pairs: Vec<(String, String)>) -> Value {
-    Value::Object(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect::<Map<_, _>>())
+    Value::Object(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 fn build(e: Event) -> Value {
-    let path = if e.known_path { "/registration-keys".to_owned() } else { e.raw_path };
+    let path = if e.known_path {
+        "/registration-keys".to_owned()
+    } else {
+        e.raw_path
+    };
     let route_key = match e.route_key {
         RouteKey::Ours => "POST /registration-keys".to_owned(),
         RouteKey::Default => "$default".to_owned(),
@@ -94,7 +103,11 @@ fn build(e: Event) -> Value {
     match e.authorizer {
         Authorizer::None => {}
         Authorizer::Lambda(fields) => ctx["authorizer"] = json!({"lambda": map(fields)}),
-        Authorizer::Jwt { sub, claims, null_claims } => {
+        Authorizer::Jwt {
+            sub,
+            claims,
+            null_claims,
+        } => {
             let mut claims = map(claims);
             if let Some(sub) = sub {
                 claims["sub"] = Value::String(sub);

@@ -35,6 +35,11 @@ pub struct Dynalite {
 impl Dynalite {
     /// Starts dynalite on `port` (0: any free port) and waits until it listens.
     pub fn start(port: u16) -> Self {
+        Self::start_with(port, &[])
+    }
+
+    /// As [`Dynalite::start`], with `tools/dynalite-server.js` options (`--tls`, `--table`).
+    pub fn start_with(port: u16, options: &[&std::ffi::OsStr]) -> Self {
         let tools = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools");
         assert!(
             tools.join("node_modules/dynalite").is_dir(),
@@ -43,6 +48,7 @@ impl Dynalite {
         let mut child = Command::new("node")
             .arg(tools.join("dynalite-server.js"))
             .arg(port.to_string())
+            .args(options)
             // The server exits when this pipe closes, even if the test process is killed.
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
