@@ -87,13 +87,16 @@ fn dynamodb_faults_answer_503_in_time_and_the_process_recovers() {
         assert!(took < Duration::from_millis(4_500), "{name} took {took:?}");
         healthy(&mut r, &format!("after {name}"));
     }
-    // The SDK tried each fault three times, but for the hang, which its 3 s operation
-    // timeout cut short after two 1 s attempts.
+    // The SDK tried each fault three times, but for the hang: its 3 s operation timeout
+    // leaves room for two 1 s attempts, or three when the jittered backoffs are short.
     let injected = r.proxy.injected();
     for (_, fault) in faults {
         let tries = injected.iter().filter(|f| **f == fault).count();
-        let expected = if fault == Fault::Hang { 2 } else { 3 };
-        assert_eq!(tries, expected, "{fault:?} in {injected:?}");
+        let expected = if fault == Fault::Hang { 2..=3 } else { 3..=3 };
+        assert!(
+            expected.contains(&tries),
+            "{tries} x {fault:?} in {injected:?}"
+        );
     }
 }
 

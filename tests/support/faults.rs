@@ -133,27 +133,15 @@ fn forward(port: u16, req: &Request) -> Reply {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(502);
-    let mut headers = Vec::new();
-    let mut length = None;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            break;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                length = v.trim().parse::<usize>().ok();
-            } else if !k.eq_ignore_ascii_case("connection")
-                && !k.eq_ignore_ascii_case("transfer-encoding")
-            {
-                headers.push((k.trim().to_owned(), v.trim().to_owned()));
-            }
-        }
-    }
+    let Some((mut headers, length)) = http::read_headers(&mut reader) else {
+        return Reply::Close;
+    };
+    // Relayed as a complete answer of its own on the client's connection.
+    headers.retain(|(k, _)| {
+        !["content-length", "connection", "transfer-encoding"]
+            .iter()
+            .any(|h| k.eq_ignore_ascii_case(h))
+    });
     let mut body = Vec::new();
     match length {
         Some(n) => {

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 
+pub type Headers = Vec<(String, String)>;
+
 pub struct Request {
     pub method: String,
     pub path: String,
-    pub headers: Vec<(String, String)>,
+    pub headers: Headers,
     pub body: Vec<u8>,
 }
 
@@ -103,25 +105,10 @@ fn connection(
             return;
         };
         let (method, path) = (method.to_owned(), path.to_owned());
-        let mut length = 0usize;
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                if k.eq_ignore_ascii_case("content-length") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                headers.push((k.trim().to_owned(), v.trim().to_owned()));
-            }
-        }
-        let mut body = vec![0; length];
+        let Some((headers, length)) = read_headers(&mut reader) else {
+            return;
+        };
+        let mut body = vec![0; length.unwrap_or(0)];
         if reader.read_exact(&mut body).is_err() {
             return;
         }
@@ -164,6 +151,29 @@ fn connection(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Reads header lines up to the blank line: the headers, and Content-Length if given.
+/// `None` when the peer closed the connection first.
+pub fn read_headers(reader: &mut impl BufRead) -> Option<(Headers, Option<usize>)> {
+    let mut headers = Vec::new();
+    let mut length = None;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            return Some((headers, length));
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().ok();
+            }
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
         }
     }
 }
