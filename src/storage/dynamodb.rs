@@ -146,17 +146,11 @@ fn classify(
     err: SdkError<PutItemError, HttpResponse>,
     table: &str,
 ) -> Result<Inserted, StoreError> {
-    let service = match err {
-        // Any 5xx is DynamoDB's side and passing, whether or not the SDK models its code.
-        SdkError::ServiceError(e) if e.raw().status().is_server_error() => {
-            let e = e.into_err();
-            return Err(StoreError::Unavailable(format!(
-                "{}: {}",
-                e.code().unwrap_or("server error"),
-                e.message().unwrap_or("")
-            )));
+    let (service, server_side) = match err {
+        SdkError::ServiceError(e) => {
+            let server_side = e.raw().status().is_server_error();
+            (e.into_err(), server_side)
         }
-        SdkError::ServiceError(e) => e.into_err(),
         SdkError::TimeoutError(_) => return Err(StoreError::Unavailable("timed out".into())),
         SdkError::DispatchFailure(e) => {
             let kind = if e.is_timeout() {
@@ -173,6 +167,13 @@ fn classify(
         }
         other => return Err(StoreError::Other(format!("{other:?}"))),
     };
+    let detail = || {
+        format!(
+            "{}: {}",
+            service.code().unwrap_or("unknown error"),
+            service.message().unwrap_or("")
+        )
+    };
     match &service {
         PutItemError::ConditionalCheckFailedException(_) => Ok(Inserted::Taken),
         PutItemError::ResourceNotFoundException(_) => Err(StoreError::TableMissing(table.into())),
@@ -182,17 +183,11 @@ fn classify(
         | PutItemError::InternalServerError(_)
         | PutItemError::TransactionConflictException(_)
         | PutItemError::ReplicatedWriteConflictException(_) => {
-            Err(StoreError::Unavailable(format!(
-                "{}: {}",
-                service.code().unwrap_or("?"),
-                service.message().unwrap_or("")
-            )))
+            Err(StoreError::Unavailable(detail()))
         }
-        _ => Err(StoreError::Other(format!(
-            "{}: {}",
-            service.code().unwrap_or("unknown error"),
-            service.message().unwrap_or("")
-        ))),
+        // Any other 5xx is DynamoDB's side and passing, modeled by the SDK or not.
+        _ if server_side => Err(StoreError::Unavailable(detail())),
+        _ => Err(StoreError::Other(detail())),
     }
 }
 

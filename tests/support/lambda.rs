@@ -255,21 +255,16 @@ fn route(
         };
     }
     let parse = |body: &[u8]| serde_json::from_slice::<Value>(body).unwrap_or(Value::Null);
-    if let Some(rest) = path.strip_prefix("invocation/") {
-        if let Some(id) = rest.strip_suffix("/response") {
-            let _ = outcomes
-                .lock()
-                .unwrap()
-                .send((id.to_owned(), Outcome::Response(parse(&req.body))));
-            return Reply::status(202, "{}");
-        }
-        if let Some(id) = rest.strip_suffix("/error") {
-            let _ = outcomes
-                .lock()
-                .unwrap()
-                .send((id.to_owned(), Outcome::Error(parse(&req.body))));
-            return Reply::status(202, "{}");
-        }
+    let answer = path.strip_prefix("invocation/").and_then(|rest| {
+        let (id, kind): (_, fn(Value) -> Outcome) = match rest.strip_suffix("/response") {
+            Some(id) => (id, Outcome::Response),
+            None => (rest.strip_suffix("/error")?, Outcome::Error),
+        };
+        Some((id.to_owned(), kind(parse(&req.body))))
+    });
+    if let Some(answer) = answer {
+        let _ = outcomes.lock().unwrap().send(answer);
+        return Reply::status(202, "{}");
     }
     Reply::status(404, "{}")
 }
