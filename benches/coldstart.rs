@@ -4,6 +4,8 @@
 //! Run: `cargo bench --bench coldstart` (needs `npm ci --prefix tools`, valgrind, openssl).
 //! Optional: COLDSTART_ROUNDS (default 15), COLDSTART_WARM (warm invokes per round, 50),
 //! COLDSTART_EXTRA=name=/path/to/bootstrap,... to add other builds (ablations) to the table.
+//! It also measures `firefly+50 routes`: the same binary with 50 synthetic routes in its
+//! table (what a route costs; COLDSTART_ROUTES=0 skips it).
 //!
 //! For each build it reports: stripped size and zipped size; init instructions (callgrind,
 //! from exec to the first GET /next: deterministic, unlike time on a shared machine); init
@@ -39,6 +41,26 @@ fn main() {
     let rounds: usize = env_num("COLDSTART_ROUNDS", 15);
     let warm: usize = env_num("COLDSTART_WARM", 50);
 
+    // What a route costs: the same build with 50 synthetic routes of 50 other functions in
+    // its table (src/synthetic.rs). Built first and copied aside, since the plain build
+    // below writes the same path. COLDSTART_ROUTES=0 skips it.
+    let with_routes = work.join("bootstrap-52-routes");
+    if env_num("COLDSTART_ROUTES", 1) == 1 {
+        eprintln!("building bootstrap with 50 synthetic routes ...");
+        run(Command::new("cargo")
+            .args([
+                "build",
+                "--release",
+                "--quiet",
+                "--bin",
+                "bootstrap",
+                "--features",
+                "synthetic-routes",
+                "--manifest-path",
+            ])
+            .arg(root.join("Cargo.toml")));
+        std::fs::copy(root.join("target/release/bootstrap"), &with_routes).unwrap();
+    }
     // Our release build exactly as deployed (the bench profile would build it with
     // panic=unwind), and the baseline with its own settings only (none of ours).
     eprintln!("building bootstrap (release) and the baseline (benches/baseline) ...");
@@ -68,6 +90,12 @@ fn main() {
             path: root.join("target/baseline/release/bootstrap"),
         },
     ];
+    if env_num("COLDSTART_ROUTES", 1) == 1 {
+        builds.push(Build {
+            name: "firefly+50 routes".into(),
+            path: with_routes,
+        });
+    }
     for extra in std::env::var("COLDSTART_EXTRA")
         .unwrap_or_default()
         .split(',')

@@ -6,17 +6,17 @@
 //!   config, key, store, serialize) against `invoke/parse-only`, the event parse alone
 //!   that any Rust Lambda pays;
 //! - `key/generate` against `key/getrandom-6-bytes`, the CSPRNG call alone;
-//! - `response/serialize` against `response/serde-json-of-body`.
+//! - `response/serialize` against `response/serde-json-of-body`;
+//! - `route-cost/*/52-routes` against `route-cost/*/2-routes`: the table's size per event.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use firefly_api::app::App;
+use firefly_api::app::{App, Parts};
 use firefly_api::clock::FixedClock;
-use firefly_api::config::{ConfigSource, Settings};
-use firefly_api::handlers::registration_keys_post::key::RegistrationKey;
-use firefly_api::handlers::{ROUTES, Services};
+use firefly_api::init::StoreMode;
 use firefly_api::random::{SecureRandom, SystemRandom};
+use firefly_api::registration_keys::key::RegistrationKey;
 use firefly_api::response::Response;
-use firefly_api::storage::MemoryKeyStore;
+use firefly_api::routes::ROUTES;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_http::http::StatusCode;
 use std::hint::black_box;
@@ -25,16 +25,22 @@ use std::sync::Arc;
 const EVENT: &[u8] = include_bytes!("../events/registration-keys-post.json");
 
 fn app() -> App {
-    App::new(
-        ROUTES,
-        "firefly-func-api-registration-keys-post",
-        ConfigSource::Defaults(Arc::new(Settings::default())),
-        Services {
-            // A fresh store per run; 2^30 keys keep collisions out of the measurement.
-            store: Arc::new(MemoryKeyStore::new()),
-            clock: Arc::new(FixedClock(1_795_731_191)),
-            random: Arc::new(SystemRandom),
-        },
+    app_of(ROUTES)
+}
+
+fn app_of(routes: &'static [firefly_api::route::Route]) -> App {
+    let parts = Parts {
+        clock: Arc::new(FixedClock(1_795_731_191)),
+        random: Arc::new(SystemRandom),
+        // A fresh memory store per run; 2^30 keys keep collisions out of the measurement.
+        store_mode: StoreMode::Memory,
+        shared: Default::default(),
+    };
+    App::build(
+        routes,
+        Some("firefly-func-api-registration-keys-post"),
+        parts,
+        &|_| None,
     )
     .unwrap()
 }
@@ -101,5 +107,31 @@ fn response(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, invoke, key, response);
+/// What a route costs per event: the same invoke with the real table and with 50 more
+/// routes (src/synthetic.rs), by route key (a hash look-up) and as a `$default` event
+/// (matched by path with matchit). Dispatch by key must not grow with the table.
+fn route_cost(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let event: ApiGatewayV2httpRequest = serde_json::from_slice(EVENT).unwrap();
+    let mut default = event.clone();
+    default.route_key = Some("$default".into());
+    let mut g = c.benchmark_group("route-cost");
+    for (name, routes) in [
+        ("2-routes", ROUTES),
+        ("52-routes", firefly_api::synthetic::table()),
+    ] {
+        let app = app_of(routes);
+        g.bench_function(format!("by-key/{name}"), |b| {
+            b.iter(|| rt.block_on(app.respond("bench", black_box(&event))))
+        });
+        g.bench_function(format!("default/{name}"), |b| {
+            b.iter(|| rt.block_on(app.respond("bench", black_box(&default))))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, invoke, key, response, route_cost);
 criterion_main!(benches);

@@ -1,16 +1,19 @@
 //! The application: process-wide state, and the one-way path of an event through it.
+//!
+//! Generic: it names no feature. It builds the handlers of one function's routes (see
+//! [`crate::init`]) and sends each event through the route table, the function guard, the
+//! caller check and the handler, to one response.
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::ConfigSource;
-use crate::error::ApiError;
-use crate::handlers::{Ctx, ROUTES, Services};
+use crate::error::{ApiError, StartupError};
 use crate::identity::Caller;
+use crate::init::{Init, StoreMode};
 use crate::random::{SecureRandom, SystemRandom};
 use crate::response::Response;
-use crate::routing::{Auth, Resolved, Route, RouteTable, strip_stage};
-use crate::storage::{DynamoKeyStore, KeyStore, MemoryKeyStore};
+use crate::route::{Build, Endpoint, Request, Route};
+use crate::routing::{Resolved, RouteTable, strip_stage};
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use std::fmt;
+use lambda_http::http::Extensions;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -18,100 +21,119 @@ use tracing::Instrument;
 /// Everything a request needs that outlives it. Built once per process.
 pub struct App {
     table: RouteTable,
-    /// The Lambda function this process is; it serves only that function's routes.
-    function: String,
-    config: ConfigSource,
-    services: Services,
+    /// The Lambda function this process is; it serves only that function's routes. `None`
+    /// serves every route (a local run of the whole API).
+    function: Option<String>,
+    /// Built handlers, by route index; `None` for routes of other functions.
+    endpoints: Vec<Option<Endpoint>>,
 }
 
-/// A start-up failure: the process logs it and exits, and Lambda reports the init error.
-#[derive(Debug)]
-pub struct StartupError(pub String);
-
-impl fmt::Display for StartupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+/// What the app is built from besides the route table and the environment.
+pub struct Parts {
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn SecureRandom>,
+    pub store_mode: StoreMode,
+    /// Shared state put in before any route is built (a test's own store, say).
+    pub shared: Extensions,
 }
 
-impl std::error::Error for StartupError {}
-
-/// Which key store to use. DynamoDB unless the memory store is asked for by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StoreKind {
-    DynamoDb,
-    Memory,
-}
-
-impl App {
-    /// Builds the app from the environment (see README's configuration table).
+impl Parts {
+    /// The real clock and CSPRNG (or, with the `test-hooks` feature, the test's), and the
+    /// store mode from `FIREFLY_STORE`.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, StartupError> {
-        let err = |m: String| StartupError(m);
-        let table = RouteTable::new(ROUTES).map_err(|e| err(e.to_string()))?;
-        let function = env("FIREFLY_FUNCTION_NAME")
-            .or_else(|| env("AWS_LAMBDA_FUNCTION_NAME"))
-            .filter(|f| !f.is_empty())
-            .ok_or_else(|| err("AWS_LAMBDA_FUNCTION_NAME is not set".into()))?;
-        if !table.routes().iter().any(|r| r.function == function) {
-            let mut known: Vec<&str> = table.routes().iter().map(|r| r.function).collect();
-            known.dedup();
-            return Err(err(format!(
-                "function {function} serves no route in the table (known functions: {}); set FIREFLY_FUNCTION_NAME to one of them for local runs",
-                known.join(", ")
-            )));
-        }
-        let store_kind = match env("FIREFLY_STORE").as_deref() {
-            None | Some("") | Some("dynamodb") => StoreKind::DynamoDb,
-            Some("memory") => StoreKind::Memory,
+        let store_mode = match env("FIREFLY_STORE").as_deref() {
+            None | Some("") | Some("dynamodb") => StoreMode::DynamoDb,
+            Some("memory") => StoreMode::Memory,
             Some(other) => {
-                return Err(err(format!(
+                return Err(StartupError(format!(
                     "FIREFLY_STORE={other:?}: expected \"dynamodb\" or \"memory\""
                 )));
             }
         };
-        let store: Arc<dyn KeyStore> = match store_kind {
-            StoreKind::Memory => Arc::new(MemoryKeyStore::new()),
-            StoreKind::DynamoDb => {
-                let table_name = env("REGISTRATION_KEYS_TABLE")
-                    .filter(|t| !t.is_empty())
-                    .ok_or_else(|| {
-                        err("REGISTRATION_KEYS_TABLE is not set (for a local run without DynamoDB, set FIREFLY_STORE=memory)".into())
-                    })?;
-                let client = DynamoKeyStore::client_from_env(env).map_err(err)?;
-                Arc::new(DynamoKeyStore::new(client, table_name))
-            }
-        };
-        let config = ConfigSource::from_env(env).map_err(|e| err(e.to_string()))?;
         let (clock, random) = clock_and_random(env)?;
         Ok(Self {
-            table,
-            function,
-            config,
-            services: Services {
-                store,
-                clock,
-                random,
-            },
+            clock,
+            random,
+            store_mode,
+            shared: Extensions::new(),
         })
     }
+}
 
-    /// Builds an app from parts (tests, benches): `routes` is normally [`ROUTES`].
-    pub fn new(
+impl App {
+    /// Builds the app of the function named by `FIREFLY_FUNCTION_NAME`, else
+    /// `AWS_LAMBDA_FUNCTION_NAME` (see README's configuration table).
+    pub fn from_env(
         routes: &'static [Route],
-        function: impl Into<String>,
-        config: ConfigSource,
-        services: Services,
+        env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, StartupError> {
+        let function = env("FIREFLY_FUNCTION_NAME")
+            .or_else(|| env("AWS_LAMBDA_FUNCTION_NAME"))
+            .filter(|f| !f.is_empty())
+            .ok_or_else(|| StartupError("AWS_LAMBDA_FUNCTION_NAME is not set".into()))?;
+        Self::build(routes, Some(&function), Parts::from_env(env)?, env)
+    }
+
+    /// Builds the handlers of `function`'s routes (every route for `None`), and nothing
+    /// else: another function's needs are never asked for.
+    pub fn build(
+        routes: &'static [Route],
+        function: Option<&str>,
+        parts: Parts,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, StartupError> {
+        let table = RouteTable::new(routes).map_err(|e| StartupError(e.to_string()))?;
+        let serves = |r: &Route| function.is_none_or(|f| r.function == f);
+        let Some(first) = routes.iter().find(|r| serves(r)) else {
+            let mut known: Vec<&str> = routes.iter().map(|r| r.function).collect();
+            known.sort_unstable();
+            known.dedup();
+            return Err(StartupError(format!(
+                "function {} serves no route in the table (known functions: {}); set FIREFLY_FUNCTION_NAME to one of them for local runs",
+                function.unwrap_or("-"),
+                known.join(", ")
+            )));
+        };
+        let mut init = Init::new(
+            env,
+            first,
+            parts.clock,
+            parts.random,
+            parts.store_mode,
+            parts.shared,
+        );
+        let mut endpoints = Vec::with_capacity(routes.len());
+        for route in routes {
+            if !serves(route) {
+                endpoints.push(None);
+                continue;
+            }
+            init.set_route(route);
+            endpoints.push(Some(match route.build {
+                Build::Jwt(build) => Endpoint::Jwt(build(&mut init)?),
+                Build::Public(build) => Endpoint::Public(build(&mut init)?),
+            }));
+        }
         Ok(Self {
-            table: RouteTable::new(routes).map_err(|e| StartupError(e.to_string()))?,
-            function: function.into(),
-            config,
-            services,
+            table,
+            function: function.map(str::to_owned),
+            endpoints,
         })
     }
 
+    /// The function this process serves (`*` for all).
     pub fn function(&self) -> &str {
-        &self.function
+        self.function.as_deref().unwrap_or("*")
+    }
+
+    /// The routes this process serves.
+    pub fn routes(&self) -> impl Iterator<Item = &'static Route> + '_ {
+        self.table
+            .routes()
+            .iter()
+            .zip(&self.endpoints)
+            .filter(|(_, e)| e.is_some())
+            .map(|(r, _)| r)
     }
 
     /// The Lambda entry point: one event in, one API Gateway response out.
@@ -169,7 +191,7 @@ impl App {
             event.raw_path.as_deref().unwrap_or("/"),
             ctx.stage.as_deref(),
         );
-        let (route, params) =
+        let (route, index, params) =
             match self
                 .table
                 .resolve(route_key, ctx.http.method.as_str(), raw_path, || {
@@ -179,41 +201,40 @@ impl App {
                         .map(|(k, v)| (k.clone(), v.clone()))
                         .collect()
                 }) {
-                Resolved::Found { route, params } => (route, params),
+                Resolved::Found {
+                    route,
+                    index,
+                    params,
+                } => (route, index, params),
                 Resolved::MethodNotAllowed(allow) => {
                     return Err(ApiError::MethodNotAllowed { allow });
                 }
                 Resolved::NotFound => return Err(ApiError::NotFound),
             };
-        if route.function != self.function {
+        let Some(endpoint) = &self.endpoints[index] else {
             // API Gateway sent us another function's route: a wiring mistake in a template.
             tracing::error!(
                 route = route.key,
                 owner = route.function,
-                this_function = %self.function,
+                this_function = self.function(),
                 "misrouted event: this route belongs to another function; check the API Gateway integration"
             );
             return Err(ApiError::NotFound);
-        }
-        let caller = match route.auth {
-            Auth::Jwt => {
+        };
+        let req = Request {
+            request_id,
+            params,
+            event,
+        };
+        match endpoint {
+            Endpoint::Jwt(handler) => {
                 let caller = Caller::from_context(ctx)
                     .map_err(|e| ApiError::Unauthenticated { reason: e.reason() })?;
                 *user_id = Some(caller.user_id.clone());
-                Some(caller)
+                handler.call(req, caller).await
             }
-            Auth::None => None,
-        };
-        let settings = self.config.current().await;
-        (route.run)(Ctx {
-            request_id,
-            caller,
-            settings,
-            services: &self.services,
-            params,
-            event,
-        })
-        .await
+            Endpoint::Public(handler) => handler.call(req).await,
+        }
     }
 }
 
@@ -238,44 +259,54 @@ fn clock_and_random(env: &dyn Fn(&str) -> Option<String>) -> Result<ClockAndRand
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use crate::config::Settings;
-    use crate::handlers::registration_keys_post;
-    use crate::routing::Route;
-    use crate::storage::BoxFuture;
+    use crate::route::{BoxFuture, HandlerResult, PublicHandler};
+    use crate::routes::ROUTES;
 
-    fn teapot(_: Ctx<'_>) -> BoxFuture<'_, Result<Response, ApiError>> {
-        Box::pin(async {
-            Ok(Response::json(
-                lambda_http::http::StatusCode::IM_A_TEAPOT,
-                &"tea",
-            ))
-        })
+    struct Teapot;
+
+    impl PublicHandler for Teapot {
+        fn call<'a>(&'a self, _: Request<'a>) -> BoxFuture<'a, HandlerResult> {
+            Box::pin(async {
+                Ok(Response::json(
+                    lambda_http::http::StatusCode::IM_A_TEAPOT,
+                    &"tea",
+                ))
+            })
+        }
     }
 
-    static TWO_FUNCTIONS: [Route; 2] = [
-        registration_keys_post::ROUTE,
+    fn teapot(_: &mut Init<'_>) -> Result<Box<dyn PublicHandler>, StartupError> {
+        Ok(Box::new(Teapot))
+    }
+
+    static THREE_FUNCTIONS: [Route; 3] = [
+        crate::registration_keys::post::ROUTE,
+        crate::registration_keys::delete::ROUTE,
         Route {
             key: "GET /tea",
-            handler: "teapot",
             function: "firefly-func-api-tea-get",
-            auth: Auth::None,
-            iam_actions: &[],
-            run: teapot,
+            summary: "tea",
+            uses: &[],
+            answers: &[],
+            build: Build::Public(teapot),
         },
     ];
 
-    fn app(function: &str) -> App {
-        App::new(
-            &TWO_FUNCTIONS,
-            function,
-            ConfigSource::Defaults(Arc::new(Settings::default())),
-            Services {
-                store: Arc::new(MemoryKeyStore::new()),
-                clock: Arc::new(FixedClock(0)),
-                random: Arc::new(SystemRandom),
-            },
-        )
-        .unwrap()
+    fn parts() -> Parts {
+        Parts {
+            clock: Arc::new(FixedClock(0)),
+            random: Arc::new(SystemRandom),
+            store_mode: StoreMode::Memory,
+            shared: Extensions::new(),
+        }
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    fn app(function: Option<&str>) -> App {
+        App::build(&THREE_FUNCTIONS, function, parts(), &no_env).unwrap()
     }
 
     fn event(route_key: &str) -> ApiGatewayV2httpRequest {
@@ -285,22 +316,102 @@ mod tests {
         e
     }
 
+    async fn status(app: &App, e: &ApiGatewayV2httpRequest) -> u16 {
+        app.respond("r", e).await.status.as_u16()
+    }
+
     #[tokio::test]
     async fn a_function_serves_only_its_own_routes() {
-        let tea = app("firefly-func-api-tea-get");
-        assert_eq!(
-            tea.respond("r", &event("GET /tea")).await.status.as_u16(),
-            418
-        );
-        let misrouted = tea.respond("r", &event("POST /registration-keys")).await;
-        assert_eq!(misrouted.status.as_u16(), 404);
+        let tea = app(Some("firefly-func-api-tea-get"));
+        assert_eq!(status(&tea, &event("GET /tea")).await, 418);
+        assert_eq!(status(&tea, &event("POST /registration-keys")).await, 404);
 
-        let keys = app("firefly-func-api-registration-keys-post");
+        let keys = app(Some("firefly-func-api-registration-keys-post"));
+        assert_eq!(status(&keys, &event("GET /tea")).await, 404);
+        assert_eq!(status(&keys, &event("POST /registration-keys")).await, 201);
+        let mut revoke = event("DELETE /registration-keys/{registrationKey}");
+        revoke
+            .path_parameters
+            .insert("registrationKey".into(), "7KQ2MX".into());
+        assert_eq!(status(&keys, &revoke).await, 404);
         assert_eq!(
-            keys.respond("r", &event("GET /tea")).await.status.as_u16(),
-            404
+            keys.routes().map(|r| r.key).collect::<Vec<_>>(),
+            ["POST /registration-keys"]
         );
-        let minted = keys.respond("r", &event("POST /registration-keys")).await;
-        assert_eq!(minted.status.as_u16(), 201);
+    }
+
+    #[tokio::test]
+    async fn every_function_in_one_process_shares_one_store() {
+        let all = app(None);
+        assert_eq!(all.routes().count(), 3);
+        let minted = all.respond("r", &event("POST /registration-keys")).await;
+        let body: serde_json::Value = serde_json::from_str(&minted.body).unwrap();
+        let key = body["registrationKey"].as_str().unwrap();
+        let mut revoke = event("DELETE /registration-keys/{registrationKey}");
+        revoke
+            .path_parameters
+            .insert("registrationKey".into(), key.to_ascii_lowercase());
+        assert_eq!(status(&all, &revoke).await, 204);
+        assert_eq!(status(&all, &revoke).await, 404);
+    }
+
+    #[tokio::test]
+    async fn jwt_handlers_never_run_without_a_caller() {
+        let all = app(None);
+        let mut e = event("POST /registration-keys");
+        e.request_context.authorizer = None;
+        let r = all.respond("r", &e).await;
+        assert_eq!(r.status.as_u16(), 401);
+        // The teapot has no authorizer and needs none.
+        let mut e = event("GET /tea");
+        e.request_context.authorizer = None;
+        assert_eq!(status(&all, &e).await, 418);
+    }
+
+    #[test]
+    fn a_function_builds_only_what_its_routes_need() {
+        // The tea function uses nothing: it starts with no environment at all, even in the
+        // DynamoDB store mode that the registration-key routes would need a table for.
+        let mut p = parts();
+        p.store_mode = StoreMode::DynamoDb;
+        assert!(
+            App::build(
+                &THREE_FUNCTIONS,
+                Some("firefly-func-api-tea-get"),
+                p,
+                &no_env
+            )
+            .is_ok()
+        );
+        let mut p = parts();
+        p.store_mode = StoreMode::DynamoDb;
+        let err = App::build(
+            &THREE_FUNCTIONS,
+            Some("firefly-func-api-registration-keys-delete"),
+            p,
+            &no_env,
+        )
+        .err()
+        .unwrap();
+        assert_eq!(
+            err.0,
+            "route DELETE /registration-keys/{registrationKey}: needs REGISTRATION_KEYS_TABLE, which is not set"
+        );
+    }
+
+    #[test]
+    fn unknown_functions_are_refused_with_the_known_ones() {
+        let err = App::build(&THREE_FUNCTIONS, Some("nope"), parts(), &no_env)
+            .err()
+            .unwrap();
+        assert!(err.0.contains("serves no route"), "{err}");
+        assert!(err.0.contains("firefly-func-api-tea-get"), "{err}");
+    }
+
+    #[test]
+    fn every_route_in_the_table_builds() {
+        // Each handler asks only for what its route declares (Init refuses the rest).
+        let app = App::build(ROUTES, None, parts(), &no_env).unwrap();
+        assert_eq!(app.routes().count(), ROUTES.len());
     }
 }

@@ -1,72 +1,100 @@
 //! Runtime settings from AWS AppConfig, read through the AppConfig Lambda extension.
 //!
 //! The extension serves the deployed profile on `localhost:2772` and refreshes it in the
-//! background, so a read is a local HTTP call. We still cache the parsed settings for a few
-//! seconds to keep that call off most invokes, and bound it with a short timeout so that a
-//! stuck extension costs a request at most that much. A failed or invalid read never fails
-//! a request: the last good settings (or the built-in defaults) stay in force, and one log
-//! line says why.
+//! background, so a read is a local HTTP call. We still cache the profile for a few seconds
+//! to keep that call off most invokes, and bound it with a short timeout so that a stuck
+//! extension costs a request at most that much. A failed read never fails a request: the
+//! last good profile (or none: the built-in defaults) stays in force, and one log line says
+//! why.
+//!
+//! The profile is a JSON object of sections, one per feature (`{"registrationKeys": {..}}`).
+//! A feature reads only its own section through [`Settings`], which parses and validates it
+//! when the profile changes: a bad section keeps that feature's last good settings and
+//! never disturbs another feature's.
 
+use crate::route::Resource;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The settings every handler may read. Missing fields take their defaults.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Settings {
-    pub registration_keys: RegistrationKeySettings,
-}
+/// The resource a route lists in its `uses` when it reads settings.
+pub const APPCONFIG: Resource = Resource::AppConfig;
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct RegistrationKeySettings {
-    /// `false` switches `POST /registration-keys` off (503).
-    pub enabled: bool,
-    /// How long a minted key stays valid.
-    pub ttl_seconds: u32,
-}
+/// What reading settings through the extension needs the role to grant (on `*`: the
+/// extension starts a configuration session for whatever profile the function names).
+pub const APPCONFIG_ACTIONS: &[&str] = &[
+    "appconfig:StartConfigurationSession",
+    "appconfig:GetLatestConfiguration",
+];
 
-impl Default for RegistrationKeySettings {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            ttl_seconds: 1800,
-        }
+/// The environment a function that reads settings gets, as template expressions.
+pub const TEMPLATE_ENV: [(&str, &str); 4] = [
+    ("FIREFLY_APPCONFIG_APPLICATION", "!Ref AppConfigApplication"),
+    ("FIREFLY_APPCONFIG_ENVIRONMENT", "!Ref AppConfigEnvironment"),
+    ("FIREFLY_APPCONFIG_PROFILE", "!Ref AppConfigProfile"),
+    (
+        "AWS_APPCONFIG_EXTENSION_PREFETCH_LIST",
+        "!Sub /applications/${AppConfigApplication}/environments/${AppConfigEnvironment}/configurations/${AppConfigProfile}",
+    ),
+];
+
+/// The AppConfig names; all three set: AppConfig, none: the built-in defaults.
+const NAMES: [&str; 3] = [
+    "FIREFLY_APPCONFIG_APPLICATION",
+    "FIREFLY_APPCONFIG_ENVIRONMENT",
+    "FIREFLY_APPCONFIG_PROFILE",
+];
+
+/// Every variable this module reads (the start-up check of declared environment uses it).
+pub const ENV_READ: [&str; 6] = [
+    NAMES[0],
+    NAMES[1],
+    NAMES[2],
+    "AWS_APPCONFIG_EXTENSION_HTTP_PORT",
+    "FIREFLY_APPCONFIG_TIMEOUT_MS",
+    "FIREFLY_CONFIG_CACHE_SECONDS",
+];
+
+/// One feature's section of the profile. Missing fields take their defaults; a missing
+/// section is all defaults.
+pub trait Section:
+    DeserializeOwned + Default + PartialEq + fmt::Debug + Send + Sync + 'static
+{
+    /// The section's key in the profile (`registrationKeys`).
+    const NAME: &'static str;
+
+    /// Range checks beyond the types. An error rejects the whole section.
+    fn validate(&self) -> Result<(), String> {
+        Ok(())
     }
 }
 
-/// Accepted key lifetimes: at least a minute to type the key in, at most a day.
-pub const TTL_RANGE: std::ops::RangeInclusive<u32> = 60..=86_400;
-
-impl Settings {
-    /// Parses and validates a JSON profile. Anything out of range rejects the whole profile:
-    /// half-applied settings are harder to reason about than the previous good ones.
-    pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
-        let invalid = |e: serde_json::Error| ConfigError::Invalid(e.to_string());
-        // serde reads a struct from a JSON array too; a profile and its sections are objects.
-        let profile: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_slice(json).map_err(invalid)?;
-        if let Some((name, _)) = profile.iter().find(|(_, v)| !v.is_object()) {
-            return Err(ConfigError::Invalid(format!("{name} is not an object")));
-        }
-        let settings = Self::deserialize(serde_json::Value::Object(profile)).map_err(invalid)?;
-        let ttl = settings.registration_keys.ttl_seconds;
-        if !TTL_RANGE.contains(&ttl) {
-            return Err(ConfigError::Invalid(format!(
-                "registrationKeys.ttlSeconds is {ttl}, outside {}..={}",
-                TTL_RANGE.start(),
-                TTL_RANGE.end()
-            )));
-        }
-        Ok(settings)
+/// Parses and validates `T`'s section of a profile. Anything wrong rejects the whole
+/// section: half-applied settings are harder to reason about than the previous good ones.
+pub fn parse_section<T: Section>(profile: &Map<String, Value>) -> Result<T, ConfigError> {
+    let invalid = |m: String| ConfigError::Invalid(format!("{}: {m}", T::NAME));
+    let Some(section) = profile.get(T::NAME) else {
+        return Ok(T::default());
+    };
+    // serde reads a struct from a JSON array too; a section is an object.
+    if !section.is_object() {
+        return Err(invalid("not an object".into()));
     }
+    let value = T::deserialize(section).map_err(|e| invalid(e.to_string()))?;
+    value.validate().map_err(invalid)?;
+    Ok(value)
+}
+
+/// Parses a whole profile: a JSON object (its sections are each feature's to check).
+pub fn parse_profile(json: &[u8]) -> Result<Map<String, Value>, ConfigError> {
+    serde_json::from_slice(json).map_err(|e| ConfigError::Invalid(e.to_string()))
 }
 
 /// Why the settings could not be read.
@@ -92,30 +120,32 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Where the settings come from.
+/// Where the profile comes from.
 pub enum ConfigSource {
-    /// No AppConfig names are set (local runs): the built-in defaults.
-    Defaults(Arc<Settings>),
+    /// No AppConfig names are set (local runs): every section takes its defaults.
+    Defaults,
     AppConfig(Box<AppConfigClient>),
+}
+
+/// A profile as read, and a number that changes whenever its content does.
+#[derive(Clone, Default)]
+pub struct Profile {
+    pub version: u64,
+    pub sections: Arc<Map<String, Value>>,
 }
 
 impl ConfigSource {
     /// Reads the AppConfig names from the environment. All three names set: AppConfig; none:
     /// defaults; some: a startup error, since that is a deployment mistake, not a choice.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let names = [
-            "FIREFLY_APPCONFIG_APPLICATION",
-            "FIREFLY_APPCONFIG_ENVIRONMENT",
-            "FIREFLY_APPCONFIG_PROFILE",
-        ];
-        let values: Vec<Option<String>> = names
+        let values: Vec<Option<String>> = NAMES
             .iter()
             .map(|n| env(n).filter(|v| !v.is_empty()))
             .collect();
         if values.iter().all(Option::is_none) {
-            return Ok(Self::Defaults(Arc::new(Settings::default())));
+            return Ok(Self::Defaults);
         }
-        let missing: Vec<&str> = names
+        let missing: Vec<&str> = NAMES
             .iter()
             .zip(&values)
             .filter(|(_, v)| v.is_none())
@@ -132,7 +162,7 @@ impl ConfigSource {
         let port: u16 = parse_env(env, "AWS_APPCONFIG_EXTENSION_HTTP_PORT", 2772, 1..=65_535)?;
         let timeout_ms: u64 = parse_env(env, "FIREFLY_APPCONFIG_TIMEOUT_MS", 250, 1..=1_000)?;
         let cache_seconds: u64 = parse_env(env, "FIREFLY_CONFIG_CACHE_SECONDS", 15, 0..=3_600)?;
-        for (name, value) in names.iter().zip([&app, &environment, &profile]) {
+        for (name, value) in NAMES.iter().zip([&app, &environment, &profile]) {
             // The names become URL path segments; refuse anything that would change the path.
             if !value
                 .bytes()
@@ -153,12 +183,68 @@ impl ConfigSource {
         )?)))
     }
 
-    /// The settings in force now. Never fails: see the module docs.
-    pub async fn current(&self) -> Arc<Settings> {
+    /// The profile in force now. Never fails: see the module docs.
+    pub async fn profile(&self) -> Profile {
         match self {
-            Self::Defaults(s) => Arc::clone(s),
-            Self::AppConfig(c) => c.current().await,
+            Self::Defaults => Profile::default(),
+            Self::AppConfig(c) => c.profile().await,
         }
+    }
+}
+
+/// One feature's settings: its section of the profile, parsed when the profile changes.
+pub struct Settings<T> {
+    source: Arc<ConfigSource>,
+    state: Mutex<SectionState<T>>,
+}
+
+struct SectionState<T> {
+    /// The profile version `value` was last checked against.
+    version: u64,
+    value: Arc<T>,
+}
+
+impl<T: Section> Settings<T> {
+    pub fn new(source: Arc<ConfigSource>) -> Self {
+        Self::starting_with(source, T::default())
+    }
+
+    /// Settings that stay `value` (tests, benches, local runs without AppConfig).
+    pub fn fixed(value: T) -> Self {
+        Self::starting_with(Arc::new(ConfigSource::Defaults), value)
+    }
+
+    fn starting_with(source: Arc<ConfigSource>, value: T) -> Self {
+        Self {
+            source,
+            state: Mutex::new(SectionState {
+                version: 0,
+                value: Arc::new(value),
+            }),
+        }
+    }
+
+    /// The settings in force now. Never fails: a bad section keeps the last good value.
+    pub async fn current(&self) -> Arc<T> {
+        let profile = self.source.profile().await;
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if profile.version != state.version {
+            state.version = profile.version;
+            match parse_section::<T>(&profile.sections) {
+                Ok(value) => {
+                    if *state.value != value {
+                        tracing::info!(section = T::NAME, settings = ?value, "AppConfig settings loaded");
+                        state.value = Arc::new(value);
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    section = T::NAME,
+                    error = %e,
+                    "AppConfig section rejected; keeping its last good settings (the built-in defaults if none)"
+                ),
+            }
+        }
+        Arc::clone(&state.value)
     }
 }
 
@@ -194,7 +280,7 @@ pub struct AppConfigClient {
 }
 
 struct CacheState {
-    settings: Arc<Settings>,
+    profile: Profile,
     /// When the last read (good or bad) finished; `None` before the first.
     checked_at: Option<Instant>,
 }
@@ -213,19 +299,19 @@ impl AppConfigClient {
             timeout,
             cache_for,
             state: Mutex::new(CacheState {
-                settings: Arc::new(Settings::default()),
+                profile: Profile::default(),
                 checked_at: None,
             }),
         })
     }
 
-    pub async fn current(&self) -> Arc<Settings> {
+    pub async fn profile(&self) -> Profile {
         {
             let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(at) = state.checked_at
                 && at.elapsed() < self.cache_for
             {
-                return Arc::clone(&state.settings);
+                return state.profile.clone();
             }
         }
         let fetched = self.fetch().await;
@@ -234,15 +320,13 @@ impl AppConfigClient {
         // not one per request, and one log line per period, not a flood.
         state.checked_at = Some(Instant::now());
         match fetched {
-            Ok(settings) => {
-                if *state.settings != settings {
-                    tracing::info!(
-                        registration_keys_enabled = settings.registration_keys.enabled,
-                        registration_keys_ttl_seconds = settings.registration_keys.ttl_seconds,
-                        "AppConfig settings loaded"
-                    );
+            Ok(sections) => {
+                if *state.profile.sections != sections {
+                    state.profile = Profile {
+                        version: state.profile.version + 1,
+                        sections: Arc::new(sections),
+                    };
                 }
-                state.settings = Arc::new(settings);
             }
             Err(e) => {
                 tracing::warn!(
@@ -251,10 +335,10 @@ impl AppConfigClient {
                 );
             }
         }
-        Arc::clone(&state.settings)
+        state.profile.clone()
     }
 
-    async fn fetch(&self) -> Result<Settings, ConfigError> {
+    async fn fetch(&self) -> Result<Map<String, Value>, ConfigError> {
         let read = async {
             let response = self
                 .client
@@ -272,7 +356,7 @@ impl AppConfigClient {
                     "the extension answered {status}"
                 )));
             }
-            Settings::parse(&body)
+            parse_profile(&body)
         };
         match tokio::time::timeout(self.timeout, read).await {
             Ok(result) => result,
@@ -289,65 +373,76 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    #[test]
-    fn defaults_are_enabled_and_thirty_minutes() {
-        let s = Settings::default();
-        assert!(s.registration_keys.enabled);
-        assert_eq!(s.registration_keys.ttl_seconds, 1800);
+    #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+    #[serde(default, rename_all = "camelCase")]
+    struct Alpha {
+        limit: u32,
     }
 
-    #[test]
-    fn parses_a_full_profile_and_ignores_unknown_settings() {
-        let s = Settings::parse(
-            br#"{"registrationKeys":{"enabled":false,"ttlSeconds":600},"otherRoute":{"x":[1]}}"#,
-        )
-        .unwrap();
-        assert!(!s.registration_keys.enabled);
-        assert_eq!(s.registration_keys.ttl_seconds, 600);
-    }
-
-    #[test]
-    fn missing_settings_take_defaults() {
-        assert_eq!(Settings::parse(b"{}").unwrap(), Settings::default());
-        let s = Settings::parse(br#"{"registrationKeys":{"ttlSeconds":60}}"#).unwrap();
-        assert!(s.registration_keys.enabled);
-        assert_eq!(s.registration_keys.ttl_seconds, 60);
-    }
-
-    #[test]
-    fn ttl_bounds_are_inclusive() {
-        for (ttl, ok) in [
-            (59, false),
-            (60, true),
-            (86_400, true),
-            (86_401, false),
-            (0, false),
-        ] {
-            let json = format!(r#"{{"registrationKeys":{{"ttlSeconds":{ttl}}}}}"#);
-            assert_eq!(Settings::parse(json.as_bytes()).is_ok(), ok, "{ttl}");
+    impl Section for Alpha {
+        const NAME: &'static str = "alpha";
+        fn validate(&self) -> Result<(), String> {
+            (self.limit <= 10)
+                .then_some(())
+                .ok_or_else(|| format!("limit {} is over 10", self.limit))
         }
     }
 
+    #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+    #[serde(default)]
+    struct Beta {
+        on: bool,
+    }
+
+    impl Section for Beta {
+        const NAME: &'static str = "beta";
+    }
+
+    fn profile(json: &str) -> Map<String, Value> {
+        parse_profile(json.as_bytes()).unwrap()
+    }
+
     #[test]
-    fn malformed_profiles_are_rejected() {
-        for bad in [
-            &b""[..],
-            b"not json",
-            b"[]",
-            b"null",
-            br#"{"registrationKeys":{"enabled":"yes"}}"#,
-            br#"{"registrationKeys":{"ttlSeconds":-5}}"#,
-            br#"{"registrationKeys":{"ttlSeconds":1.5}}"#,
-            br#"{"registrationKeys":{"ttlSeconds":99999999999}}"#,
-            br#"{"registrationKeys":[]}"#,
-            br#"{"registrationKeys":{"enabled":null}}"#,
-        ] {
+    fn a_profile_is_a_json_object() {
+        for bad in [&b""[..], b"not json", b"[]", b"null", b"1"] {
             assert!(
-                matches!(Settings::parse(bad), Err(ConfigError::Invalid(_))),
+                matches!(parse_profile(bad), Err(ConfigError::Invalid(_))),
                 "{}",
                 String::from_utf8_lossy(bad)
             );
         }
+        assert!(parse_profile(b"{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn each_section_is_parsed_and_rejected_on_its_own() {
+        let p = profile(r#"{"alpha":{"limit":99},"beta":{"on":true},"other":[1]}"#);
+        let err = parse_section::<Alpha>(&p).unwrap_err();
+        assert!(
+            err.to_string().contains("alpha: limit 99 is over 10"),
+            "{err}"
+        );
+        assert_eq!(parse_section::<Beta>(&p).unwrap(), Beta { on: true });
+        // Missing sections and fields take their defaults.
+        assert_eq!(
+            parse_section::<Alpha>(&profile("{}")).unwrap(),
+            Alpha::default()
+        );
+        for bad in [
+            r#"{"alpha":[]}"#,
+            r#"{"alpha":null}"#,
+            r#"{"alpha":{"limit":"x"}}"#,
+        ] {
+            assert!(parse_section::<Alpha>(&profile(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn fixed_settings_stay_as_given() {
+        let s = Settings::fixed(Alpha { limit: 3 });
+        assert_eq!(*s.current().await, Alpha { limit: 3 });
+        let d: Settings<Beta> = Settings::new(Arc::new(ConfigSource::Defaults));
+        assert_eq!(*d.current().await, Beta::default());
     }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
@@ -368,7 +463,7 @@ mod tests {
     fn no_names_means_defaults() {
         assert!(matches!(
             ConfigSource::from_env(&env(&[])),
-            Ok(ConfigSource::Defaults(_))
+            Ok(ConfigSource::Defaults)
         ));
     }
 

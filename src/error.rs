@@ -8,13 +8,34 @@ use lambda_http::http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
 use std::fmt;
 
+/// A start-up failure: the process logs it and exits, and Lambda reports the init error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartupError(pub String);
+
+impl fmt::Display for StartupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+/// Where problem `type` URIs live: one `https:` URI per problem under Firefly's API domain,
+/// stable for clients to branch on (RFC 9457 §3.1.1; an unregistered `urn:` namespace is
+/// not a URI anyone can rely on). README lists every one.
+pub const PROBLEM_BASE: &str = "https://api.firefly.dev/problems/";
+
 /// A request's failure, as a handler or the dispatcher reports it.
 #[derive(Debug)]
 pub enum ApiError {
+    /// The request is malformed; `detail` is the public explanation (never echoes input).
+    BadRequest { detail: &'static str },
     /// No authenticated caller (no JWT authorizer context, or no `sub` claim).
     Unauthenticated { reason: &'static str },
     /// No such route for this function.
     NotFound,
+    /// The route exists; what it names does not (for this caller). `detail` is public.
+    ResourceNotFound { detail: &'static str },
     /// The path exists but not with this method; `allow` lists the methods that do.
     MethodNotAllowed { allow: String },
     /// The route is switched off by configuration.
@@ -36,44 +57,43 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::NotFound | Self::ResourceNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Disabled | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// `(type, title, detail)` as the caller sees them.
+    /// `(type name under PROBLEM_BASE, title, detail)` as the caller sees them.
     fn public(&self) -> (&'static str, &'static str, &'static str) {
         match self {
+            Self::BadRequest { detail } => ("bad-request", "Bad Request", detail),
             Self::Unauthenticated { .. } => (
-                "urn:firefly:problem:unauthenticated",
+                "unauthenticated",
                 "Unauthenticated",
                 "This route needs a signed-in user: send a valid Cognito ID token.",
             ),
-            Self::NotFound => (
-                "urn:firefly:problem:not-found",
-                "Not Found",
-                "No route matches this request.",
-            ),
+            Self::NotFound => ("not-found", "Not Found", "No route matches this request."),
+            Self::ResourceNotFound { detail } => ("not-found", "Not Found", detail),
             Self::MethodNotAllowed { .. } => (
-                "urn:firefly:problem:method-not-allowed",
+                "method-not-allowed",
                 "Method Not Allowed",
                 "This path does not accept this method; see the Allow header.",
             ),
             Self::Disabled => (
-                "urn:firefly:problem:temporarily-disabled",
+                "temporarily-disabled",
                 "Service Unavailable",
                 "This operation is temporarily disabled. Try again later.",
             ),
             Self::Unavailable { .. } => (
-                "urn:firefly:problem:unavailable",
+                "unavailable",
                 "Service Unavailable",
                 "A service this operation depends on is unavailable. Try again shortly.",
             ),
             Self::Internal { .. } => (
-                "urn:firefly:problem:internal",
+                "internal",
                 "Internal Server Error",
                 "Something went wrong on our side. Quote the request id when reporting it.",
             ),
@@ -93,10 +113,11 @@ impl ApiError {
             detail: &'a str,
             request_id: &'a str,
         }
-        let (kind, title, detail) = self.public();
+        let (name, title, detail) = self.public();
+        let kind = format!("{PROBLEM_BASE}{name}");
         let status = self.status();
         let body = serde_json::to_string(&Problem {
-            kind,
+            kind: &kind,
             title,
             status: status.as_u16(),
             detail,
@@ -109,6 +130,12 @@ impl ApiError {
                 if let Ok(v) = HeaderValue::from_str(allow) {
                     response.headers.insert(header::ALLOW, v);
                 }
+            }
+            // RFC 9110 §15.5.2: a 401 names the scheme that would work.
+            Self::Unauthenticated { .. } => {
+                response
+                    .headers
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
             // A dependency blip clears in a second; a switched-off route stays off for a while.
             Self::Unavailable { .. } => {
@@ -131,8 +158,10 @@ impl fmt::Display for ApiError {
     /// The operator's view: what went wrong, with the internal detail.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::BadRequest { detail } => write!(f, "bad request: {detail}"),
             Self::Unauthenticated { reason } => write!(f, "unauthenticated: {reason}"),
             Self::NotFound => f.write_str("no route matches"),
+            Self::ResourceNotFound { detail } => write!(f, "not found: {detail}"),
             Self::MethodNotAllowed { allow } => write!(f, "method not allowed (allow: {allow})"),
             Self::Disabled => f.write_str("route disabled by configuration"),
             Self::Unavailable { log } => write!(f, "dependency unavailable: {log}"),
@@ -152,7 +181,9 @@ mod tests {
     #[test]
     fn every_error_is_problem_json_with_its_status_and_request_id() {
         let cases = [
+            (ApiError::BadRequest { detail: "bad" }, 400),
             (ApiError::Unauthenticated { reason: "x" }, 401),
+            (ApiError::ResourceNotFound { detail: "none" }, 404),
             (ApiError::NotFound, 404),
             (
                 ApiError::MethodNotAllowed {
@@ -187,6 +218,26 @@ mod tests {
             let r = err.into_response("r");
             assert!(!r.body.contains("secret"), "{}", r.body);
             assert!(!format!("{:?}", r.headers).contains("secret"));
+        }
+    }
+
+    #[test]
+    fn problem_types_are_https_uris_under_one_base_and_401_names_bearer() {
+        let r = ApiError::Unauthenticated { reason: "x" }.into_response("r");
+        assert_eq!(r.headers["www-authenticate"], "Bearer");
+        assert_eq!(
+            body(&r)["type"],
+            "https://api.firefly.dev/problems/unauthenticated"
+        );
+        for err in [
+            ApiError::NotFound,
+            ApiError::Disabled,
+            ApiError::internal("x"),
+        ] {
+            let r = err.into_response("r");
+            assert!(!r.headers.contains_key("www-authenticate"));
+            let t = body(&r)["type"].as_str().unwrap().to_owned();
+            assert!(t.starts_with(PROBLEM_BASE), "{t}");
         }
     }
 

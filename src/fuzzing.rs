@@ -2,14 +2,15 @@
 //! Used by the cargo-fuzz targets in `fuzz/` and by `tests/fuzz_corpus.rs`, which replays
 //! the kept corpus on every test run. Compiled only with the `test-hooks` feature.
 
-use crate::app::App;
+use crate::app::{App, Parts};
 use crate::clock::SystemClock;
-use crate::config::{ConfigSource, Settings};
-use crate::handlers::registration_keys_post::key::RegistrationKey;
-use crate::handlers::{ROUTES, Services};
+use crate::init::StoreMode;
 use crate::random::SystemRandom;
-use crate::storage::MemoryKeyStore;
+use crate::registration_keys::key::RegistrationKey;
+use crate::registration_keys::store::{KeyStore, MemoryKeyStore};
+use crate::routes::ROUTES;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+use lambda_http::http::Extensions;
 use std::sync::Arc;
 
 pub struct Harness {
@@ -27,15 +28,19 @@ impl Default for Harness {
 impl Harness {
     pub fn new() -> Self {
         let store = Arc::new(MemoryKeyStore::new());
-        let app = App::new(
+        let mut shared = Extensions::new();
+        shared.insert(Arc::clone(&store) as Arc<dyn KeyStore>);
+        let parts = Parts {
+            clock: Arc::new(SystemClock),
+            random: Arc::new(SystemRandom),
+            store_mode: StoreMode::Memory,
+            shared,
+        };
+        let app = App::build(
             ROUTES,
-            "firefly-func-api-registration-keys-post",
-            ConfigSource::Defaults(Arc::new(Settings::default())),
-            Services {
-                store: store.clone(),
-                clock: Arc::new(SystemClock),
-                random: Arc::new(SystemRandom),
-            },
+            Some("firefly-func-api-registration-keys-post"),
+            parts,
+            &|_| None,
         )
         .expect("the route table builds");
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -26,7 +26,7 @@ impl NoCaller {
         match self {
             Self::NoAuthorizer => "no JWT authorizer context in the event",
             Self::NoSub => "the JWT claims have no sub",
-            Self::BadSub => "the sub claim is empty, too long or has control characters",
+            Self::BadSub => "the sub claim is empty, too long or has control or format characters",
         }
     }
 }
@@ -43,13 +43,47 @@ impl Caller {
             .and_then(|a| a.jwt.as_ref())
             .ok_or(NoCaller::NoAuthorizer)?;
         let sub = jwt.claims.get("sub").ok_or(NoCaller::NoSub)?;
-        if sub.trim().is_empty() || sub.len() > MAX_SUB_LEN || sub.chars().any(char::is_control) {
+        if sub.trim().is_empty()
+            || sub.len() > MAX_SUB_LEN
+            || sub.chars().any(|c| c.is_control() || is_format(c))
+        {
             return Err(NoCaller::BadSub);
         }
         Ok(Self {
             user_id: sub.clone(),
         })
     }
+}
+
+/// Unicode general category Cf (format characters, Unicode 16): invisible characters that
+/// reorder or hide text (bidi overrides and isolates, zero-width joiners, the BOM, tag
+/// characters). A user id bound to a device must read the same everywhere it is shown.
+fn is_format(c: char) -> bool {
+    const CF: &[(u32, u32)] = &[
+        (0x00AD, 0x00AD),
+        (0x0600, 0x0605),
+        (0x061C, 0x061C),
+        (0x06DD, 0x06DD),
+        (0x070F, 0x070F),
+        (0x0890, 0x0891),
+        (0x08E2, 0x08E2),
+        (0x180E, 0x180E),
+        (0x200B, 0x200F),
+        (0x202A, 0x202E),
+        (0x2060, 0x2064),
+        (0x2066, 0x206F),
+        (0xFEFF, 0xFEFF),
+        (0xFFF9, 0xFFFB),
+        (0x110BD, 0x110BD),
+        (0x110CD, 0x110CD),
+        (0x13430, 0x1343F),
+        (0x1BCA0, 0x1BCA3),
+        (0x1D173, 0x1D17A),
+        (0xE0001, 0xE0001),
+        (0xE0020, 0xE007F),
+    ];
+    let c = u32::from(c);
+    CF.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
 #[cfg(test)]
@@ -101,6 +135,20 @@ mod tests {
     #[test]
     fn blank_long_or_control_character_subs_are_refused() {
         for bad in ["", "   ", "a\nb", "a\u{0}", &"x".repeat(129)] {
+            let c = ctx(serde_json::json!({"jwt": {"claims": {"sub": bad}}}));
+            assert_eq!(Caller::from_context(&c), Err(NoCaller::BadSub), "{bad:?}");
+        }
+        // Format characters: bidi overrides and isolates, zero-width space and joiner, BOM,
+        // soft hyphen, a tag character.
+        for bad in [
+            "user\u{202E}gnp.exe",
+            "a\u{2066}b",
+            "a\u{200B}b",
+            "a\u{200D}b",
+            "\u{FEFF}user",
+            "us\u{AD}er",
+            "u\u{E0041}",
+        ] {
             let c = ctx(serde_json::json!({"jwt": {"claims": {"sub": bad}}}));
             assert_eq!(Caller::from_context(&c), Err(NoCaller::BadSub), "{bad:?}");
         }

@@ -5,27 +5,36 @@
 //! 1. [`app::App::handle`] receives the event from the Lambda runtime;
 //! 2. [`routing`] finds the route by its route key (or, for `$default`, by method and path);
 //! 3. the function guard refuses routes that belong to another Lambda function;
-//! 4. [`identity`] reads the caller from the JWT authorizer's claims;
-//! 5. the route's handler (one folder per handler under [`handlers`]) runs with a typed
-//!    [`handlers::Ctx`] and returns `Result<Response, ApiError>`;
+//! 4. [`identity`] reads the caller from the JWT authorizer's claims (JWT routes only);
+//! 5. the route's handler runs with its typed request (and [`identity::Caller`]) and
+//!    returns `Result<Response, ApiError>`;
 //! 6. [`error`] maps every failure to one RFC 9457 problem response.
 //!
-//! Process-wide state (AWS clients, configuration source, route table) is built once in
-//! [`app::App::from_env`], never per request.
+//! Layout: generic modules ([`app`], [`route`], [`routing`], [`init`], [`error`],
+//! [`identity`], [`config`], [`telemetry`]) name no feature; [`aws`] is the AWS plumbing
+//! features share; each feature is one folder ([`registration_keys`]); [`routes`] is the
+//! table. Process-wide state is built once in [`app::App::from_env`], never per request,
+//! and only what the function's own routes need.
 
 pub mod app;
+pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod error;
 #[cfg(feature = "test-hooks")]
 pub mod fuzzing;
-pub mod handlers;
+pub mod generate;
 pub mod identity;
+pub mod init;
 pub mod local;
 pub mod random;
+pub mod registration_keys;
 pub mod response;
+pub mod route;
+pub mod routes;
 pub mod routing;
-pub mod storage;
+#[doc(hidden)]
+pub mod synthetic;
 pub mod telemetry;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;

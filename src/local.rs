@@ -9,7 +9,7 @@
 //! `--store memory` (or `FIREFLY_STORE=memory`) says otherwise.
 
 use crate::app::App;
-use crate::handlers::ROUTES;
+use crate::routes::ROUTES;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -84,7 +84,7 @@ pub async fn invoke(args: &[String]) -> ExitCode {
                     .flatten()
             })
     };
-    let app = match App::from_env(&env) {
+    let app = match App::from_env(ROUTES, &env) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("bootstrap: {e}");

@@ -1,7 +1,7 @@
 //! `bootstrap`: the Lambda custom runtime (`provided.al2023`) for every Firefly function.
 //! See the library docs for how an event flows; this file only wires the process up.
 
-use firefly_api::{app::App, local, telemetry};
+use firefly_api::{app::App, local, routes::ROUTES, telemetry};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::process::ExitCode;
@@ -57,7 +57,13 @@ async fn serve(env: &dyn Fn(&str) -> Option<String>) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let app: &'static App = match App::from_env(env) {
+    // The route-cost bench builds a second binary with 50 more routes (README, What a route
+    // costs); every other build serves exactly the table.
+    #[cfg(feature = "synthetic-routes")]
+    let routes = firefly_api::synthetic::table();
+    #[cfg(not(feature = "synthetic-routes"))]
+    let routes = ROUTES;
+    let app: &'static App = match App::from_env(routes, env) {
         // The app lives as long as the process; leaking it gives handlers a plain reference.
         Ok(app) => Box::leak(Box::new(app)),
         Err(e) => {
@@ -65,7 +71,8 @@ async fn serve(env: &dyn Fn(&str) -> Option<String>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(function = app.function(), "ready");
+    let routes: Vec<&str> = app.routes().map(|r| r.key).collect();
+    tracing::info!(function = app.function(), routes = ?routes, "ready");
     let handler = service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
             Ok::<_, lambda_runtime::Error>(

@@ -25,6 +25,17 @@ impl Response {
         )
     }
 
+    /// No body (204): still never cached, like every response.
+    pub fn empty(status: StatusCode) -> Self {
+        let mut headers = HeaderMap::with_capacity(1);
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Self {
+            status,
+            headers,
+            body: String::new(),
+        }
+    }
+
     pub(crate) fn with_body(status: StatusCode, content_type: &'static str, body: String) -> Self {
         let mut headers = HeaderMap::with_capacity(3);
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

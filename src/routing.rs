@@ -5,67 +5,17 @@
 //! cannot change which handler runs. Only `$default` events (a catch-all route, a function
 //! URL, `cargo lambda watch`) are matched by method and path, with matchit.
 
-use crate::handlers::Handler;
-use std::collections::BTreeMap;
+use crate::route::Route;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-
-/// How a route authenticates its caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    /// API Gateway's Cognito JWT authorizer; the handler gets a [`crate::identity::Caller`].
-    Jwt,
-    /// No authorizer.
-    None,
-}
-
-impl Auth {
-    /// The name used in `routes/*.json` and template.yaml.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Jwt => "JWT",
-            Self::None => "NONE",
-        }
-    }
-}
-
-/// One route: the code's half of a `routes/*.json` entry.
-pub struct Route {
-    /// The API Gateway route key, `METHOD /path/{param}`.
-    pub key: &'static str,
-    /// The handler module's name under `src/handlers/`.
-    pub handler: &'static str,
-    /// The Lambda function (and CloudFormation stack) that serves this route.
-    pub function: &'static str,
-    pub auth: Auth,
-    /// The IAM actions the handler needs; the function's role grants exactly these.
-    pub iam_actions: &'static [&'static str],
-    pub run: Handler,
-}
-
-impl Route {
-    pub fn method(&self) -> &'static str {
-        self.key.split_once(' ').map_or("", |(m, _)| m)
-    }
-
-    pub fn path(&self) -> &'static str {
-        self.key.split_once(' ').map_or("", |(_, p)| p)
-    }
-}
-
-impl fmt::Debug for Route {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Route")
-            .field("key", &self.key)
-            .field("function", &self.function)
-            .finish_non_exhaustive()
-    }
-}
 
 /// The outcome of looking up an event.
 #[derive(Debug)]
 pub enum Resolved<'t> {
     Found {
         route: &'t Route,
+        /// The route's position in the table (the app keeps its handler there).
+        index: usize,
         /// Path parameters: from matchit for `$default`, else API Gateway's `pathParameters`.
         params: Vec<(String, String)>,
     },
@@ -90,6 +40,8 @@ const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 
 pub struct RouteTable {
     routes: &'static [Route],
+    /// Route key → index into `routes`: dispatch by key costs the same for 2 routes or 200.
+    by_key: HashMap<&'static str, usize>,
     /// Path template → (method, index into `routes`), for `$default` events and for the
     /// `Allow` header.
     paths: matchit::Router<Vec<(&'static str, usize)>>,
@@ -126,8 +78,10 @@ impl RouteTable {
                 .insert(to_matchit(template), methods.clone())
                 .map_err(|e| TableError(format!("{template}: {e}")))?;
         }
+        let by_key = routes.iter().enumerate().map(|(i, r)| (r.key, i)).collect();
         Ok(Self {
             routes,
+            by_key,
             paths,
             templates,
         })
@@ -152,6 +106,7 @@ impl RouteTable {
             Ok(m) => match pick(m.value, method) {
                 Some(i) => Resolved::Found {
                     route: &self.routes[i],
+                    index: i,
                     params: m
                         .params
                         .iter()
@@ -169,9 +124,10 @@ impl RouteTable {
         route_key: &str,
         path_parameters: impl FnOnce() -> Vec<(String, String)>,
     ) -> Resolved<'_> {
-        if let Some(route) = self.routes.iter().find(|r| r.key == route_key) {
+        if let Some(&index) = self.by_key.get(route_key) {
             return Resolved::Found {
-                route,
+                route: &self.routes[index],
+                index,
                 params: path_parameters(),
             };
         }
@@ -240,23 +196,22 @@ pub fn strip_stage<'p>(raw_path: &'p str, stage: Option<&str>) -> &'p str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ApiError;
-    use crate::handlers::Ctx;
-    use crate::response::Response;
-    use crate::storage::BoxFuture;
+    use crate::error::StartupError;
+    use crate::init::Init;
+    use crate::route::{Build, PublicHandler};
 
-    fn nothing(_: Ctx<'_>) -> BoxFuture<'_, Result<Response, ApiError>> {
-        Box::pin(async { Err(ApiError::NotFound) })
+    fn nothing(_: &mut Init<'_>) -> Result<Box<dyn PublicHandler>, StartupError> {
+        Err(StartupError("never built".into()))
     }
 
     const fn route(key: &'static str) -> Route {
         Route {
             key,
-            handler: "nothing",
             function: "f",
-            auth: Auth::None,
-            iam_actions: &[],
-            run: nothing,
+            summary: "",
+            uses: &[],
+            answers: &[],
+            build: Build::Public(nothing),
         }
     }
 
@@ -275,7 +230,7 @@ mod tests {
 
     fn found(r: Resolved<'_>) -> (&'static str, Vec<(String, String)>) {
         match r {
-            Resolved::Found { route, params } => (route.key, params),
+            Resolved::Found { route, params, .. } => (route.key, params),
             other => panic!("expected Found, got {other:?}"),
         }
     }

@@ -3,8 +3,8 @@
 //! collisions), `FIREFLY_TEST_NOW` fixes the clock (epoch seconds).
 
 use crate::clock::{Clock, FixedClock};
-use crate::handlers::registration_keys_post::key::RegistrationKey;
 use crate::random::{RandomError, SecureRandom, SystemRandom};
+use crate::registration_keys::key::RegistrationKey;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 

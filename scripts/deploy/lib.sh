@@ -1,11 +1,6 @@
 # shellcheck shell=bash
 # Shared by the deploy and delete scripts. Source it; do not run it.
 
-# shellcheck disable=SC2034  # used by the scripts that source this file
-STACK=firefly-func-api-registration-keys-post
-# shellcheck disable=SC2034
-LOG_GROUP=/aws/lambda/firefly-func-api-registration-keys-post
-
 # Prints an error for GitHub Actions (an annotation) and for people, then exits. On
 # stderr: look-ups run inside $(...), whose stdout is the value, not the message.
 die() {
@@ -15,6 +10,34 @@ die() {
 
 warn() {
   printf '::warning::%s\n' "$1" >&2
+}
+
+# load_function NAME: sets STACK, LOG_GROUP and TABLE_STACKS (one "stack workflow" pair per
+# entry) from routes/functions.json, which firefly-gen writes from the route table. An
+# unknown or missing name stops the run with the list of functions.
+load_function() {
+  local name=${1:-} facts
+  facts=$(python3 - "$name" <<'PY'
+import json, sys
+functions = json.load(open("routes/functions.json"))["functions"]
+name = sys.argv[1]
+if name not in functions:
+    sys.exit("unknown function %r: expected one of %s" % (name, ", ".join(sorted(functions))))
+f = functions[name]
+print(f["stack"])
+print(f["logGroup"])
+for t in f["tableStacks"]:
+    print(t["stack"], t["workflow"])
+PY
+  ) || die "$(python3 -c 'import json; print("usage: give the function, one of: " + ", ".join(sorted(json.load(open("routes/functions.json"))["functions"])))')"
+  local lines
+  mapfile -t lines <<<"$facts"
+  # shellcheck disable=SC2034  # used by the scripts that source this file
+  STACK=${lines[0]}
+  # shellcheck disable=SC2034
+  LOG_GROUP=${lines[1]}
+  # shellcheck disable=SC2034
+  TABLE_STACKS=("${lines[@]:2}")
 }
 
 # stack_output STACK KEY WORKFLOW: prints the output KEY of STACK, or stops the run with a
@@ -39,4 +62,3 @@ stack_output() {
 stack_exists() {
   aws cloudformation describe-stacks --stack-name "$1" >/dev/null 2>&1
 }
-

@@ -1,7 +1,14 @@
-"""The deploy and delete scripts that the workflows call, against moto and a recording sam."""
+"""The deploy and delete scripts that the workflows call, against moto and a recording sam,
+for every function in the table."""
+import json
+
 import pytest
 
-from conftest import PREREQUISITES, create_stack, run
+from conftest import PREREQUISITES, ROOT, create_stack, run
+
+FUNCTIONS = sorted(json.loads((ROOT / "routes" / "functions.json").read_text())["functions"])
+POST = "firefly-func-api-registration-keys-post"
+each_function = pytest.mark.parametrize("function", FUNCTIONS)
 
 OVERRIDES = [
     "ApiId=abc123def4",
@@ -19,16 +26,17 @@ def all_stacks(cfn, skip=(), drop_output=None):
         create_stack(cfn, name, outputs)
 
 
-def test_deploy_looks_up_the_four_outputs_then_builds_and_deploys(aws):
+@each_function
+def test_deploy_looks_up_the_four_outputs_then_builds_and_deploys(aws, function):
     all_stacks(aws["cfn"])
-    result = run("deploy", aws["env"])
+    result = run("deploy", aws["env"], function)
     assert result.returncode == 0, result.stderr
     calls = aws["sam_calls"]()
     assert calls[0] == ["build"]
     deploy = calls[1]
     assert len(calls) == 2
     assert deploy[0] == "deploy"
-    assert deploy[deploy.index("--stack-name") + 1] == "firefly-func-api-registration-keys-post"
+    assert deploy[deploy.index("--stack-name") + 1] == function
     i = deploy.index("--parameter-overrides")
     assert deploy[i + 1 : i + 5] == OVERRIDES
     assert "--no-fail-on-empty-changeset" in deploy
@@ -36,14 +44,15 @@ def test_deploy_looks_up_the_four_outputs_then_builds_and_deploys(aws):
     assert "::warning::" not in result.stderr
 
 
-def test_resolve_prints_the_overrides_and_deploy_takes_them_from_a_file(aws, tmp_path):
+@each_function
+def test_resolve_prints_the_overrides_and_deploy_takes_them_from_a_file(aws, tmp_path, function):
     all_stacks(aws["cfn"])
-    result = run("resolve", aws["env"])
+    result = run("resolve", aws["env"], function)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == OVERRIDES
     params = tmp_path / "params"
     params.write_text(result.stdout)
-    result = run("deploy", aws["env"], "--params", str(params), "--skip-build")
+    result = run("deploy", aws["env"], function, "--params", str(params), "--skip-build")
     assert result.returncode == 0, result.stderr
     calls = aws["sam_calls"]()
     assert len(calls) == 1 and calls[0][0] == "deploy"
@@ -55,10 +64,11 @@ def test_resolve_prints_the_overrides_and_deploy_takes_them_from_a_file(aws, tmp
     "missing, workflow",
     [("firefly-api-gateway", "api-gateway"), ("firefly-shared-layer", "shared-layer")],
 )
-def test_a_missing_prerequisite_stack_stops_before_sam(aws, missing, workflow):
+@each_function
+def test_a_missing_prerequisite_stack_stops_before_sam(aws, missing, workflow, function):
     all_stacks(aws["cfn"], skip=[missing])
     for script in ["resolve", "deploy"]:
-        result = run(script, aws["env"])
+        result = run(script, aws["env"], function)
         assert result.returncode != 0
         assert f"::error::stack {missing} not found: deploy {workflow} first" in result.stderr
         assert aws["sam_calls"]() == []
@@ -71,7 +81,7 @@ def test_a_missing_prerequisite_stack_stops_before_sam(aws, missing, workflow):
 )
 def test_a_missing_output_is_caught_and_sam_never_runs(aws, output, stack):
     all_stacks(aws["cfn"], drop_output=output)
-    result = run("deploy", aws["env"])
+    result = run("deploy", aws["env"], POST)
     assert result.returncode != 0
     assert f"stack {stack} has no output {output}" in result.stderr
     assert aws["sam_calls"]() == []
@@ -80,41 +90,58 @@ def test_a_missing_output_is_caught_and_sam_never_runs(aws, output, stack):
 def test_an_incomplete_params_file_never_deploys(aws, tmp_path):
     params = tmp_path / "params"
     params.write_text("\n".join(OVERRIDES[:3] + ["AppConfigExtensionLayerArn="]) + "\n")
-    result = run("deploy", aws["env"], "--params", str(params))
+    result = run("deploy", aws["env"], POST, "--params", str(params))
     assert result.returncode != 0
     assert "AppConfigExtensionLayerArn is missing" in result.stderr
     assert aws["sam_calls"]() == []
 
 
-def test_without_the_table_stack_the_function_still_deploys_with_a_warning(aws):
+@each_function
+def test_without_the_table_stack_the_function_still_deploys_with_a_warning(aws, function):
     all_stacks(aws["cfn"], skip=["firefly-dynamodb-registration-keys"])
-    result = run("deploy", aws["env"])
+    result = run("deploy", aws["env"], function)
     assert result.returncode == 0, result.stderr
-    assert "::warning::stack firefly-dynamodb-registration-keys not found" in result.stderr
+    assert (
+        f"::warning::stack firefly-dynamodb-registration-keys not found: {function} will deploy"
+        " but answer 500 until dynamodb-registration-keys is deployed"
+    ) in result.stderr
     assert "deploy" in [c[0] for c in aws["sam_calls"]()]
 
 
 def test_unreachable_cloudformation_fails_without_deploying(aws):
     env = dict(aws["env"], AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_MAX_ATTEMPTS="1")
-    result = run("deploy", env)
+    result = run("deploy", env, POST)
     assert result.returncode != 0
     assert "::error::could not read stack firefly-api-gateway" in result.stderr
     assert aws["sam_calls"]() == []
 
 
-def test_delete_runs_sam_delete_then_deletes_the_log_group(aws):
-    group = "/aws/lambda/firefly-func-api-registration-keys-post"
-    aws["logs"].create_log_group(logGroupName=group)
-    result = run("delete", aws["env"])
+@each_function
+def test_delete_runs_sam_delete_then_deletes_only_its_own_log_group(aws, function):
+    for f in FUNCTIONS:
+        aws["logs"].create_log_group(logGroupName=f"/aws/lambda/{f}")
+    result = run("delete", aws["env"], function)
     assert result.returncode == 0, result.stderr
-    assert aws["sam_calls"]() == [["delete", "--stack-name", "firefly-func-api-registration-keys-post", "--no-prompts"]]
-    groups = aws["logs"].describe_log_groups(logGroupNamePrefix=group)["logGroups"]
-    assert groups == []
-    assert "deleted log group" in result.stdout
+    assert aws["sam_calls"]() == [["delete", "--stack-name", function, "--no-prompts"]]
+    groups = [g["logGroupName"] for g in aws["logs"].describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]]
+    assert groups == sorted(f"/aws/lambda/{f}" for f in FUNCTIONS if f != function)
+    assert f"deleted log group /aws/lambda/{function}" in result.stdout
 
 
 def test_delete_succeeds_when_the_log_group_is_already_gone(aws):
-    result = run("delete", aws["env"])
+    result = run("delete", aws["env"], POST)
     assert result.returncode == 0, result.stderr
     assert "already gone" in result.stdout
     assert len(aws["sam_calls"]()) == 1
+
+
+@pytest.mark.parametrize("script", ["resolve", "deploy", "delete"])
+@pytest.mark.parametrize("args", [[], ["firefly-func-api-nope"], ["--params"]])
+def test_an_unknown_or_missing_function_stops_with_the_list(aws, script, args):
+    all_stacks(aws["cfn"])
+    result = run(script, aws["env"], *args)
+    assert result.returncode != 0
+    assert "::error::" in result.stderr
+    for f in FUNCTIONS:
+        assert f in result.stderr
+    assert aws["sam_calls"]() == []

@@ -1,4 +1,6 @@
-"""template.yaml against routes/ and the deployment page: names, route, IAM, logs."""
+"""template.yaml against routes/ and the deployment pages: for each function's stack, the
+resources that stack creates (those whose condition is "this stack"), their names, routes,
+IAM and logs."""
 import json
 import tomllib
 from pathlib import Path
@@ -7,7 +9,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTION = "firefly-func-api-registration-keys-post"
+POST = "firefly-func-api-registration-keys-post"
+DELETE = "firefly-func-api-registration-keys-delete"
 
 
 class CfnLoader(yaml.SafeLoader):
@@ -37,32 +40,65 @@ def template():
 
 @pytest.fixture(scope="module")
 def routes():
-    return [json.loads(p.read_text()) for p in sorted((ROOT / "routes").glob("*.json"))]
+    return [json.loads(p.read_text()) for p in sorted((ROOT / "routes").glob("*.json")) if p.name != "functions.json"]
 
 
-def resources_of(template, kind):
-    return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
+FUNCTIONS = json.loads((ROOT / "routes" / "functions.json").read_text())["functions"]
 
 
-def the(template, kind):
-    found = resources_of(template, kind)
+def test_both_functions_are_in_the_table():
+    assert sorted(FUNCTIONS) == [DELETE, POST]
+
+
+def stack(template, name):
+    """The resources (by logical id) and outputs that stack `name` creates: a resource
+    whose condition compares AWS::StackName with `name`."""
+    truth = {}
+    for cond, expr in template["Conditions"].items():
+        ref, value = expr["Fn::Equals"]
+        assert ref == {"Ref": "AWS::StackName"}, f"{cond}: only stack-name conditions expected"
+        truth[cond] = value == name
+    resources = {}
+    for logical, r in template["Resources"].items():
+        assert "Condition" in r, f"{logical} has no condition: every stack would create it"
+        if truth[r["Condition"]]:
+            resources[logical] = r
+    outputs = {k: o for k, o in template["Outputs"].items() if truth[o["Condition"]]}
+    return resources, outputs
+
+
+def of(resources, kind):
+    return {k: r for k, r in resources.items() if r["Type"] == kind}
+
+
+def the(resources, kind):
+    found = of(resources, kind)
     assert len(found) == 1, f"expected one {kind}, found {list(found)}"
-    return next(iter(found.values()))
+    return next(iter(found.items()))
 
 
-def test_function_matches_the_page_and_the_design(template):
-    fn = the(template, "AWS::Serverless::Function")
+def test_a_stack_of_another_name_creates_nothing(template):
+    resources, outputs = stack(template, "firefly-func-api-something-else")
+    assert resources == {} and outputs == {}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_function_matches_the_page_and_the_design(template, routes, function):
+    resources, _ = stack(template, function)
+    logical, fn = the(resources, "AWS::Serverless::Function")
+    assert logical == FUNCTIONS[function]["logicalId"]
     p = fn["Properties"]
-    assert p["FunctionName"] == FUNCTION
+    assert p["FunctionName"] == function
     assert p["Runtime"] == "provided.al2023"
     assert p["Architectures"] == ["arm64"]
     assert p["Handler"] == "bootstrap"
     assert p["CodeUri"] == "."
-    assert fn["Metadata"]["BuildMethod"] == "rust-cargolambda"
+    assert fn["Metadata"] == {"BuildMethod": "rust-cargolambda", "BuildProperties": {"Binary": "bootstrap"}}
     assert p["Layers"] == [{"Ref": "SharedLayerArn"}, {"Ref": "AppConfigExtensionLayerArn"}]
     assert p["LoggingConfig"]["LogFormat"] == "JSON"
     assert "Policies" not in p, "SAM would create a second role policy"
-    assert p["Role"] == {"Fn::GetAtt": ["Role", "Arn"]}
+    role_id, _ = the(resources, "AWS::IAM::Role")
+    assert p["Role"] == {"Fn::GetAtt": [role_id, "Arn"]}
     env = p["Environment"]["Variables"]
     assert env["REGISTRATION_KEYS_TABLE"] == "firefly-registration-keys"
     for name, param in [("FIREFLY_APPCONFIG_APPLICATION", "AppConfigApplication"),
@@ -72,8 +108,19 @@ def test_function_matches_the_page_and_the_design(template):
     assert env["AWS_APPCONFIG_EXTENSION_PREFETCH_LIST"] == {
         "Fn::Sub": "/applications/${AppConfigApplication}/environments/${AppConfigEnvironment}/configurations/${AppConfigProfile}"
     }
+    # Exactly the environment its routes declare: nothing another function needs.
+    declared = {k for r in routes if r["function"] == function for k in r["environment"]}
+    assert set(env) == declared
     # The DynamoDB client gives up after 3 s; the function must outlive that to answer 503.
     assert 4 <= p["Timeout"] <= 10
+
+
+def test_every_function_ships_the_same_artifact(template):
+    fns = [r for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"]
+    assert len(fns) == len(FUNCTIONS) >= 2
+    builds = {json.dumps([f["Properties"]["CodeUri"], f["Metadata"], f["Properties"]["Runtime"],
+                          f["Properties"]["Architectures"]]) for f in fns}
+    assert len(builds) == 1, "sam build would build more than one artifact"
 
 
 def test_parameters_are_the_four_lookups_plus_appconfig_names(template):
@@ -82,13 +129,14 @@ def test_parameters_are_the_four_lookups_plus_appconfig_names(template):
         assert "Default" not in params[name], f"{name} must come from the stack look-up"
     for name in ["AppConfigApplication", "AppConfigEnvironment", "AppConfigProfile"]:
         assert params[name].get("Default")
+    required = {k for k, v in params.items() if "Default" not in v}
+    assert required == {"ApiId", "AuthorizerId", "SharedLayerArn", "AppConfigExtensionLayerArn"}
 
 
-def test_role_grants_exactly_the_routes_actions_and_its_own_log_writes(template, routes):
-    iam = {k: r for k, r in template["Resources"].items() if r["Type"].startswith("AWS::IAM::")}
-    assert list(iam) == ["Role"], f"only one IAM resource expected, found {list(iam)}"
-    role = iam["Role"]["Properties"]
-    assert role["RoleName"] == f"{FUNCTION}-role"
+def granted_by(resources):
+    iam = {k: r for k, r in resources.items() if r["Type"].startswith("AWS::IAM::")}
+    assert len(iam) == 1, f"only one IAM resource expected, found {list(iam)}"
+    role = next(iter(iam.values()))["Properties"]
     assert "ManagedPolicyArns" not in role and "PermissionsBoundary" not in role
     assert role["AssumeRolePolicyDocument"]["Statement"] == [
         {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
@@ -101,68 +149,104 @@ def test_role_grants_exactly_the_routes_actions_and_its_own_log_writes(template,
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         for a in actions:
             assert "*" not in a, f"wildcard action {a}"
+            assert a not in granted, f"{a} granted twice"
             granted[a] = st["Resource"]
-    mine = [r for r in routes if r["function"] == FUNCTION]
-    wanted = {a for r in mine for a in r["iamActions"]}
+    return role, granted
+
+
+TABLE_ARN = {"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/firefly-registration-keys"}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_role_grants_exactly_the_routes_actions_and_its_own_log_writes(template, routes, function):
+    resources, _ = stack(template, function)
+    role, granted = granted_by(resources)
+    assert role["RoleName"] == f"{function}-role"
+    log_group_id, _ = the(resources, "AWS::Logs::LogGroup")
+    mine = [r for r in routes if r["function"] == function]
+    wanted = {a for r in mine for g in r["iam"] for a in g["actions"]}
     assert set(granted) == wanted | {"logs:CreateLogStream", "logs:PutLogEvents"}
-    assert granted["dynamodb:PutItem"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/firefly-registration-keys"
+    for a in ["logs:CreateLogStream", "logs:PutLogEvents"]:
+        assert granted[a] == {"Fn::GetAtt": [log_group_id, "Arn"]}
+
+
+def test_the_post_role_is_the_page_to_the_letter(template):
+    _, granted = granted_by(stack(template, POST)[0])
+    assert granted == {
+        "dynamodb:PutItem": TABLE_ARN,
+        "appconfig:StartConfigurationSession": "*",
+        "appconfig:GetLatestConfiguration": "*",
+        "logs:CreateLogStream": {"Fn::GetAtt": ["RegistrationKeysPostLogGroup", "Arn"]},
+        "logs:PutLogEvents": {"Fn::GetAtt": ["RegistrationKeysPostLogGroup", "Arn"]},
     }
-    assert granted["appconfig:StartConfigurationSession"] == "*"
-    assert granted["appconfig:GetLatestConfiguration"] == "*"
-    assert granted["logs:PutLogEvents"] == {"Fn::GetAtt": ["LogGroup", "Arn"]}
-    assert granted["logs:CreateLogStream"] == {"Fn::GetAtt": ["LogGroup", "Arn"]}
 
 
-def test_log_group_name_and_retention(template):
-    lg = the(template, "AWS::Logs::LogGroup")["Properties"]
-    assert lg["LogGroupName"] == f"/aws/lambda/{FUNCTION}"
-    assert lg["RetentionInDays"] == 30
-    fn = the(template, "AWS::Serverless::Function")["Properties"]
-    assert fn["LoggingConfig"]["LogGroup"] == {"Ref": "LogGroup"}
+def test_the_delete_role_may_only_delete_keys(template):
+    _, granted = granted_by(stack(template, DELETE)[0])
+    assert granted == {
+        "dynamodb:DeleteItem": TABLE_ARN,
+        "appconfig:StartConfigurationSession": "*",
+        "appconfig:GetLatestConfiguration": "*",
+        "logs:CreateLogStream": {"Fn::GetAtt": ["RegistrationKeysDeleteLogGroup", "Arn"]},
+        "logs:PutLogEvents": {"Fn::GetAtt": ["RegistrationKeysDeleteLogGroup", "Arn"]},
+    }
 
 
-def test_every_route_of_this_function_is_wired_with_its_authorization(template, routes):
-    mine = [r for r in routes if r["function"] == FUNCTION]
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_log_group_name_and_retention(template, function):
+    resources, _ = stack(template, function)
+    logical, lg = the(resources, "AWS::Logs::LogGroup")
+    assert lg["Properties"]["LogGroupName"] == f"/aws/lambda/{function}" == FUNCTIONS[function]["logGroup"]
+    assert lg["Properties"]["RetentionInDays"] == 30
+    _, fn = the(resources, "AWS::Serverless::Function")
+    assert fn["Properties"]["LoggingConfig"]["LogGroup"] == {"Ref": logical}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_every_route_of_this_function_is_wired_with_its_authorization(template, routes, function):
+    resources, _ = stack(template, function)
+    mine = [r for r in routes if r["function"] == function]
     assert mine, "routes/ has no entry for this function"
-    api_routes = resources_of(template, "AWS::ApiGatewayV2::Route")
-    assert sorted(r["Properties"]["RouteKey"] for r in api_routes.values()) == sorted(
-        r["routeKey"] for r in mine
-    )
-    integration_name, integration = next(iter(resources_of(template, "AWS::ApiGatewayV2::Integration").items()))
+    api_routes = of(resources, "AWS::ApiGatewayV2::Route")
+    assert sorted(r["Properties"]["RouteKey"] for r in api_routes.values()) == sorted(r["routeKey"] for r in mine)
+    integration_name, integration = the(resources, "AWS::ApiGatewayV2::Integration")
+    fn_id, _ = the(resources, "AWS::Serverless::Function")
     ip = integration["Properties"]
     assert ip["IntegrationType"] == "AWS_PROXY"
     assert ip["PayloadFormatVersion"] == "2.0"
     assert ip["ApiId"] == {"Ref": "ApiId"}
-    assert ip["IntegrationUri"] == {"Fn::GetAtt": ["Function", "Arn"]}
+    assert ip["IntegrationUri"] == {"Fn::GetAtt": [fn_id, "Arn"]}
     for entry in mine:
         route = next(r["Properties"] for r in api_routes.values() if r["Properties"]["RouteKey"] == entry["routeKey"])
         assert route["ApiId"] == {"Ref": "ApiId"}
-        assert route["AuthorizationType"] == entry["authorization"]
-        if entry["authorization"] == "JWT":
-            assert route["AuthorizerId"] == {"Ref": "AuthorizerId"}
+        assert route["AuthorizationType"] == entry["authorization"] == "JWT"
+        assert route["AuthorizerId"] == {"Ref": "AuthorizerId"}
         assert route["Target"] == {"Fn::Sub": f"integrations/${{{integration_name}}}"}
 
 
-def test_invoke_permission_is_scoped_to_the_api_and_route(template, routes):
-    perms = resources_of(template, "AWS::Lambda::Permission")
-    mine = [r for r in routes if r["function"] == FUNCTION]
-    assert len(perms) == len(mine)
-    for entry, perm in zip(mine, perms.values()):
-        p = perm["Properties"]
-        method, path = entry["routeKey"].split(" ", 1)
-        assert p["Principal"] == "apigateway.amazonaws.com"
-        assert p["Action"] == "lambda:InvokeFunction"
-        assert p["SourceArn"] == {
-            "Fn::Sub": f"arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{ApiId}}/*/{method}{path}"
-        }
+@pytest.mark.parametrize("function, method, path", [
+    (POST, "POST", "registration-keys"),
+    (DELETE, "DELETE", "registration-keys/*"),
+])
+def test_invoke_permission_is_scoped_to_the_api_and_route(template, function, method, path):
+    resources, _ = stack(template, function)
+    _, perm = the(resources, "AWS::Lambda::Permission")
+    fn_id, _ = the(resources, "AWS::Serverless::Function")
+    p = perm["Properties"]
+    assert p["Principal"] == "apigateway.amazonaws.com"
+    assert p["Action"] == "lambda:InvokeFunction"
+    assert p["FunctionName"] == {"Ref": fn_id}
+    assert p["SourceArn"] == {
+        "Fn::Sub": f"arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{ApiId}}/*/{method}/{path}"
+    }
 
 
-def test_outputs_and_stack_name(template):
-    assert {"FunctionArn", "RouteId", "FunctionName", "LogGroupName"} <= set(template["Outputs"])
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_outputs_and_samconfig(template, function):
+    _, outputs = stack(template, function)
+    prefix = FUNCTIONS[function]["logicalId"].removesuffix("Function")
+    assert {f"{prefix}{k}" for k in ["FunctionArn", "FunctionName", "RoleArn", "IntegrationId", "LogGroupName"]} == set(outputs)
     sam = tomllib.loads((ROOT / "samconfig.toml").read_text())
-    for section in ["deploy", "delete"]:
-        assert sam["default"][section]["parameters"]["stack_name"] == FUNCTION
-    assert sam["default"]["deploy"]["parameters"]["capabilities"] == "CAPABILITY_NAMED_IAM"
-    for script in ["lib.sh"]:
-        assert f"STACK={FUNCTION}" in (ROOT / "scripts" / "deploy" / script).read_text()
+    assert sam[function]["deploy"]["parameters"]["stack_name"] == function
+    assert sam[function]["delete"]["parameters"]["stack_name"] == function
+    assert sam[function]["deploy"]["parameters"]["capabilities"] == "CAPABILITY_NAMED_IAM"

@@ -1,4 +1,5 @@
 """The GitHub Actions workflows call the scripts, in the page's order, with OIDC."""
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -40,7 +41,35 @@ def test_deploy_looks_up_before_installing_and_deploys_with_the_lookups():
     install = next(i for i, r in enumerate(runs) if "pip" in r)
     deploy = next(i for i, r in enumerate(runs) if "scripts/deploy/deploy" in r)
     assert resolve < install < deploy
-    assert '--params "$RUNNER_TEMP/params"' in runs[deploy]
+    assert 'scripts/deploy/resolve "$FUNCTION"' in runs[resolve]
+    assert 'scripts/deploy/deploy "$FUNCTION" --params "$RUNNER_TEMP/params"' in runs[deploy]
+
+
+FUNCTIONS = sorted(json.loads((ROOT / "routes" / "functions.json").read_text())["functions"])
+
+
+def test_deploy_and_delete_take_the_function_from_the_generated_list():
+    for name in ["deploy.yml", "delete.yml"]:
+        doc = load(name)
+        dispatch = doc["on"]["workflow_dispatch"]["inputs"]["function"]
+        assert dispatch["type"] == "choice" and dispatch["required"] is True
+        assert dispatch["options"] == FUNCTIONS
+        assert doc["on"]["workflow_call"]["inputs"]["function"]["required"] is True
+        # One run per function at a time; different functions do not wait for each other.
+        assert doc["concurrency"]["group"] == "${{ inputs.function }}"
+        assert doc["defaults"]["run"]["shell"] == "bash"
+
+
+def test_release_builds_once_and_deploys_every_function_from_that_artifact():
+    doc = load("release.yml")
+    build_runs = [s.get("run", "") for s in doc["jobs"]["build"]["steps"]]
+    assert sum("sam build" in r for r in build_runs) == 1
+    deploy = doc["jobs"]["deploy"]
+    assert deploy["needs"] == "build"
+    assert deploy["strategy"]["matrix"]["function"] == FUNCTIONS
+    assert deploy["with"]["artifact"] == "sam-build-${{ github.sha }}"
+    deploy_doc = load("deploy.yml")
+    assert "artifact" in deploy_doc["on"]["workflow_call"]["inputs"]
 
 
 def test_delete_is_manual_and_callable_and_runs_the_delete_script():

@@ -108,7 +108,11 @@ impl Function {
         let event_rx = Arc::new(Mutex::new(event_rx));
         let outcome_tx = Mutex::new(outcome_tx);
         let server = http::serve(move |req: Request| route(req, &event_rx, &outcome_tx));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+        // FIREFLY_BOOTSTRAP runs another build of the same binary through these tests (the
+        // arm64 artifact under qemu, in scripts/check).
+        let program = std::env::var("FIREFLY_BOOTSTRAP")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_bootstrap").to_owned());
+        let mut cmd = Command::new(program);
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env(

@@ -11,12 +11,27 @@ pub mod lambda;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// The function most tests run: `POST /registration-keys`.
 pub const FUNCTION: &str = "firefly-func-api-registration-keys-post";
+/// The second function: `DELETE /registration-keys/{registrationKey}`.
+pub const DELETE_FUNCTION: &str = "firefly-func-api-registration-keys-delete";
 
 /// The shipped example event (a real API Gateway HTTP API payload 2.0 event).
 pub fn event() -> Value {
     let text = include_str!("../../events/registration-keys-post.json");
     serde_json::from_str(text).unwrap()
+}
+
+/// The shipped example revoke event, for `key` (as the path carries it) and caller `sub`.
+pub fn revoke_event(key: &str, sub: &str) -> Value {
+    let text = include_str!("../../events/registration-keys-delete.json");
+    let mut e: Value = serde_json::from_str(text).unwrap();
+    let path = format!("/registration-keys/{key}");
+    e["rawPath"] = path.clone().into();
+    e["requestContext"]["http"]["path"] = path.into();
+    e["pathParameters"]["registrationKey"] = key.into();
+    e["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = Value::String(sub.into());
+    e
 }
 
 /// The example event with another caller.
@@ -49,7 +64,15 @@ pub fn unique_table(prefix: &str) -> String {
 
 /// The base function environment with `extra` added or replaced.
 pub fn env_with<K: AsRef<str>, V: AsRef<str>>(extra: &[(K, V)]) -> Vec<(String, String)> {
-    let mut env = lambda::base_env(FUNCTION);
+    env_of(FUNCTION, extra)
+}
+
+/// The base environment of `function` with `extra` added or replaced.
+pub fn env_of<K: AsRef<str>, V: AsRef<str>>(
+    function: &str,
+    extra: &[(K, V)],
+) -> Vec<(String, String)> {
+    let mut env = lambda::base_env(function);
     for (k, v) in extra {
         env.retain(|(name, _)| name != k.as_ref());
         env.push((k.as_ref().to_string(), v.as_ref().to_string()));
@@ -61,10 +84,20 @@ pub fn env_with<K: AsRef<str>, V: AsRef<str>>(extra: &[(K, V)]) -> Vec<(String, 
 pub fn function_with_table<K: AsRef<str>, V: AsRef<str>>(
     extra: &[(K, V)],
 ) -> (lambda::Function, String) {
-    let db = dynamo::Dynalite::shared();
     let table = unique_table("keys");
-    db.create_table(&table);
-    let mut env = env_with(extra);
+    dynamo::Dynalite::shared().create_table(&table);
+    (function_on_table(FUNCTION, &table, extra), table)
+}
+
+/// `function` on the shared dynalite's `table`, plus `extra` environment.
+pub fn function_on_table<K: AsRef<str>, V: AsRef<str>>(
+    function: &str,
+    table: &str,
+    extra: &[(K, V)],
+) -> lambda::Function {
+    let db = dynamo::Dynalite::shared();
+    let table = table.to_owned();
+    let mut env = env_of(function, extra);
     for (k, v) in [
         ("REGISTRATION_KEYS_TABLE", table.clone()),
         ("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint()),
@@ -73,7 +106,7 @@ pub fn function_with_table<K: AsRef<str>, V: AsRef<str>>(
             env.push((k.into(), v));
         }
     }
-    (lambda::Function::start(&env), table)
+    lambda::Function::start(&env)
 }
 
 /// Asserts that none of `secrets` appears in any line the function logged, as a whole

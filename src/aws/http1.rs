@@ -85,7 +85,14 @@ impl HttpConnector for Http1Client {
 
 /// Tells the SDK's retry strategy what failed: connection-level failures (refused, reset,
 /// closed, timed out while connecting) are I/O errors, which it retries; the rest are not.
+/// A TLS failure (a certificate that does not verify, a protocol mismatch) is a
+/// configuration error: a "user" error, never retried, so it surfaces at once as a 500.
 fn classify(err: hyper_util::client::legacy::Error) -> ConnectorError {
+    if let Some(tls) = tls_error(&err) {
+        return ConnectorError::user(
+            format!("TLS with the DynamoDB endpoint failed: {tls} (a configuration error: check the endpoint and FIREFLY_EXTRA_CA_FILE)").into(),
+        );
+    }
     let io_like = err.is_connect()
         || source::<std::io::Error>(&err).is_some()
         || source::<hyper::Error>(&err)
@@ -99,6 +106,26 @@ fn classify(err: hyper_util::client::legacy::Error) -> ConnectorError {
     } else {
         ConnectorError::other(err.into(), None)
     }
+}
+
+/// The rustls error behind a failed connection, if TLS is what failed. tokio-rustls wraps
+/// it in an `io::Error`, whose `source()` skips the wrapped error itself: look inside.
+fn tls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(found) = e.downcast_ref::<rustls::Error>() {
+            return Some(found);
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        {
+            return Some(inner);
+        }
+        next = e.source();
+    }
+    None
 }
 
 fn source<'a, E: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Option<&'a E> {

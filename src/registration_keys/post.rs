@@ -4,34 +4,72 @@
 //! (not in this function) looks it up, checks `expiresAt` and deletes it. The request body
 //! is ignored: there is nothing for the caller to choose.
 
-pub mod key;
-
-use super::Ctx;
-use crate::clock::rfc3339;
-use crate::error::ApiError;
+use super::key::RegistrationKey;
+use super::settings::RegistrationKeySettings;
+use super::store::{Inserted, KeyStore, NewKey};
+use crate::clock::{Clock, rfc3339};
+use crate::config::{APPCONFIG, APPCONFIG_ACTIONS, Settings};
+use crate::error::{ApiError, StartupError};
+use crate::identity::Caller;
+use crate::init::Init;
+use crate::random::SecureRandom;
 use crate::response::Response;
-use crate::routing::{Auth, Route};
-use crate::storage::{BoxFuture, Inserted, NewKey, StoreError};
-use key::RegistrationKey;
+use crate::route::{Answer, BoxFuture, Build, HandlerResult, JwtHandler, Request, Route, Use};
 use lambda_http::http::StatusCode;
 use serde::Serialize;
+use std::sync::Arc;
 
 pub const ROUTE: Route = Route {
     key: "POST /registration-keys",
-    handler: "registration_keys_post",
     function: "firefly-func-api-registration-keys-post",
-    auth: Auth::Jwt,
-    iam_actions: &[
-        "dynamodb:PutItem",
-        "appconfig:StartConfigurationSession",
-        "appconfig:GetLatestConfiguration",
+    summary: "Mint a one-time device registration key for the signed-in user",
+    uses: &[
+        Use {
+            resource: &super::TABLE,
+            actions: &["dynamodb:PutItem"],
+        },
+        Use {
+            resource: &APPCONFIG,
+            actions: APPCONFIG_ACTIONS,
+        },
     ],
-    run,
+    answers: &[
+        Answer {
+            status: 201,
+            description: "The key, its expiry time and its lifetime in seconds",
+        },
+        Answer {
+            status: 500,
+            description: "An unexpected failure (for example the table is missing)",
+        },
+        Answer {
+            status: 503,
+            description: "DynamoDB unavailable, five drawn keys taken, or minting switched off",
+        },
+    ],
+    build: Build::Jwt(build),
 };
 
 /// Keys drawn before giving up with 503. With 2^30 keys a collision needs about a million
 /// live keys to reach even 0.1%; five in a row means something is wrong, not unlucky.
 pub const MAX_DRAWS: u32 = 5;
+
+fn build(init: &mut Init<'_>) -> Result<Box<dyn JwtHandler>, StartupError> {
+    Ok(Box::new(Mint {
+        store: super::store(init)?,
+        settings: init.settings()?,
+        clock: init.clock(),
+        random: init.random(),
+    }))
+}
+
+/// The handler, with what it needs from start-up.
+pub struct Mint {
+    pub store: Arc<dyn KeyStore>,
+    pub settings: Arc<Settings<RegistrationKeySettings>>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn SecureRandom>,
+}
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -41,63 +79,61 @@ struct Minted<'a> {
     expires_in: u32,
 }
 
-fn run(ctx: Ctx<'_>) -> BoxFuture<'_, Result<Response, ApiError>> {
-    Box::pin(mint(ctx))
+impl JwtHandler for Mint {
+    fn call<'a>(&'a self, _req: Request<'a>, caller: Caller) -> BoxFuture<'a, HandlerResult> {
+        Box::pin(self.mint(caller))
+    }
 }
 
-async fn mint(ctx: Ctx<'_>) -> Result<Response, ApiError> {
-    let caller = ctx.caller()?;
-    let settings = &ctx.settings.registration_keys;
-    if !settings.enabled {
-        return Err(ApiError::Disabled);
-    }
-    let ttl = settings.ttl_seconds;
-    for attempt in 1..=MAX_DRAWS {
-        let key = RegistrationKey::generate(&*ctx.services.random)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let now = ctx.services.clock.now_epoch_seconds();
-        let expires_at = now + i64::from(ttl);
-        let item = NewKey {
-            key: key.expose(),
-            user_id: &caller.user_id,
-            created_at: now,
-            expires_at,
-        };
-        match ctx.services.store.insert_unless_live(item).await {
-            Ok(Inserted::Stored) => {
-                return Ok(Response::json(
-                    StatusCode::CREATED,
-                    &Minted {
-                        registration_key: key.expose(),
-                        expires_at: rfc3339(expires_at),
-                        expires_in: ttl,
-                    },
-                ));
-            }
-            Ok(Inserted::Taken) => {
-                tracing::warn!(attempt, "drawn key is held by a live key; drawing another");
-            }
-            Err(e @ StoreError::Unavailable(_)) => {
-                return Err(ApiError::unavailable(e.to_string()));
-            }
-            Err(e) => return Err(ApiError::internal(e.to_string())),
+impl Mint {
+    async fn mint(&self, caller: Caller) -> HandlerResult {
+        let settings = self.settings.current().await;
+        if !settings.enabled {
+            return Err(ApiError::Disabled);
         }
+        let ttl = settings.ttl_seconds;
+        for attempt in 1..=MAX_DRAWS {
+            let key = RegistrationKey::generate(&*self.random)
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            let now = self.clock.now_epoch_seconds();
+            let expires_at = now + i64::from(ttl);
+            let item = NewKey {
+                key: key.expose(),
+                user_id: &caller.user_id,
+                created_at: now,
+                expires_at,
+            };
+            match self.store.insert_unless_live(item).await? {
+                Inserted::Stored => {
+                    return Ok(Response::json(
+                        StatusCode::CREATED,
+                        &Minted {
+                            registration_key: key.expose(),
+                            expires_at: rfc3339(expires_at),
+                            expires_in: ttl,
+                        },
+                    ));
+                }
+                Inserted::Taken => {
+                    tracing::warn!(attempt, "drawn key is held by a live key; drawing another");
+                }
+            }
+        }
+        Err(ApiError::unavailable(format!(
+            "{MAX_DRAWS} drawn keys in a row were held by live keys"
+        )))
     }
-    Err(ApiError::unavailable(format!(
-        "{MAX_DRAWS} drawn keys in a row were held by live keys"
-    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use crate::config::Settings;
-    use crate::handlers::Services;
-    use crate::identity::Caller;
-    use crate::random::{RandomError, SecureRandom, SystemRandom};
-    use crate::storage::{KeyStore, MemoryKeyStore};
-    use std::sync::{Arc, Mutex};
+    use crate::random::{RandomError, SystemRandom};
+    use crate::registration_keys::store::{MemoryKeyStore, Revoked, StoreError};
+    use std::sync::Mutex;
+
+    type Settings = RegistrationKeySettings;
 
     struct Script(Mutex<Vec<u8>>);
 
@@ -125,36 +161,42 @@ mod tests {
         }
     }
 
-    fn services(store: Arc<MemoryKeyStore>, random: Arc<dyn SecureRandom>) -> Services {
-        Services {
-            store,
-            clock: Arc::new(FixedClock(1_795_731_191)),
-            random,
-        }
+    struct Services {
+        store: Arc<dyn KeyStore>,
+        random: Arc<dyn SecureRandom>,
     }
 
-    async fn call(
-        services: &Services,
-        caller: Option<&str>,
-        settings: Settings,
-    ) -> Result<Response, ApiError> {
+    fn services(store: Arc<MemoryKeyStore>, random: Arc<dyn SecureRandom>) -> Services {
+        Services { store, random }
+    }
+
+    async fn call(services: &Services, user: &str, settings: Settings) -> HandlerResult {
+        let mint = Mint {
+            store: Arc::clone(&services.store),
+            settings: Arc::new(crate::config::Settings::fixed(settings)),
+            clock: Arc::new(FixedClock(1_795_731_191)),
+            random: Arc::clone(&services.random),
+        };
         let event = Default::default();
-        let ctx = Ctx {
+        let req = Request {
             request_id: "r",
-            caller: caller.map(|u| Caller { user_id: u.into() }),
-            settings: Arc::new(settings),
-            services,
             params: vec![],
             event: &event,
         };
-        (ROUTE.run)(ctx).await
+        mint.call(
+            req,
+            Caller {
+                user_id: user.into(),
+            },
+        )
+        .await
     }
 
     #[tokio::test]
     async fn mints_stores_and_answers_201() {
         let store = Arc::new(MemoryKeyStore::new());
         let s = services(store.clone(), Arc::new(SystemRandom));
-        let r = call(&s, Some("user-1"), Settings::default()).await.unwrap();
+        let r = call(&s, "user-1", Settings::default()).await.unwrap();
         assert_eq!(r.status, StatusCode::CREATED);
         assert_eq!(r.headers["content-type"], "application/json");
         assert_eq!(r.headers["cache-control"], "no-store");
@@ -175,48 +217,41 @@ mod tests {
         let store = Arc::new(MemoryKeyStore::new());
         let taken = Script::keys(&["AAAAAA", "BBBBBB"]);
         let s = services(store.clone(), Arc::new(taken));
-        call(&s, Some("first"), Settings::default()).await.unwrap();
-        call(&s, Some("first"), Settings::default()).await.unwrap();
+        call(&s, "first", Settings::default()).await.unwrap();
+        call(&s, "first", Settings::default()).await.unwrap();
 
         let s = services(
             store.clone(),
             Arc::new(Script::keys(&["AAAAAA", "BBBBBB", "CCCCCC"])),
         );
-        let r = call(&s, Some("second"), Settings::default()).await.unwrap();
+        let r = call(&s, "second", Settings::default()).await.unwrap();
         assert!(r.body.contains("CCCCCC"), "{}", r.body);
         assert_eq!(store.get("AAAAAA").unwrap().user_id, "first");
 
         let all_taken = ["AAAAAA"; MAX_DRAWS as usize];
         let s = services(store.clone(), Arc::new(Script::keys(&all_taken)));
-        let err = call(&s, Some("third"), Settings::default())
-            .await
-            .unwrap_err();
+        let err = call(&s, "third", Settings::default()).await.unwrap_err();
         assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(store.len(), 3);
-    }
-
-    #[tokio::test]
-    async fn no_caller_is_401_and_nothing_is_stored() {
-        let store = Arc::new(MemoryKeyStore::new());
-        let s = services(store.clone(), Arc::new(SystemRandom));
-        let err = call(&s, None, Settings::default()).await.unwrap_err();
-        assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
-        assert!(store.is_empty());
     }
 
     #[tokio::test]
     async fn disabled_by_config_is_503_and_ttl_comes_from_config() {
         let store = Arc::new(MemoryKeyStore::new());
         let s = services(store.clone(), Arc::new(SystemRandom));
-        let mut settings = Settings::default();
-        settings.registration_keys.enabled = false;
-        let err = call(&s, Some("u"), settings.clone()).await.unwrap_err();
+        let off = Settings {
+            enabled: false,
+            ..Default::default()
+        };
+        let err = call(&s, "u", off).await.unwrap_err();
         assert!(matches!(err, ApiError::Disabled));
         assert!(store.is_empty());
 
-        settings.registration_keys.enabled = true;
-        settings.registration_keys.ttl_seconds = 60;
-        let r = call(&s, Some("u"), settings).await.unwrap();
+        let short = Settings {
+            enabled: true,
+            ttl_seconds: 60,
+        };
+        let r = call(&s, "u", short).await.unwrap();
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
         assert_eq!(body["expiresIn"], 60);
         let stored = store
@@ -229,7 +264,7 @@ mod tests {
     async fn random_failure_is_500_not_a_panic() {
         let store = Arc::new(MemoryKeyStore::new());
         let s = services(store.clone(), Arc::new(Script::keys(&[])));
-        let err = call(&s, Some("u"), Settings::default()).await.unwrap_err();
+        let err = call(&s, "u", Settings::default()).await.unwrap_err();
         assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
@@ -240,6 +275,15 @@ mod tests {
             &'a self,
             _: NewKey<'a>,
         ) -> BoxFuture<'a, Result<Inserted, StoreError>> {
+            Box::pin(std::future::ready(Err(self.0.clone())))
+        }
+
+        fn revoke<'a>(
+            &'a self,
+            _: &'a str,
+            _: &'a str,
+            _: i64,
+        ) -> BoxFuture<'a, Result<Revoked, StoreError>> {
             Box::pin(std::future::ready(Err(self.0.clone())))
         }
     }
@@ -253,10 +297,9 @@ mod tests {
         ] {
             let s = Services {
                 store: Arc::new(Failing(err)),
-                clock: Arc::new(FixedClock(0)),
                 random: Arc::new(SystemRandom),
             };
-            let e = call(&s, Some("u"), Settings::default()).await.unwrap_err();
+            let e = call(&s, "u", Settings::default()).await.unwrap_err();
             assert_eq!(e.status().as_u16(), status);
         }
     }

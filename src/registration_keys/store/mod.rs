@@ -5,18 +5,13 @@
 //! expired items lazily (up to days late) and a stale leftover must not block its key.
 
 pub mod dynamodb;
-mod http1;
 pub mod memory;
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 
+pub use crate::route::BoxFuture;
 pub use dynamodb::DynamoKeyStore;
 pub use memory::MemoryKeyStore;
-
-/// A boxed, sendable future: what a `dyn` trait method can return.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// One key to store. Times are epoch seconds.
 #[derive(Clone, Copy)]
@@ -47,7 +42,15 @@ pub enum Inserted {
     Taken,
 }
 
-/// Why an insert failed. Texts are for operators; none reaches the caller.
+/// What a revoke did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    Deleted,
+    /// No item with this key is both the caller's and live; nothing was deleted.
+    NotLive,
+}
+
+/// Why an insert or a revoke failed. Texts are for operators; none reaches the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
     /// Throttled, unreachable, timed out: worth retrying later (503).
@@ -80,4 +83,22 @@ pub trait KeyStore: Send + Sync {
         &'a self,
         item: NewKey<'a>,
     ) -> BoxFuture<'a, Result<Inserted, StoreError>>;
+
+    /// Deletes `key` if `user_id` holds it and it is live at `now` (`expiresAt >= now`).
+    fn revoke<'a>(
+        &'a self,
+        key: &'a str,
+        user_id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Revoked, StoreError>>;
+}
+
+impl From<StoreError> for crate::error::ApiError {
+    /// Passing trouble is a 503 the caller may retry; anything else is ours to fix (500).
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(_) => Self::unavailable(e.to_string()),
+            StoreError::TableMissing(_) | StoreError::Other(_) => Self::internal(e.to_string()),
+        }
+    }
 }

@@ -1,7 +1,7 @@
 //! An in-memory [`KeyStore`] for local runs and tests. Chosen explicitly
 //! (`FIREFLY_STORE=memory`), never as a fallback: its keys vanish with the process.
 
-use super::{BoxFuture, Inserted, KeyStore, NewKey, StoreError};
+use super::{BoxFuture, Inserted, KeyStore, NewKey, Revoked, StoreError};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -70,6 +70,24 @@ impl KeyStore for MemoryKeyStore {
         };
         Box::pin(std::future::ready(Ok(outcome)))
     }
+
+    fn revoke<'a>(
+        &'a self,
+        key: &'a str,
+        user_id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Revoked, StoreError>> {
+        let mut items = self.lock();
+        // Same condition as the DynamoDB store: userId = :sub AND expiresAt >= :now.
+        let outcome = match items.get(key) {
+            Some(item) if item.user_id == user_id && item.expires_at >= now => {
+                items.remove(key);
+                Revoked::Deleted
+            }
+            _ => Revoked::NotLive,
+        };
+        Box::pin(std::future::ready(Ok(outcome)))
+    }
 }
 
 #[cfg(test)]
@@ -104,6 +122,39 @@ mod tests {
             }
         );
         assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn revoke_deletes_only_the_owners_live_key() {
+        let store = MemoryKeyStore::new();
+        store
+            .insert_unless_live(item("AAAAAA", "u1", 1000))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.revoke("AAAAAA", "u2", 1000).await,
+            Ok(Revoked::NotLive)
+        );
+        assert_eq!(
+            store.revoke("BBBBBB", "u1", 1000).await,
+            Ok(Revoked::NotLive)
+        );
+        // Past expiresAt (2800) the key is a leftover, not the caller's to revoke.
+        assert_eq!(
+            store.revoke("AAAAAA", "u1", 2801).await,
+            Ok(Revoked::NotLive)
+        );
+        assert_eq!(store.len(), 1);
+        // Still live at exactly expiresAt.
+        assert_eq!(
+            store.revoke("AAAAAA", "u1", 2800).await,
+            Ok(Revoked::Deleted)
+        );
+        assert!(store.is_empty());
+        assert_eq!(
+            store.revoke("AAAAAA", "u1", 2800).await,
+            Ok(Revoked::NotLive)
+        );
     }
 
     #[test]

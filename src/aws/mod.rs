@@ -1,0 +1,265 @@
+//! AWS plumbing any feature can use: the DynamoDB client (one per process, so one
+//! connection pool), its HTTP/1 transport and the embedded trust roots.
+//!
+//! Nothing here names a feature or a table; features ask [`crate::init::Init::dynamodb`]
+//! for the client and bring their own table names.
+
+mod http1;
+
+use aws_config::environment::EnvironmentVariableCredentialsProvider;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
+use http1::Http1Client;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use std::time::Duration;
+
+/// Timeouts sized for a function with a 6 s timeout: a refused or stalled connection
+/// becomes a 503 in at most ~3 s, leaving room to answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1_000);
+const OPERATION_TIMEOUT: Duration = Duration::from_millis(3_000);
+/// Attempts per call, the SDK's standard retry mode (throttling, 5xx, I/O errors).
+const MAX_ATTEMPTS: u32 = 3;
+
+/// Builds the DynamoDB client from the Lambda environment: `AWS_REGION`, the role's
+/// credentials in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, and the
+/// SDK's standard endpoint override `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`) for
+/// local servers.
+///
+/// This deliberately avoids `aws_config::load_from_env()`: Lambda always provides
+/// credentials in the environment, and the full default chain (profiles, SSO, IMDS, STS)
+/// costs binary size and start-up work for providers that can never apply here.
+pub fn dynamodb_client(env: &dyn Fn(&str) -> Option<String>) -> Result<Client, String> {
+    let region = env("AWS_REGION")
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .filter(|r| !r.is_empty())
+        .ok_or("AWS_REGION is not set (Lambda sets it; set it for local runs)")?;
+    let http = Http1Client::new(trust_store(env)?, CONNECT_TIMEOUT)?;
+    let mut config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .credentials_provider(EnvironmentVariableCredentialsProvider::new())
+        .http_client(http)
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        );
+    if let Some(url) = env("AWS_ENDPOINT_URL_DYNAMODB")
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .filter(|u| !u.is_empty())
+    {
+        check_endpoint(&url, env)?;
+        config = config.endpoint_url(url);
+    }
+    // The SDK's standard switches, honoured (never silently ignored): FIPS and dual-stack
+    // endpoints are chosen by the endpoint resolver from these two flags.
+    if let Some(fips) = flag(env, "AWS_USE_FIPS_ENDPOINT")? {
+        config = config.use_fips(fips);
+    }
+    if let Some(dual) = flag(env, "AWS_USE_DUALSTACK_ENDPOINT")? {
+        config = config.use_dual_stack(dual);
+    }
+    Ok(Client::from_conf(config.build()))
+}
+
+/// The opt-in for a plaintext endpoint that is not on this machine.
+pub const ALLOW_PLAINTEXT: &str = "FIREFLY_ALLOW_PLAINTEXT_ENDPOINT";
+
+/// An endpoint override must be `https://`, or `http://` on a loopback host (a local
+/// DynamoDB-API server). Plaintext elsewhere (DynamoDB Local on a container network, say)
+/// needs `FIREFLY_ALLOW_PLAINTEXT_ENDPOINT=true`: keys must not cross a network in clear
+/// because of a typo in a URL.
+fn check_endpoint(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return Err(format!(
+            "endpoint override {url:?}: expected an https:// or http:// URL"
+        ));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback || flag(env, ALLOW_PLAINTEXT)? == Some(true) {
+        return Ok(());
+    }
+    Err(format!(
+        "endpoint override {url:?} is plaintext HTTP to a host that is not this machine; use https://, or set {ALLOW_PLAINTEXT}=true if a plaintext server there is intended"
+    ))
+}
+
+/// A boolean variable: `true`/`false` (any case), unset or empty for "not set"; anything
+/// else is a start-up error rather than a guess.
+fn flag(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<Option<bool>, String> {
+    match env(name).as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(v) if v.eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(v) => Err(format!("{name}={v:?}: expected true or false")),
+    }
+}
+
+/// The roots every AWS service endpoint chains to (Amazon Trust Services and the Starfield
+/// root that cross-signs them), from Debian's ca-certificates. Embedded rather than read
+/// from the system store: parsing the whole system bundle was 83% of a typical build's
+/// init instructions (README, Cold start), and DynamoDB needs only these five.
+const AWS_ROOTS: [&str; 5] = [
+    include_str!("roots/Amazon_Root_CA_1.pem"),
+    include_str!("roots/Amazon_Root_CA_2.pem"),
+    include_str!("roots/Amazon_Root_CA_3.pem"),
+    include_str!("roots/Amazon_Root_CA_4.pem"),
+    include_str!("roots/Starfield_Services_Root_Certificate_Authority_-_G2.pem"),
+];
+
+/// The AWS roots, plus the PEM certificates in `FIREFLY_EXTRA_CA_FILE` when set (a local
+/// DynamoDB-API server behind TLS, a corporate proxy). A bad file is a start-up error.
+fn trust_store(env: &dyn Fn(&str) -> Option<String>) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for pem in AWS_ROOTS {
+        add_pem_certificates(&mut roots, pem.as_bytes())?;
+    }
+    if let Some(path) = env("FIREFLY_EXTRA_CA_FILE").filter(|p| !p.is_empty()) {
+        let pem = std::fs::read(&path).map_err(|e| format!("FIREFLY_EXTRA_CA_FILE={path}: {e}"))?;
+        add_pem_certificates(&mut roots, &pem)
+            .map_err(|e| format!("FIREFLY_EXTRA_CA_FILE={path}: {e}"))?;
+    }
+    Ok(roots)
+}
+
+/// Adds every certificate in `pem` as a trust anchor; refuses text without any, or with one
+/// that cannot serve as an anchor. Returns how many were added.
+fn add_pem_certificates(roots: &mut rustls::RootCertStore, pem: &[u8]) -> Result<usize, String> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not PEM certificates: {e}"))?;
+    if certs.is_empty() {
+        return Err("no PEM certificate found".into());
+    }
+    for cert in &certs {
+        roots
+            .add(cert.clone())
+            .map_err(|e| format!("not a usable CA certificate: {e}"))?;
+    }
+    Ok(certs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn plaintext_endpoints_only_on_loopback_unless_opted_in() {
+        let none = env_of(&[]);
+        for ok in [
+            "https://dynamodb.eu-west-1.amazonaws.com",
+            "http://127.0.0.1:4567",
+            "http://localhost:8000/",
+            "http://[::1]:8000",
+            "http://127.8.9.10",
+        ] {
+            assert_eq!(check_endpoint(ok, &none), Ok(()), "{ok}");
+        }
+        for bad in [
+            "http://dynamodb-local:8000",
+            "http://10.0.0.5:8000",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example:80",
+            "ftp://127.0.0.1",
+            "127.0.0.1:4567",
+        ] {
+            let err = check_endpoint(bad, &none).unwrap_err();
+            assert!(err.contains(bad), "{err}");
+        }
+        let opted = env_of(&[(ALLOW_PLAINTEXT, "true")]);
+        assert_eq!(check_endpoint("http://dynamodb-local:8000", &opted), Ok(()));
+        let typo = env_of(&[(ALLOW_PLAINTEXT, "yes")]);
+        let err = check_endpoint("http://dynamodb-local:8000", &typo).unwrap_err();
+        assert!(err.contains(ALLOW_PLAINTEXT), "{err}");
+    }
+
+    #[test]
+    fn fips_and_dual_stack_are_honoured_or_refused() {
+        let base = [("AWS_REGION", "eu-west-1")];
+        for (name, value, ok) in [
+            ("AWS_USE_FIPS_ENDPOINT", "true", true),
+            ("AWS_USE_FIPS_ENDPOINT", "FALSE", true),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "true", true),
+            ("AWS_USE_FIPS_ENDPOINT", "1", false),
+            ("AWS_USE_DUALSTACK_ENDPOINT", "on", false),
+        ] {
+            let env = env_of(&[base[0], (name, value)]);
+            let result = dynamodb_client(&env);
+            assert_eq!(result.is_ok(), ok, "{name}={value}");
+            if let Err(e) = result {
+                assert!(e.contains(name), "{e}");
+            }
+        }
+        let env = env_of(&[("AWS_USE_FIPS_ENDPOINT", " True ")]);
+        assert_eq!(flag(&env, "AWS_USE_FIPS_ENDPOINT"), Ok(Some(true)));
+        assert_eq!(flag(&env, "AWS_USE_DUALSTACK_ENDPOINT"), Ok(None));
+    }
+
+    #[test]
+    fn the_embedded_aws_roots_are_valid_trust_anchors() {
+        let mut roots = rustls::RootCertStore::empty();
+        for pem in AWS_ROOTS {
+            assert_eq!(add_pem_certificates(&mut roots, pem.as_bytes()), Ok(1));
+        }
+        assert_eq!(roots.len(), 5);
+    }
+
+    #[test]
+    fn a_bad_extra_ca_file_is_an_error_not_a_panic() {
+        let dir = std::env::temp_dir().join(format!("firefly-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cases: [(&str, &[u8]); 3] = [
+            ("empty.pem", b""),
+            ("text.pem", b"hello"),
+            (
+                "broken.pem",
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            ),
+        ];
+        for (name, body) in cases {
+            let path = dir.join(name);
+            std::fs::write(&path, body).unwrap();
+            let p = path.to_string_lossy().into_owned();
+            let env = move |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| p.clone());
+            let err = trust_store(&env)
+                .err()
+                .unwrap_or_else(|| panic!("{name} accepted"));
+            assert!(err.contains("FIREFLY_EXTRA_CA_FILE"), "{err}");
+        }
+        let env =
+            |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| "/nonexistent/ca.pem".to_string());
+        assert!(trust_store(&env).is_err());
+        let pem = AWS_ROOTS[0].to_string();
+        let good = dir.join("good.pem");
+        std::fs::write(&good, pem).unwrap();
+        let g = good.to_string_lossy().into_owned();
+        let env = move |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| g.clone());
+        assert_eq!(trust_store(&env).unwrap().len(), 6);
+    }
+}

@@ -1,0 +1,316 @@
+//! `template.yaml`: every function's stack resources in one SAM template.
+//!
+//! Each function's resources carry the condition "this stack is that function's stack", so
+//! deploying the template as stack `firefly-func-api-<name>` creates exactly that
+//! function's log group, role, function, integration, routes and permissions. One template
+//! means one `sam build`, one artifact: every function ships the same `bootstrap`.
+
+use super::{Function, HEADER, iam_resource, pascal};
+use crate::route::{Auth, Resource};
+use std::fmt::Write;
+
+/// Settings every function shares (README, Cold start: the measurements behind them).
+const MEMORY_MB: u32 = 256;
+const TIMEOUT_S: u32 = 6;
+const LOG_RETENTION_DAYS: u32 = 30;
+
+/// A YAML double-quoted scalar (JSON's string syntax is valid YAML).
+fn q(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// A template value: `!Ref`/`!Sub`/`!GetAtt` expressions pass through, the rest is quoted.
+fn v(s: &str) -> String {
+    if s.starts_with('!') {
+        match s.split_once(' ') {
+            Some((tag, rest)) => format!("{tag} {}", q(rest)),
+            None => s.to_owned(),
+        }
+    } else {
+        q(s)
+    }
+}
+
+/// `DELETE /registration-keys/{registrationKey}` → `DELETE/registration-keys/*`: the part
+/// of the execute-api ARN that API Gateway invokes a route with (path parameters are `*`).
+fn arn_route(key: &str) -> String {
+    let (method, path) = key.split_once(' ').unwrap_or((key, ""));
+    let path: Vec<&str> = path
+        .split('/')
+        .map(|seg| if seg.starts_with('{') { "*" } else { seg })
+        .collect();
+    format!("{method}{}", path.join("/"))
+}
+
+pub fn render(functions: &[Function<'_>]) -> Result<String, String> {
+    let mut t = String::new();
+    let names: Vec<&str> = functions.iter().map(|f| f.name).collect();
+    // Writing to a String cannot fail.
+    let _ = write!(
+        t,
+        r#"# {HEADER}
+AWSTemplateFormatVersion: "2010-09-09"
+Transform: AWS::Serverless-2016-10-31
+Description: >-
+  Firefly API functions, one artifact. Deploy as stack firefly-func-api-<name> to create
+  that function's resources only (scripts/deploy/deploy <function>). Functions:
+  {}.
+
+Parameters:
+  ApiId:
+    Type: String
+    AllowedPattern: "^[a-z0-9]{{10}}$"
+    Description: The Firefly HTTP API (output ApiId of the firefly-api-gateway stack).
+  AuthorizerId:
+    Type: String
+    AllowedPattern: "^[a-z0-9]{{6,10}}$"
+    Description: Its Cognito JWT authorizer (output AuthorizerId of the firefly-api-gateway stack).
+  SharedLayerArn:
+    Type: String
+    AllowedPattern: "^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{{12}}:layer:[A-Za-z0-9_-]+:[0-9]+$"
+    Description: Firefly's shared layer (output SharedLayerArn of the firefly-shared-layer stack).
+  AppConfigExtensionLayerArn:
+    Type: String
+    AllowedPattern: "^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{{12}}:layer:[A-Za-z0-9_-]+:[0-9]+$"
+    Description: The AWS AppConfig Lambda extension (output AppConfigExtensionLayerArn of firefly-shared-layer).
+  AppConfigApplication:
+    Type: String
+    Default: firefly
+    AllowedPattern: "^[A-Za-z0-9._-]+$"
+  AppConfigEnvironment:
+    Type: String
+    Default: prod
+    AllowedPattern: "^[A-Za-z0-9._-]+$"
+  AppConfigProfile:
+    Type: String
+    Default: api
+    AllowedPattern: "^[A-Za-z0-9._-]+$"
+
+Conditions:
+"#,
+        names.join(", ")
+    );
+    for f in functions {
+        let _ = writeln!(
+            t,
+            "  Is{}: !Equals [!Ref \"AWS::StackName\", {}]",
+            f.logical(),
+            q(f.name)
+        );
+    }
+    t.push_str("\nResources:\n");
+    for f in functions {
+        resources(&mut t, f)?;
+    }
+    t.push_str("Outputs:\n");
+    for f in functions {
+        let l = f.logical();
+        for (name, value) in [
+            ("FunctionName", format!("!Ref {l}Function")),
+            ("FunctionArn", format!("!GetAtt {l}Function.Arn")),
+            ("RoleArn", format!("!GetAtt {l}Role.Arn")),
+            ("IntegrationId", format!("!Ref {l}Integration")),
+            ("LogGroupName", format!("!Ref {l}LogGroup")),
+        ] {
+            let _ = write!(
+                t,
+                "  {l}{name}:\n    Condition: Is{l}\n    Value: {value}\n"
+            );
+        }
+    }
+    Ok(t)
+}
+
+fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
+    let l = f.logical();
+    let keys: Vec<&str> = f.routes.iter().map(|r| r.key).collect();
+    let _ = write!(
+        t,
+        r#"  # {name}: {keys}
+  {l}LogGroup:
+    Type: AWS::Logs::LogGroup
+    Condition: Is{l}
+    DeletionPolicy: Delete
+    UpdateReplacePolicy: Delete
+    Properties:
+      LogGroupName: {log_group}
+      RetentionInDays: {LOG_RETENTION_DAYS}
+
+  {l}Role:
+    Type: AWS::IAM::Role
+    Condition: Is{l}
+    Properties:
+      RoleName: {role}
+      Description: {role_description}
+      AssumeRolePolicyDocument:
+        Version: "2012-10-17"
+        Statement:
+          - Effect: Allow
+            Principal:
+              Service: lambda.amazonaws.com
+            Action: sts:AssumeRole
+      # No managed policies: AWSLambdaBasicExecutionRole would add logs:CreateLogGroup on "*".
+      Policies:
+        - PolicyName: {short}
+          PolicyDocument:
+            Version: "2012-10-17"
+            Statement:
+"#,
+        name = f.name,
+        keys = keys.join(", "),
+        log_group = q(&f.log_group()),
+        role = q(&f.role()),
+        role_description = q(&format!(
+            "Execution role of {}: exactly what its routes use (src/routes.rs).",
+            f.name
+        )),
+        short = q(f.short()),
+    );
+    for (resource, actions) in f.grants() {
+        let sid = match resource {
+            Resource::DynamoTable { name, .. } => format!("{}Table", pascal(name)),
+            Resource::AppConfig => "ReadAppConfig".into(),
+        };
+        let _ = writeln!(
+            t,
+            "              - Sid: {sid}\n                Effect: Allow\n                Action:"
+        );
+        for a in actions {
+            let _ = writeln!(t, "                  - {a}");
+        }
+        let _ = writeln!(
+            t,
+            "                Resource: {}",
+            v(&iam_resource(resource))
+        );
+    }
+    let _ = write!(
+        t,
+        r#"              - Sid: WriteOwnLogs
+                Effect: Allow
+                Action:
+                  - logs:CreateLogStream
+                  - logs:PutLogEvents
+                Resource: !GetAtt {l}LogGroup.Arn
+
+  {l}Function:
+    Type: AWS::Serverless::Function
+    Condition: Is{l}
+    # Every function has the same CodeUri and Metadata, so `sam build` builds bootstrap
+    # once and every function ships that artifact.
+    Metadata:
+      BuildMethod: rust-cargolambda
+      BuildProperties:
+        Binary: bootstrap
+    Properties:
+      FunctionName: {name}
+      Description: {description}
+      CodeUri: .
+      Handler: bootstrap
+      Runtime: provided.al2023
+      Architectures:
+        - arm64
+      # 256 MB: the binary needs under 10 MB of memory, but Lambda sizes CPU by memory, and
+      # init plus the first TLS handshake are CPU-bound.
+      MemorySize: {MEMORY_MB}
+      # 6 s: the DynamoDB client gives up after 3 s (three attempts) and AppConfig after
+      # 250 ms, so a healthy invoke never nears it and a stuck one still answers 503.
+      Timeout: {TIMEOUT_S}
+      Role: !GetAtt {l}Role.Arn
+      Layers:
+        - !Ref SharedLayerArn
+        - !Ref AppConfigExtensionLayerArn
+      LoggingConfig:
+        LogFormat: JSON
+        LogGroup: !Ref {l}LogGroup
+        ApplicationLogLevel: INFO
+        SystemLogLevel: WARN
+"#,
+        name = q(f.name),
+        description = q(&format!("{} (Firefly API monolith)", keys.join(", "))),
+    );
+    let env = f.env()?;
+    if !env.is_empty() {
+        t.push_str("      Environment:\n        Variables:\n");
+        for (k, value) in env {
+            let _ = writeln!(t, "          {k}: {}", v(&value));
+        }
+    }
+    let _ = write!(
+        t,
+        r#"
+  {l}Integration:
+    Type: AWS::ApiGatewayV2::Integration
+    Condition: Is{l}
+    Properties:
+      ApiId: !Ref ApiId
+      Description: {name}
+      IntegrationType: AWS_PROXY
+      IntegrationUri: !GetAtt {l}Function.Arn
+      PayloadFormatVersion: "2.0"
+"#,
+        name = q(f.name),
+    );
+    for r in &f.routes {
+        let rl = pascal(&r.slug());
+        let _ = write!(
+            t,
+            r#"
+  {rl}Route:
+    Type: AWS::ApiGatewayV2::Route
+    Condition: Is{l}
+    Properties:
+      ApiId: !Ref ApiId
+      RouteKey: {key}
+      AuthorizationType: {auth}
+"#,
+            key = q(r.key),
+            auth = r.auth().as_str(),
+        );
+        if r.auth() == Auth::Jwt {
+            t.push_str("      AuthorizerId: !Ref AuthorizerId\n");
+        }
+        let _ = write!(
+            t,
+            r#"      Target: !Sub integrations/${{{l}Integration}}
+
+  {rl}Permission:
+    Type: AWS::Lambda::Permission
+    Condition: Is{l}
+    Properties:
+      Action: lambda:InvokeFunction
+      FunctionName: !Ref {l}Function
+      Principal: apigateway.amazonaws.com
+      SourceArn: !Sub "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:${{ApiId}}/*/{arn}"
+"#,
+            arn = arn_route(r.key),
+        );
+    }
+    t.push('\n');
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execute_api_arns_put_stars_for_path_parameters() {
+        assert_eq!(
+            arn_route("POST /registration-keys"),
+            "POST/registration-keys"
+        );
+        assert_eq!(
+            arn_route("DELETE /registration-keys/{registrationKey}"),
+            "DELETE/registration-keys/*"
+        );
+        assert_eq!(arn_route("GET /files/{proxy+}"), "GET/files/*");
+    }
+
+    #[test]
+    fn values_pass_tags_through_and_quote_the_rest() {
+        assert_eq!(v("!Ref AppConfigProfile"), "!Ref \"AppConfigProfile\"");
+        assert_eq!(v("*"), "\"*\"");
+        assert_eq!(v("a \"b\""), r#""a \"b\"""#);
+    }
+}

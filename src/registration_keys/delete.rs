@@ -1,0 +1,213 @@
+//! `DELETE /registration-keys/{registrationKey}`: the signed-in user revokes one of their
+//! own live keys, so that a key minted by mistake or seen by someone else stops working
+//! before it expires.
+//!
+//! A key that does not exist, has expired or is someone else's gets the same 404: the
+//! answer tells a caller nothing about other users' keys.
+
+use super::key::RegistrationKey;
+use super::settings::RegistrationKeySettings;
+use super::store::{KeyStore, Revoked};
+use crate::clock::Clock;
+use crate::config::{APPCONFIG, APPCONFIG_ACTIONS, Settings};
+use crate::error::{ApiError, StartupError};
+use crate::identity::Caller;
+use crate::init::Init;
+use crate::response::Response;
+use crate::route::{Answer, BoxFuture, Build, HandlerResult, JwtHandler, Request, Route, Use};
+use lambda_http::http::StatusCode;
+use std::sync::Arc;
+
+pub const ROUTE: Route = Route {
+    key: "DELETE /registration-keys/{registrationKey}",
+    function: "firefly-func-api-registration-keys-delete",
+    summary: "Revoke one of the signed-in user's live registration keys",
+    uses: &[
+        Use {
+            resource: &super::TABLE,
+            actions: &["dynamodb:DeleteItem"],
+        },
+        Use {
+            resource: &APPCONFIG,
+            actions: APPCONFIG_ACTIONS,
+        },
+    ],
+    answers: &[
+        Answer {
+            status: 204,
+            description: "The key is revoked",
+        },
+        Answer {
+            status: 400,
+            description: "The path does not hold 6 symbols of the key alphabet",
+        },
+        Answer {
+            status: 404,
+            description: "No live key of the caller has this value",
+        },
+        Answer {
+            status: 500,
+            description: "An unexpected failure (for example the table is missing)",
+        },
+        Answer {
+            status: 503,
+            description: "DynamoDB unavailable, or registration keys switched off",
+        },
+    ],
+    build: Build::Jwt(build),
+};
+
+/// The path parameter's name, as in the route key.
+const PARAM: &str = "registrationKey";
+
+fn build(init: &mut Init<'_>) -> Result<Box<dyn JwtHandler>, StartupError> {
+    Ok(Box::new(Revoke {
+        store: super::store(init)?,
+        settings: init.settings()?,
+        clock: init.clock(),
+    }))
+}
+
+pub struct Revoke {
+    pub store: Arc<dyn KeyStore>,
+    pub settings: Arc<Settings<RegistrationKeySettings>>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl JwtHandler for Revoke {
+    fn call<'a>(&'a self, req: Request<'a>, caller: Caller) -> BoxFuture<'a, HandlerResult> {
+        Box::pin(self.revoke(req, caller))
+    }
+}
+
+impl Revoke {
+    async fn revoke(&self, req: Request<'_>, caller: Caller) -> HandlerResult {
+        // Users type keys off a screen: accept lower case, nothing else non-canonical.
+        let key = req
+            .param(PARAM)
+            .map(str::to_ascii_uppercase)
+            .and_then(|k| RegistrationKey::parse(&k))
+            .ok_or(ApiError::BadRequest {
+                detail: "The registration key in the path must be 6 characters of 0-9 and A-Z without I, L, O and U.",
+            })?;
+        // The same switch as minting: with the feature off, neither half of it runs.
+        if !self.settings.current().await.enabled {
+            return Err(ApiError::Disabled);
+        }
+        let now = self.clock.now_epoch_seconds();
+        match self
+            .store
+            .revoke(key.expose(), &caller.user_id, now)
+            .await?
+        {
+            Revoked::Deleted => Ok(Response::empty(StatusCode::NO_CONTENT)),
+            Revoked::NotLive => Err(ApiError::ResourceNotFound {
+                detail: "You have no live registration key with this value.",
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use crate::registration_keys::store::{MemoryKeyStore, NewKey};
+
+    const NOW: i64 = 1_795_731_191;
+
+    async fn seeded() -> Arc<MemoryKeyStore> {
+        let store = Arc::new(MemoryKeyStore::new());
+        for (key, user, expires_at) in [("7KQ2MX", "u1", NOW + 60), ("AAAAAA", "u1", NOW - 1)] {
+            store
+                .insert_unless_live(NewKey {
+                    key,
+                    user_id: user,
+                    created_at: NOW - 100,
+                    expires_at,
+                })
+                .await
+                .unwrap();
+        }
+        store
+    }
+
+    async fn call(store: &Arc<MemoryKeyStore>, user: &str, key: &str, on: bool) -> HandlerResult {
+        let revoke = Revoke {
+            store: Arc::clone(store) as Arc<dyn KeyStore>,
+            settings: Arc::new(Settings::fixed(RegistrationKeySettings {
+                enabled: on,
+                ..Default::default()
+            })),
+            clock: Arc::new(FixedClock(NOW)),
+        };
+        let event = Default::default();
+        let req = Request {
+            request_id: "r",
+            params: vec![(PARAM.into(), key.into())],
+            event: &event,
+        };
+        revoke
+            .call(
+                req,
+                Caller {
+                    user_id: user.into(),
+                },
+            )
+            .await
+    }
+
+    #[tokio::test]
+    async fn the_owner_revokes_a_live_key_once_case_insensitively() {
+        let store = seeded().await;
+        let r = call(&store, "u1", "7kq2Mx", true).await.unwrap();
+        assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(r.headers["cache-control"], "no-store");
+        assert!(r.body.is_empty());
+        assert!(store.get("7KQ2MX").is_none());
+        let again = call(&store, "u1", "7KQ2MX", true).await.unwrap_err();
+        assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn others_keys_expired_keys_and_unknown_keys_are_the_same_404() {
+        let store = seeded().await;
+        let mut bodies = Vec::new();
+        for (user, key) in [("u2", "7KQ2MX"), ("u1", "AAAAAA"), ("u1", "ZZZZZZ")] {
+            let e = call(&store, user, key, true).await.unwrap_err();
+            assert_eq!(e.status(), StatusCode::NOT_FOUND, "{user} {key}");
+            bodies.push(e.into_response("r").body);
+        }
+        assert!(bodies.iter().all(|b| *b == bodies[0]), "{bodies:?}");
+        assert_eq!(store.len(), 2, "nothing was deleted");
+    }
+
+    #[tokio::test]
+    async fn malformed_keys_are_400_and_never_echoed() {
+        let store = seeded().await;
+        for bad in [
+            "",
+            "7KQ2M",
+            "7KQ2MXX",
+            "7KQ2MI",
+            "OOOOOO",
+            "7KQ2M\u{e9}",
+            "%37KQ2MX",
+            "7KQ 2M",
+        ] {
+            let e = call(&store, "u1", bad, true).await.unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{bad:?}");
+            let body = e.into_response("r").body;
+            assert!(bad.is_empty() || !body.contains(bad), "{body}");
+        }
+        assert_eq!(store.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn switched_off_is_503_and_nothing_is_deleted() {
+        let store = seeded().await;
+        let e = call(&store, "u1", "7KQ2MX", false).await.unwrap_err();
+        assert!(matches!(e, ApiError::Disabled));
+        assert!(store.get("7KQ2MX").is_some());
+    }
+}

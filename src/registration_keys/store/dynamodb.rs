@@ -1,0 +1,138 @@
+//! The DynamoDB [`KeyStore`]: one conditional `PutItem` to mint, one conditional
+//! `DeleteItem` to revoke; each function's role grants only the one it uses.
+
+use super::{BoxFuture, Inserted, KeyStore, NewKey, Revoked, StoreError};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+
+pub struct DynamoKeyStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoKeyStore {
+    /// `client` is the process's one DynamoDB client ([`crate::init::Init::dynamodb`]).
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+}
+
+impl KeyStore for DynamoKeyStore {
+    fn insert_unless_live<'a>(
+        &'a self,
+        item: NewKey<'a>,
+    ) -> BoxFuture<'a, Result<Inserted, StoreError>> {
+        Box::pin(async move {
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("registrationKey", AttributeValue::S(item.key.to_owned()))
+                .item("userId", AttributeValue::S(item.user_id.to_owned()))
+                .item("createdAt", AttributeValue::N(item.created_at.to_string()))
+                .item("expiresAt", AttributeValue::N(item.expires_at.to_string()))
+                .condition_expression("attribute_not_exists(registrationKey) OR expiresAt < :now")
+                .expression_attribute_values(":now", AttributeValue::N(item.created_at.to_string()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(Inserted::Stored),
+                Err(e) => classify(e, &self.table).map(|()| Inserted::Taken),
+            }
+        })
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        key: &'a str,
+        user_id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Revoked, StoreError>> {
+        Box::pin(async move {
+            // One conditional delete: the key is gone only if it is the caller's and still
+            // live. A missing item fails the condition too, so all three cases look alike.
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("registrationKey", AttributeValue::S(key.to_owned()))
+                .condition_expression("userId = :sub AND expiresAt >= :now")
+                .expression_attribute_values(":sub", AttributeValue::S(user_id.to_owned()))
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(Revoked::Deleted),
+                Err(e) => classify(e, &self.table).map(|()| Revoked::NotLive),
+            }
+        })
+    }
+}
+
+/// Sorts an SDK failure into what the caller should hear: `Ok(())` for a failed condition
+/// (the operation's own "no"), unavailable (503), table missing or other (500). The SDK's
+/// own error text is kept for the log only.
+fn classify<E>(err: SdkError<E, HttpResponse>, table: &str) -> Result<(), StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let (service, server_side) = match err {
+        SdkError::ServiceError(e) => {
+            let server_side = e.raw().status().is_server_error();
+            (e.into_err(), server_side)
+        }
+        SdkError::TimeoutError(_) => return Err(StoreError::Unavailable("timed out".into())),
+        SdkError::DispatchFailure(e) if e.is_user() => {
+            // Refused before anything was sent (TLS that does not verify, a bad request):
+            // retrying cannot help, and the cause is ours to fix.
+            let cause = e
+                .as_connector_error()
+                .map(|c| c.to_string() + &chain(c))
+                .unwrap_or_else(|| format!("{e:?}"));
+            return Err(StoreError::Other(cause));
+        }
+        SdkError::DispatchFailure(e) => {
+            let kind = if e.is_timeout() {
+                "timed out"
+            } else if e.is_io() {
+                "connection failed"
+            } else {
+                "request could not be sent"
+            };
+            return Err(StoreError::Unavailable(format!("{kind}: {e:?}")));
+        }
+        SdkError::ResponseError(_) => {
+            return Err(StoreError::Unavailable("unreadable response".into()));
+        }
+        other => return Err(StoreError::Other(format!("{other:?}"))),
+    };
+    let code = service.code().unwrap_or("unknown error");
+    let detail = || format!("{code}: {}", service.message().unwrap_or(""));
+    match code {
+        "ConditionalCheckFailedException" => Ok(()),
+        "ResourceNotFoundException" => Err(StoreError::TableMissing(table.into())),
+        "ProvisionedThroughputExceededException"
+        | "RequestLimitExceeded"
+        | "ThrottlingException"
+        | "InternalServerError"
+        | "TransactionConflictException"
+        | "ReplicatedWriteConflictException" => Err(StoreError::Unavailable(detail())),
+        // Any other 5xx is DynamoDB's side and passing, modeled by the SDK or not.
+        _ if server_side => Err(StoreError::Unavailable(detail())),
+        _ => Err(StoreError::Other(detail())),
+    }
+}
+
+/// ": cause: its cause ..." for every error under `e`, for the operator's log line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}

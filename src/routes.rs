@@ -1,0 +1,13 @@
+//! The route table: every route of every Firefly function, in one list.
+//!
+//! Adding a route is one handler file (a `Route` constant and its handler) and one line
+//! here; `cargo run --bin firefly-gen` then writes everything that repeats its facts
+//! (README, "Adding a route").
+
+use crate::registration_keys;
+use crate::route::Route;
+
+pub static ROUTES: &[Route] = &[
+    registration_keys::post::ROUTE,
+    registration_keys::delete::ROUTE,
+];
