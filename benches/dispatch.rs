@@ -59,7 +59,7 @@ fn invoke(c: &mut Criterion) {
     g.bench_function("firefly", |b| {
         b.iter(|| {
             let event: ApiGatewayV2httpRequest = serde_json::from_slice(black_box(EVENT)).unwrap();
-            let response = rt.block_on(app.handle("bench", &event));
+            let response = rt.block_on(app.respond("bench", &event)).into_lambda();
             serde_json::to_vec(&response).unwrap()
         })
     });

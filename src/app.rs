@@ -28,6 +28,17 @@ pub struct App {
     endpoints: Vec<Option<Endpoint>>,
 }
 
+/// What Lambda says about one invocation besides its event.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Invocation<'a> {
+    /// Lambda's request id (`function_request_id` in the logs).
+    pub request_id: &'a str,
+    /// When Lambda stops the invocation.
+    pub deadline: Option<std::time::SystemTime>,
+    /// The invocation's X-Ray trace header (`Root=1-...;Parent=...;Sampled=...`).
+    pub trace_id: Option<&'a str>,
+}
+
 /// What the app is built from besides the route table and the environment.
 pub struct Parts {
     pub clock: Arc<dyn Clock>,
@@ -43,6 +54,18 @@ impl Parts {
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, StartupError> {
         let store_mode = match env("FIREFLY_STORE").as_deref() {
             None | Some("") | Some("dynamodb") => StoreMode::DynamoDb,
+            // Inside a real Lambda sandbox the memory store would answer 201 for keys
+            // stored nowhere. Lambda sets these for every runtime; local emulators such as
+            // `cargo lambda watch` do not.
+            Some("memory")
+                if ["AWS_LAMBDA_INITIALIZATION_TYPE", "LAMBDA_TASK_ROOT"]
+                    .iter()
+                    .any(|v| env(v).is_some()) =>
+            {
+                return Err(StartupError(
+                    "FIREFLY_STORE=memory inside a Lambda sandbox: keys would be stored nowhere; remove FIREFLY_STORE from the function's environment".into(),
+                ));
+            }
             Some("memory") => StoreMode::Memory,
             Some(other) => {
                 return Err(StartupError(format!(
@@ -139,20 +162,38 @@ impl App {
     /// The Lambda entry point: one event in, one API Gateway response out.
     pub async fn handle(
         &self,
-        request_id: &str,
+        invocation: &Invocation<'_>,
         event: &ApiGatewayV2httpRequest,
     ) -> ApiGatewayV2httpResponse {
-        self.respond(request_id, event).await.into_lambda()
+        self.respond_to(invocation, event).await.into_lambda()
+    }
+
+    /// [`App::respond_to`] without a deadline or a trace (tests, local runs).
+    pub async fn respond(&self, request_id: &str, event: &ApiGatewayV2httpRequest) -> Response {
+        let invocation = Invocation {
+            request_id,
+            ..Default::default()
+        };
+        self.respond_to(&invocation, event).await
     }
 
     /// Routes, guards, authenticates, runs the handler and maps its result; logs one line.
-    pub async fn respond(&self, request_id: &str, event: &ApiGatewayV2httpRequest) -> Response {
+    pub async fn respond_to(
+        &self,
+        invocation: &Invocation<'_>,
+        event: &ApiGatewayV2httpRequest,
+    ) -> Response {
         let started = Instant::now();
+        let request_id = invocation.request_id;
         let route_key = event.route_key.as_deref().unwrap_or("$default");
-        let span = tracing::info_span!("request", request_id, route_key);
+        // API Gateway's request id: what a caller can quote, and what its access log shows.
+        let correlation_id = event.request_context.request_id.as_deref().unwrap_or("-");
+        let span = tracing::info_span!("request", request_id, correlation_id, route_key);
         async {
             let mut user_id: Option<String> = None;
-            let result = self.dispatch(request_id, route_key, event, &mut user_id).await;
+            let result = self
+                .dispatch(invocation, route_key, event, &mut user_id)
+                .await;
             let latency_us = started.elapsed().as_micros() as u64;
             let user_id = user_id.as_deref().unwrap_or("-");
             match result {
@@ -181,7 +222,7 @@ impl App {
 
     async fn dispatch(
         &self,
-        request_id: &str,
+        invocation: &Invocation<'_>,
         route_key: &str,
         event: &ApiGatewayV2httpRequest,
         user_id: &mut Option<String>,
@@ -222,9 +263,10 @@ impl App {
             return Err(ApiError::NotFound);
         };
         let req = Request {
-            request_id,
+            request_id: invocation.request_id,
             params,
             event,
+            deadline: invocation.deadline,
         };
         match endpoint {
             Endpoint::Jwt(handler) => {
@@ -397,6 +439,24 @@ mod tests {
             err.0,
             "route DELETE /registration-keys/{registrationKey}: needs REGISTRATION_KEYS_TABLE, which is not set"
         );
+    }
+
+    #[test]
+    fn the_memory_store_is_refused_inside_a_lambda_sandbox() {
+        let local = |k: &str| (k == "FIREFLY_STORE").then(|| "memory".to_string());
+        assert_eq!(
+            Parts::from_env(&local).unwrap().store_mode,
+            StoreMode::Memory
+        );
+        for sandbox in ["AWS_LAMBDA_INITIALIZATION_TYPE", "LAMBDA_TASK_ROOT"] {
+            let env = |k: &str| match k {
+                "FIREFLY_STORE" => Some("memory".to_string()),
+                k if k == sandbox => Some("on-demand".to_string()),
+                _ => None,
+            };
+            let err = Parts::from_env(&env).err().expect("refused");
+            assert!(err.0.contains("inside a Lambda sandbox"), "{err}");
+        }
     }
 
     #[test]

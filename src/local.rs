@@ -91,7 +91,7 @@ pub async fn invoke(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let response = app.handle("local-invoke", &event).await;
+    let response = app.respond("local-invoke", &event).await.into_lambda();
     match serde_json::to_string_pretty(&response) {
         Ok(json) => {
             println!("{json}");

@@ -1,7 +1,8 @@
 //! `bootstrap`: the Lambda custom runtime (`provided.al2023`) for every Firefly function.
 //! See the library docs for how an event flows; this file only wires the process up.
 
-use firefly_api::{app::App, local, routes::ROUTES, telemetry};
+use firefly_api::app::{App, Invocation};
+use firefly_api::{local, routes::ROUTES, telemetry};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::process::ExitCode;
@@ -75,9 +76,15 @@ async fn serve(env: &dyn Fn(&str) -> Option<String>) -> ExitCode {
     tracing::info!(function = app.function(), routes = ?routes, "ready");
     let handler = service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-            Ok::<_, lambda_runtime::Error>(
-                app.handle(&event.context.request_id, &event.payload).await,
-            )
+            let ctx = &event.context;
+            let invocation = Invocation {
+                request_id: &ctx.request_id,
+                deadline: Some(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ctx.deadline),
+                ),
+                trace_id: ctx.xray_trace_id.as_deref(),
+            };
+            Ok::<_, lambda_runtime::Error>(app.handle(&invocation, &event.payload).await)
         },
     );
     match lambda_runtime::run(handler).await {

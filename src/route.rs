@@ -13,6 +13,12 @@ use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::{Duration, SystemTime};
+
+/// Time kept back from the invocation's deadline to answer: a handler that runs out of
+/// time answers 503 problem+json itself, instead of Lambda cutting it off (API Gateway's
+/// bare 500, and a sandbox reset).
+pub const ANSWER_RESERVE: Duration = Duration::from_millis(300);
 
 /// A boxed, sendable future: what a `dyn` trait method can return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -88,9 +94,34 @@ pub struct Request<'a> {
     pub params: Vec<(String, String)>,
     /// The whole event, for handlers that read headers, query or body.
     pub event: &'a ApiGatewayV2httpRequest,
+    /// When Lambda stops this invocation (`None`: no deadline, e.g. a local run).
+    pub deadline: Option<SystemTime>,
 }
 
 impl Request<'_> {
+    /// The time a handler may still spend: up to the deadline, less [`ANSWER_RESERVE`].
+    pub fn time_left(&self) -> Option<Duration> {
+        self.deadline.map(|d| {
+            d.duration_since(SystemTime::now())
+                .unwrap_or_default()
+                .saturating_sub(ANSWER_RESERVE)
+        })
+    }
+
+    /// Runs `work` within [`Request::time_left`]; past it, a 503 whose log line says the
+    /// deadline was near (what `work` was doing is dropped).
+    pub async fn before_deadline<T>(&self, work: impl Future<Output = T>) -> Result<T, ApiError> {
+        match self.time_left() {
+            None => Ok(work.await),
+            Some(left) => tokio::time::timeout(left, work).await.map_err(|_| {
+                ApiError::unavailable(format!(
+                    "stopped to answer before the invocation's deadline ({} ms kept to answer)",
+                    ANSWER_RESERVE.as_millis()
+                ))
+            }),
+        }
+    }
+
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()

@@ -4,17 +4,18 @@
 
 use crate::clock::{Clock, FixedClock};
 use crate::random::{RandomError, SecureRandom, SystemRandom};
-use crate::registration_keys::key::RegistrationKey;
+use crate::registration_keys::key::{KEY_LEN, RegistrationKey};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 /// Replays the bytes that produce the listed keys, then falls back to the real CSPRNG.
+/// Only key draws are scripted; other draws (a mint's nonce) are always real.
 pub struct ScriptedRandom(Mutex<VecDeque<u8>>);
 
 impl SecureRandom for ScriptedRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
         let mut script = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if script.len() < buf.len() {
+        if buf.len() != KEY_LEN || script.len() < buf.len() {
             return SystemRandom.fill(buf);
         }
         for b in buf.iter_mut() {

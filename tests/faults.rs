@@ -19,7 +19,12 @@ struct Rig {
 }
 
 fn rig(extra: &[(&str, &str)]) -> Rig {
-    let db = Dynalite::shared();
+    rig_on(Dynalite::shared(), extra)
+}
+
+/// A function behind the fault proxy in front of `db` (dynalite, or moto where a test needs
+/// a DynamoDB feature dynalite lacks).
+fn rig_on(db: &Dynalite, extra: &[(&str, &str)]) -> Rig {
     let table = unique_table("faults");
     db.create_table(&table);
     let proxy = Proxy::start(db.port);
@@ -37,7 +42,7 @@ fn status(o: &Outcome) -> u16 {
     o.http().status
 }
 
-/// The next event after a fault: a fresh key, stored for its caller.
+/// The next event after a fault: a fresh key, stored for its caller (on dynalite).
 fn healthy(r: &mut Rig, user: &str) {
     r.proxy.set(vec![], Fault::Pass);
     let o = r.f.invoke(&event_for(user));
@@ -115,18 +120,81 @@ fn transient_failures_are_retried_and_the_key_is_stored_once() {
 }
 
 #[test]
-fn a_cut_response_leaves_one_counted_orphan_and_the_caller_gets_another_key() {
-    let mut r = rig(&[("FIREFLY_TEST_KEYS", "XRPHN1,KEPT22")]);
+fn a_lost_answer_gives_the_caller_the_key_that_was_written_and_leaves_no_orphan() {
+    // moto honours ReturnValuesOnConditionCheckFailure as DynamoDB does (dynalite ignores it).
+    let db = Dynalite::shared_moto();
+    let mut r = rig_on(db, &[("FIREFLY_TEST_KEYS", "XRPHN1,KEPT22")]);
     r.proxy.set(vec![Fault::CutResponse], Fault::Pass);
     let o = r.f.invoke(&event_for("cut"));
     assert_eq!(status(&o), 201, "{:?}", o.http());
-    // The first PutItem was written, its answer lost; the retry found the key live (it is
-    // the same item), so a new key was drawn. The orphan expires with its TTL.
-    assert_eq!(o.http().json()["registrationKey"], "KEPT22");
-    let db = Dynalite::shared();
-    assert_eq!(db.scan(&r.table).len(), 2);
-    assert_eq!(s(&db.get(&r.table, "XRPHN1").unwrap(), "userId"), "cut");
+    // The first PutItem was written and its answer lost; the SDK's retry was refused by
+    // that very item, which carries this mint's nonce: the key is the caller's.
+    assert_eq!(o.http().json()["registrationKey"], "XRPHN1");
+    let items = db.scan(&r.table);
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(s(&items[0], "userId"), "cut");
     assert_eq!(r.proxy.injected(), vec![Fault::CutResponse]);
+    let logs = r.f.json_logs();
+    assert!(
+        logs.iter().any(|l| l["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("answer was lost")),
+        "no line about the lost answer"
+    );
+    assert!(
+        !logs.iter().any(|l| l["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("drawing another")),
+        "our own item was taken for a collision"
+    );
+}
+
+#[test]
+fn with_the_blocking_item_in_hand_a_live_key_of_someone_else_is_still_a_collision() {
+    let db = Dynalite::shared_moto();
+    let mut r = rig_on(db, &[("FIREFLY_TEST_KEYS", "TAKEN1,FRESH2")]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    db.put(&r.table, "TAKEN1", "owner", now, now + 600);
+    let o = r.f.invoke(&event_for("second"));
+    assert_eq!(o.http().json()["registrationKey"], "FRESH2");
+    assert_eq!(s(&db.get(&r.table, "TAKEN1").unwrap(), "userId"), "owner");
+    assert_eq!(db.scan(&r.table).len(), 2);
+}
+
+#[test]
+fn a_slow_dynamodb_gets_a_503_before_the_invocations_deadline() {
+    // Five live keys in the way: five draws of about 800 ms each would take 4 s; the
+    // invocation has 2 s. The handler must stop drawing and answer in time.
+    let taken = ["SPWD01", "SPWD02", "SPWD03", "SPWD04", "SPWD05"];
+    let mut r = rig(&[("FIREFLY_TEST_KEYS", taken.join(",").as_str())]);
+    let far = 4_000_000_000;
+    for k in taken {
+        Dynalite::shared().put(&r.table, k, "owner", 0, far);
+    }
+    r.proxy.set(vec![], Fault::Slow(800));
+    let deadline = Duration::from_millis(2_000);
+    let started = Instant::now();
+    let o =
+        r.f.invoke_within(serde_json::to_vec(&event_for("hurried")).unwrap(), deadline);
+    let took = started.elapsed();
+    let h = o.http();
+    assert_eq!(h.status, 503, "{h:?}");
+    assert_eq!(h.header("content-type"), "application/problem+json");
+    assert_eq!(h.header("retry-after"), "1");
+    assert!(took < deadline, "answered after the deadline: {took:?}");
+    assert!(
+        r.f.json_logs().iter().any(|l| l["level"] == "WARN"
+            && l["error"].as_str().unwrap_or_default().contains("deadline")),
+        "no log line naming the deadline"
+    );
+    // Nothing of the caller's was left behind, and the process serves the next event.
+    assert_eq!(Dynalite::shared().scan(&r.table).len(), taken.len());
+    healthy(&mut r, "after the slow one");
 }
 
 #[test]
@@ -213,4 +281,64 @@ fn very_large_events_unicode_claims_and_odd_routes() {
             .all(|i| n(i, "expiresAt") - n(i, "createdAt") == 1800)
     );
     assert!(r.f.is_running());
+}
+
+#[test]
+fn a_certificate_that_does_not_verify_is_a_500_at_once_never_retried_as_transient() {
+    let dir = std::env::temp_dir().join(format!("firefly-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tls = support::tls::make_ca(&dir);
+    let table = unique_table("tls");
+    let db = Dynalite::start_with(
+        0,
+        &[
+            "--tls".as_ref(),
+            tls.key.as_os_str(),
+            tls.cert.as_os_str(),
+            "--table".as_ref(),
+            table.as_ref(),
+        ],
+    );
+    let endpoint = format!("https://127.0.0.1:{}", db.port);
+    let env = env_with(&[
+        ("REGISTRATION_KEYS_TABLE", table.as_str()),
+        ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+    ]);
+    let mut f = Function::start(&env);
+    let started = Instant::now();
+    let h = f.invoke(&event_for("tls")).http();
+    assert_eq!(h.status, 500, "{h:?}\n{}", f.logs().join("\n"));
+    assert!(
+        !h.headers.contains_key("retry-after"),
+        "a misconfiguration is not worth a retry"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    let failed = f
+        .json_logs()
+        .into_iter()
+        .find(|l| l["message"] == "request failed")
+        .expect("a failure line");
+    assert_eq!(failed["level"], "ERROR");
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("TLS with the DynamoDB endpoint failed"),
+        "{error}"
+    );
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+    assert!(!h.body.contains("TLS"), "{}", h.body);
+
+    // The same server, its CA trusted through FIREFLY_EXTRA_CA_FILE: the certificate was the
+    // cause.
+    let mut env = env;
+    env.push((
+        "FIREFLY_EXTRA_CA_FILE".into(),
+        tls.ca.to_string_lossy().into_owned(),
+    ));
+    let mut f = Function::start(&env);
+    assert_eq!(f.invoke(&event_for("tls")).http().status, 201);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -59,11 +59,15 @@ fn mints_a_key_and_stores_every_attribute_with_its_type() {
     assert_eq!(body["expiresIn"], 1800);
 
     let item = Dynalite::shared().get(&table, key).expect("item stored");
-    assert_eq!(item.len(), 4, "{item:?}");
+    assert_eq!(item.len(), 5, "{item:?}");
     assert_eq!(s(&item, "registrationKey"), key);
     assert_eq!(s(&item, "userId"), "4f8a2c1e-9b7d-4e3f-a6c5-2d1e0f9a8b7c");
     assert_eq!(n(&item, "createdAt"), NOW);
     assert_eq!(n(&item, "expiresAt"), NOW + 1800);
+    // One random 128-bit nonce per mint, so a retry recognises its own write.
+    let nonce = s(&item, "mintNonce");
+    assert_eq!(nonce.len(), 32, "{nonce}");
+    assert!(nonce.bytes().all(|b| b.is_ascii_hexdigit()), "{nonce}");
 
     // One JSON log line per request with what an operator needs, and never the key.
     let logs = f.json_logs();
@@ -449,6 +453,27 @@ fn start_up_errors_exit_with_a_line_that_names_the_problem() {
             "serves no route",
         ),
         (vec![("FIREFLY_STORE", "postgres")], "FIREFLY_STORE"),
+        (
+            vec![
+                ("FIREFLY_STORE", "memory"),
+                ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+            ],
+            "FIREFLY_STORE=memory inside a Lambda sandbox",
+        ),
+        (
+            vec![
+                ("REGISTRATION_KEYS_TABLE", "t"),
+                ("AWS_ENDPOINT_URL_DYNAMODB", "http://10.1.2.3:8000"),
+            ],
+            "set FIREFLY_ALLOW_PLAINTEXT_ENDPOINT=true if a plaintext server there is intended",
+        ),
+        (
+            vec![
+                ("REGISTRATION_KEYS_TABLE", "t"),
+                ("AWS_USE_FIPS_ENDPOINT", "yes"),
+            ],
+            "route POST /registration-keys: AWS_USE_FIPS_ENDPOINT=",
+        ),
         (
             vec![("REGISTRATION_KEYS_TABLE", "t"), ("AWS_REGION", "")],
             "AWS_REGION",

@@ -1,7 +1,8 @@
-//! Load: mint 100,000 keys (FIREFLY_LOAD_KEYS to change) through the binary, with four
-//! runtime processes at once against one dynalite, behind a proxy that cuts one response in
-//! 5,000 after the write went through. Zero duplicate keys; every 201 has exactly its item;
-//! the only items without a 201 are the cut ones, and they are counted.
+//! Load: mint keys (FIREFLY_LOAD_KEYS, default below) through the binary, with four runtime
+//! processes at once against moto's DynamoDB (it returns the blocking item on a failed
+//! condition, as DynamoDB does), behind a proxy that cuts one response in CUT_EVERY after
+//! the write went through. Zero duplicate keys; every 201 has exactly its item; and no
+//! orphans: every cut answer was recovered by its retry, which found its own item.
 
 mod support;
 
@@ -16,15 +17,17 @@ const PROCESSES: usize = 4;
 
 /// What one process did: (user, key) per 201, the count of other answers, the process.
 type Outcome = (Vec<(String, String)>, usize, Function);
-const CUT_EVERY: u64 = 5_000;
+const CUT_EVERY: u64 = 500;
 
 #[test]
-fn one_hundred_thousand_keys_from_four_processes_none_lost_none_duplicated() {
+fn keys_from_four_processes_through_cut_answers_none_lost_duplicated_or_orphaned() {
     let total: usize = std::env::var("FIREFLY_LOAD_KEYS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
-    let db = Dynalite::start(0);
+        // moto serves about 250 writes a second here: 20,000 keys keep this near 80 s in
+        // scripts/check; FIREFLY_LOAD_KEYS=100000 for a long run.
+        .unwrap_or(20_000);
+    let db = Dynalite::moto();
     let table = unique_table("load");
     db.create_table(&table);
     let proxy = Proxy::start(db.port);
@@ -84,18 +87,16 @@ fn one_hundred_thousand_keys_from_four_processes_none_lost_none_duplicated() {
         assert_eq!(n(item, "expiresAt") - n(item, "createdAt"), 1800);
     }
     let cuts = proxy.injected().len();
+    assert!(
+        cuts >= total / CUT_EVERY as usize,
+        "only {cuts} answers were cut"
+    );
     let orphans: Vec<_> = items
         .iter()
         .filter(|i| !keys.contains(s(i, "registrationKey")))
         .collect();
-    assert_eq!(
-        orphans.len(),
-        cuts,
-        "every item without a 201 is a cut response"
-    );
-    let users: HashSet<&str> = minted.iter().map(|(u, _)| u.as_str()).collect();
-    assert!(orphans.iter().all(|o| users.contains(s(o, "userId"))));
-    assert_eq!(items.len(), total + cuts);
+    assert!(orphans.is_empty(), "{} orphans", orphans.len());
+    assert_eq!(items.len(), total);
 
     let secrets: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
     for (_, _, f) in &results {

@@ -40,25 +40,92 @@ PY
   TABLE_STACKS=("${lines[@]:2}")
 }
 
-# stack_output STACK KEY WORKFLOW: prints the output KEY of STACK, or stops the run with a
-# message naming the workflow to deploy first. An empty value or "None" (what the CLI prints
-# for a missing output) is not a value.
+# aws_error TEXT: a one-line reason for a failed aws CLI call, naming what it means.
+aws_error() {
+  local text=$1
+  case $text in
+    *AccessDenied*|*"not authorized"*|*UnauthorizedOperation*)
+      printf 'access denied (the deploy role lacks a permission): %s' "$(tail -n 1 <<<"$text")" ;;
+    *Throttling*|*"Rate exceeded"*|*TooManyRequests*)
+      printf 'throttled by AWS, try again: %s' "$(tail -n 1 <<<"$text")" ;;
+    *ExpiredToken*|*InvalidClientTokenId*|*"Unable to locate credentials"*)
+      printf 'no valid AWS credentials: %s' "$(tail -n 1 <<<"$text")" ;;
+    *) printf '%s' "$(tail -n 1 <<<"$text")" ;;
+  esac
+}
+
+# stack_output STACK KEY WORKFLOW: prints the output KEY of STACK (only the value: the CLI's
+# warnings go to stderr, which is kept apart), or stops the run with a message: a missing
+# stack names the workflow to deploy first; access denied, throttling and missing
+# credentials are reported as such. An empty value or "None" (what the CLI prints for a
+# missing output) is not a value.
 stack_output() {
-  local stack=$1 key=$2 workflow=$3 value
+  local stack=$1 key=$2 workflow=$3 value err
+  err=$(mktemp)
   if ! value=$(aws cloudformation describe-stacks --stack-name "$stack" \
-      --query "Stacks[0].Outputs[?OutputKey=='$key'].OutputValue | [0]" --output text 2>&1); then
-    if [[ $value == *"does not exist"* ]]; then
+      --query "Stacks[0].Outputs[?OutputKey=='$key'].OutputValue | [0]" --output text 2>"$err"); then
+    local text
+    text=$(cat "$err")
+    rm -f "$err"
+    if [[ $text == *"does not exist"* ]]; then
       die "stack $stack not found: deploy $workflow first (looking up its output $key)"
     fi
-    die "could not read stack $stack for its output $key: $value"
+    die "could not read stack $stack for its output $key: $(aws_error "$text")"
   fi
+  rm -f "$err"
+  value=$(tail -n 1 <<<"$value")
   if [[ -z $value || $value == None || $value == null ]]; then
     die "stack $stack has no output $key: redeploy $workflow (it must export $key)"
   fi
   printf '%s\n' "$value"
 }
 
-# stack_exists STACK: true when CloudFormation knows STACK.
+# stack_exists STACK: true when CloudFormation knows STACK; false when it does not; stops
+# the run when the question cannot be answered (access denied, throttled).
 stack_exists() {
-  aws cloudformation describe-stacks --stack-name "$1" >/dev/null 2>&1
+  local text
+  if text=$(aws cloudformation describe-stacks --stack-name "$1" --query 'Stacks[0].StackName' --output text 2>&1 >/dev/null); then
+    return 0
+  fi
+  [[ $text == *"does not exist"* ]] && return 1
+  die "could not read stack $1: $(aws_error "$text")"
+}
+
+# stack_status STACK: the stack's status, or NONE when there is no such stack.
+stack_status() {
+  local out
+  if out=$(aws cloudformation describe-stacks --stack-name "$1" --query 'Stacks[0].StackStatus' --output text 2>&1); then
+    tail -n 1 <<<"$out"
+  elif [[ $out == *"does not exist"* ]]; then
+    echo NONE
+  else
+    die "could not read stack $1: $(aws_error "$out")"
+  fi
+}
+
+# check_log_group: the function's log group must be the stack's own, or not exist yet. One
+# left by an earlier deployment (or created by Lambda from a function outside the stack)
+# makes the first deploy fail with "already exists" and leaves the stack in
+# ROLLBACK_COMPLETE, so stop before sam deploy and say what to do.
+check_log_group() {
+  local found owned status
+  if ! found=$(aws logs describe-log-groups --log-group-name-prefix "$LOG_GROUP" \
+      --query "logGroups[?logGroupName=='$LOG_GROUP'].logGroupName | [0]" --output text 2>&1); then
+    die "could not look up log group $LOG_GROUP: $(aws_error "$found")"
+  fi
+  status=$(stack_status "$STACK")
+  if [[ $status == ROLLBACK_COMPLETE ]]; then
+    die "stack $STACK is in ROLLBACK_COMPLETE (a failed first deploy) and cannot be updated: delete it with scripts/deploy/delete $STACK (or the delete workflow), then deploy again"
+  fi
+  found=$(tail -n 1 <<<"$found")
+  [[ -z $found || $found == None ]] && return 0
+  owned=None
+  if [[ $status != NONE ]]; then
+    owned=$(aws cloudformation describe-stack-resources --stack-name "$STACK" \
+      --query "StackResources[?ResourceType=='AWS::Logs::LogGroup' && PhysicalResourceId=='$LOG_GROUP'].LogicalResourceId | [0]" \
+      --output text 2>/dev/null | tail -n 1) || owned=None
+  fi
+  if [[ -z $owned || $owned == None ]]; then
+    die "log group $LOG_GROUP already exists outside stack $STACK (left by an earlier deployment, or created by Lambda); sam deploy would fail with 'already exists' and leave the stack in ROLLBACK_COMPLETE. Delete it (aws logs delete-log-group --log-group-name $LOG_GROUP; its log events go with it), or export what you need first, then deploy again"
+  fi
 }

@@ -109,21 +109,21 @@ fn classify(err: hyper_util::client::legacy::Error) -> ConnectorError {
 }
 
 /// The rustls error behind a failed connection, if TLS is what failed. tokio-rustls wraps
-/// it in an `io::Error`, whose `source()` skips the wrapped error itself: look inside.
+/// it in an `io::Error` (sometimes wrapped again), whose `source()` skips the wrapped error
+/// itself: step into each `io::Error` with `get_ref`.
 fn tls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls::Error> {
     let mut next = Some(err);
     while let Some(e) = next {
         if let Some(found) = e.downcast_ref::<rustls::Error>() {
             return Some(found);
         }
-        if let Some(inner) = e
+        next = match e
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
         {
-            return Some(inner);
-        }
-        next = e.source();
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => e.source(),
+        };
     }
     None
 }

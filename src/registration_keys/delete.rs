@@ -95,10 +95,9 @@ impl Revoke {
             return Err(ApiError::Disabled);
         }
         let now = self.clock.now_epoch_seconds();
-        match self
-            .store
-            .revoke(key.expose(), &caller.user_id, now)
-            .await?
+        match req
+            .before_deadline(self.store.revoke(key.expose(), &caller.user_id, now))
+            .await??
         {
             Revoked::Deleted => Ok(Response::empty(StatusCode::NO_CONTENT)),
             Revoked::NotLive => Err(ApiError::ResourceNotFound {
@@ -123,6 +122,7 @@ mod tests {
                 .insert_unless_live(NewKey {
                     key,
                     user_id: user,
+                    nonce: "n",
                     created_at: NOW - 100,
                     expires_at,
                 })
@@ -146,6 +146,7 @@ mod tests {
             request_id: "r",
             params: vec![(PARAM.into(), key.into())],
             event: &event,
+            deadline: None,
         };
         revoke
             .call(

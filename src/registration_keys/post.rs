@@ -80,18 +80,28 @@ struct Minted<'a> {
 }
 
 impl JwtHandler for Mint {
-    fn call<'a>(&'a self, _req: Request<'a>, caller: Caller) -> BoxFuture<'a, HandlerResult> {
-        Box::pin(self.mint(caller))
+    fn call<'a>(&'a self, req: Request<'a>, caller: Caller) -> BoxFuture<'a, HandlerResult> {
+        Box::pin(self.mint(req, caller))
     }
 }
 
 impl Mint {
-    async fn mint(&self, caller: Caller) -> HandlerResult {
+    /// 128 random bits as hex: unique per mint request, so our own item is recognisable.
+    fn nonce(&self) -> Result<String, ApiError> {
+        let mut bytes = [0u8; 16];
+        self.random
+            .fill(&mut bytes)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    async fn mint(&self, req: Request<'_>, caller: Caller) -> HandlerResult {
         let settings = self.settings.current().await;
         if !settings.enabled {
             return Err(ApiError::Disabled);
         }
         let ttl = settings.ttl_seconds;
+        let nonce = self.nonce()?;
         for attempt in 1..=MAX_DRAWS {
             let key = RegistrationKey::generate(&*self.random)
                 .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -100,11 +110,23 @@ impl Mint {
             let item = NewKey {
                 key: key.expose(),
                 user_id: &caller.user_id,
+                nonce: &nonce,
                 created_at: now,
                 expires_at,
             };
-            match self.store.insert_unless_live(item).await? {
-                Inserted::Stored => {
+            // Each draw gets what is left of the invocation: five draws of three attempts
+            // could outlast the function's timeout, and a 503 beats Lambda's bare 500.
+            let inserted = req
+                .before_deadline(self.store.insert_unless_live(item))
+                .await??;
+            if inserted == Inserted::AlreadyOurs {
+                tracing::info!(
+                    attempt,
+                    "an earlier attempt of this write went through and its answer was lost; the stored key is ours"
+                );
+            }
+            match inserted {
+                Inserted::Stored | Inserted::AlreadyOurs => {
                     return Ok(Response::json(
                         StatusCode::CREATED,
                         &Minted {
@@ -147,9 +169,14 @@ mod tests {
         }
     }
 
+    /// Scripts the keys drawn; other draws (the nonce) come from the real CSPRNG, unless
+    /// the script is empty, which fails every draw.
     impl SecureRandom for Script {
         fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
             let mut s = self.0.lock().unwrap();
+            if buf.len() != crate::registration_keys::key::KEY_LEN && !s.is_empty() {
+                return SystemRandom.fill(buf);
+            }
             if s.len() < buf.len() {
                 return Err(RandomError("script exhausted".into()));
             }
@@ -182,6 +209,7 @@ mod tests {
             request_id: "r",
             params: vec![],
             event: &event,
+            deadline: None,
         };
         mint.call(
             req,

@@ -1,6 +1,7 @@
 """The deploy and delete scripts that the workflows call, against moto and a recording sam,
 for every function in the table."""
 import json
+from pathlib import Path
 
 import pytest
 
@@ -145,3 +146,65 @@ def test_an_unknown_or_missing_function_stops_with_the_list(aws, script, args):
     for f in FUNCTIONS:
         assert f in result.stderr
     assert aws["sam_calls"]() == []
+
+
+def fake_aws(aws, stderr_text, exit_code, only_for="describe-stacks"):
+    """Puts an `aws` on PATH that fails `only_for` calls with `stderr_text`, or passes the
+    call to the real CLI after printing a warning on stderr."""
+    real = next(p for p in aws["env"]["PATH"].split(":")[1:] if (Path(p) / "aws").exists())
+    fake = Path(aws["env"]["PATH"].split(":")[0]) / "aws"
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        f'if [[ " $* " == *" {only_for} "* && -n "{stderr_text}" ]]; then echo "{stderr_text}" >&2; exit {exit_code}; fi\n'
+        'echo "WARNING: a CLI warning on stderr" >&2\n'
+        f'exec "{real}/aws" "$@"\n'
+    )
+    fake.chmod(0o755)
+
+
+def test_look_ups_keep_only_the_value_when_the_cli_warns(aws):
+    all_stacks(aws["cfn"])
+    fake_aws(aws, "", 0)
+    result = run("resolve", aws["env"], POST)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == OVERRIDES
+
+
+@pytest.mark.parametrize("text, reported", [
+    ("An error occurred (AccessDenied) when calling the DescribeStacks operation: User: arn:aws:sts::1:assumed-role/deploy is not authorized to perform: cloudformation:DescribeStacks",
+     "access denied (the deploy role lacks a permission)"),
+    ("An error occurred (Throttling) when calling the DescribeStacks operation (reached max retries: 2): Rate exceeded",
+     "throttled by AWS, try again"),
+])
+def test_access_denied_and_throttling_are_reported_as_such_not_as_a_missing_stack(aws, text, reported):
+    all_stacks(aws["cfn"])
+    fake_aws(aws, text, 254)
+    result = run("deploy", aws["env"], POST)
+    assert result.returncode != 0
+    assert f"::error::could not read stack firefly-api-gateway for its output ApiId: {reported}" in result.stderr
+    assert "not found" not in result.stderr
+    assert aws["sam_calls"]() == []
+
+
+@each_function
+def test_a_log_group_left_outside_the_stack_stops_the_deploy_before_sam(aws, function):
+    all_stacks(aws["cfn"])
+    group = f"/aws/lambda/{function}"
+    aws["logs"].create_log_group(logGroupName=group)
+    result = run("deploy", aws["env"], function)
+    assert result.returncode != 0
+    assert f"::error::log group {group} already exists outside stack {function}" in result.stderr
+    assert f"aws logs delete-log-group --log-group-name {group}" in result.stderr
+    assert aws["sam_calls"]() == []
+
+
+def test_the_stacks_own_log_group_is_no_obstacle(aws):
+    all_stacks(aws["cfn"])
+    group = f"/aws/lambda/{POST}"
+    template = {"Resources": {"RegistrationKeysPostLogGroup": {
+        "Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group, "RetentionInDays": 30}}}}
+    aws["cfn"].create_stack(StackName=POST, TemplateBody=json.dumps(template))
+    assert aws["logs"].describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    result = run("deploy", aws["env"], POST)
+    assert result.returncode == 0, result.stderr
+    assert [c[0] for c in aws["sam_calls"]()] == ["build", "deploy"]

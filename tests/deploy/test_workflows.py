@@ -94,7 +94,7 @@ def test_release_chains_deploy_then_integration_tests():
     assert doc["jobs"]["integration-tests"]["uses"] == "./.github/workflows/run-integration-tests.yml"
 
 
-def test_smoke_test_is_skipped_and_says_so_without_configuration():
+def test_smoke_test_fails_and_says_what_to_set_without_configuration():
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "deploy" / "smoke_test.py")],
         env={"PATH": "/usr/bin:/bin"},
@@ -102,6 +102,52 @@ def test_smoke_test_is_skipped_and_says_so_without_configuration():
         text=True,
         timeout=30,
     )
-    assert result.returncode == 0
-    assert "skipped" in result.stdout
-    assert "FIREFLY_API_BASE_URL" in result.stdout
+    assert result.returncode == 1
+    assert "skipped" not in result.stdout
+    for name in ["FIREFLY_API_BASE_URL", "FIREFLY_TEST_USERNAME", "FIREFLY_TEST_PASSWORD"]:
+        assert name in result.stdout
+
+
+def github_shell(doc, job, step):
+    """The command GitHub Actions runs a step's script with, on Linux runners."""
+    shell = (step.get("shell") or job.get("defaults", {}).get("run", {}).get("shell")
+             or doc.get("defaults", {}).get("run", {}).get("shell"))
+    if shell == "bash":
+        return ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
+    assert shell is None, f"unexpected shell {shell}"
+    return ["bash", "-e"]  # GitHub's default: no pipefail
+
+
+def pipes(script):
+    return any("|" in line.replace("||", "") for line in script.splitlines())
+
+
+def test_every_step_that_pipes_fails_when_any_command_of_the_pipe_fails():
+    for path in sorted(WF.glob("*.yml")):
+        doc = load(path.name)
+        for job in doc["jobs"].values():
+            for step in job.get("steps", []):
+                if pipes(step.get("run", "")):
+                    assert "pipefail" in github_shell(doc, job, step), f"{path.name}: {step.get('name')}"
+
+
+def test_the_look_up_step_under_githubs_shell_stops_a_deploy_without_its_prerequisite(aws, tmp_path):
+    from conftest import PREREQUISITES, create_stack
+
+    for name, outputs in PREREQUISITES.items():
+        if name != "firefly-api-gateway":
+            create_stack(aws["cfn"], name, outputs)
+    doc = load("deploy.yml")
+    job = doc["jobs"]["deploy"]
+    step = next(s for s in job["steps"] if "scripts/deploy/resolve" in s.get("run", ""))
+    script = tmp_path / "step.sh"
+    script.write_text(step["run"])
+    env = dict(aws["env"], FUNCTION="firefly-func-api-registration-keys-post", RUNNER_TEMP=str(tmp_path))
+    run = lambda shell: subprocess.run(shell + [str(script)], cwd=ROOT, env=env,
+                                       capture_output=True, text=True, timeout=120)
+    result = run(github_shell(doc, job, step))
+    assert result.returncode != 0
+    assert "stack firefly-api-gateway not found: deploy api-gateway first" in result.stderr
+    # The same text under GitHub's default shell would have passed the step (tee succeeds):
+    # what this test guards against.
+    assert run(["bash", "-e"]).returncode == 0

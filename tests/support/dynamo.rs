@@ -1,4 +1,6 @@
-//! dynalite, a DynamoDB-API server, on 127.0.0.1, and an SDK client to inspect it.
+//! dynalite, a DynamoDB-API server, on 127.0.0.1, and an SDK client to inspect it; or
+//! moto's server in its place, where a test needs a DynamoDB feature dynalite lacks
+//! (`ReturnValuesOnConditionCheckFailure`).
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -66,6 +68,40 @@ impl Dynalite {
             .parse()
             .unwrap();
         Self { child, port }
+    }
+
+    /// moto's server (`tools/moto-server.py` in `.venv`), with the same helpers.
+    pub fn moto() -> Self {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.is_file(),
+            "moto is not installed: run scripts/setup (README, Testing)"
+        );
+        let mut child = Command::new(python)
+            .arg(root.join("tools/moto-server.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap_or_else(|| panic!("moto did not start: {line:?}"))
+            .parse()
+            .unwrap();
+        Self { child, port }
+    }
+
+    /// One moto shared by every test in this process that needs it.
+    pub fn shared_moto() -> &'static Dynalite {
+        static SHARED: OnceLock<Dynalite> = OnceLock::new();
+        SHARED.get_or_init(Dynalite::moto)
     }
 
     /// One dynalite shared by every test in this process; each test uses its own table.

@@ -18,6 +18,9 @@ pub enum Fault {
     Error(u16, &'static str),
     /// Forward to dynalite (the write happens), then close without relaying the answer.
     CutResponse,
+    /// Forward to dynalite, then relay its answer this many milliseconds later (a slow but
+    /// healthy DynamoDB).
+    Slow(u64),
 }
 
 pub struct Proxy {
@@ -77,6 +80,12 @@ impl Proxy {
                 Fault::CutResponse => {
                     let _ = forward(upstream_port, &req);
                     Reply::Close
+                }
+                Fault::Slow(ms) => {
+                    let answer = forward(upstream_port, &req);
+                    // The server being slow, not the test waiting: the client sees a late answer.
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    answer
                 }
             }
         });

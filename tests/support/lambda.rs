@@ -70,6 +70,8 @@ impl Outcome {
 struct Invocation {
     id: String,
     payload: Vec<u8>,
+    /// How long from now until the invocation's deadline (Lambda's `deadline-ms`).
+    deadline: Duration,
 }
 
 /// A Lambda Runtime API stand-in with one function process attached.
@@ -154,6 +156,11 @@ impl Function {
     }
 
     pub fn invoke_raw(&mut self, payload: Vec<u8>) -> Outcome {
+        self.invoke_within(payload, Duration::from_secs(30))
+    }
+
+    /// Sends one event whose deadline is `deadline` from now, and waits for the answer.
+    pub fn invoke_within(&mut self, payload: Vec<u8>, deadline: Duration) -> Outcome {
         let id = format!("req-{}", self.next_id.fetch_add(1, Ordering::SeqCst));
         self.events
             .as_ref()
@@ -161,6 +168,7 @@ impl Function {
             .send(Invocation {
                 id: id.clone(),
                 payload,
+                deadline,
             })
             .unwrap();
         loop {
@@ -243,7 +251,10 @@ fn route(
                 status: 200,
                 headers: vec![
                     ("lambda-runtime-aws-request-id".into(), inv.id),
-                    ("lambda-runtime-deadline-ms".into(), deadline_ms()),
+                    (
+                        "lambda-runtime-deadline-ms".into(),
+                        deadline_ms(inv.deadline),
+                    ),
                     (
                         "lambda-runtime-invoked-function-arn".into(),
                         "arn:aws:lambda:eu-west-1:123456789012:function:test".into(),
@@ -273,10 +284,10 @@ fn route(
     Reply::status(404, "{}")
 }
 
-fn deadline_ms() -> String {
+fn deadline_ms(after: Duration) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis();
-    (now + 30_000).to_string()
+    (now + after.as_millis()).to_string()
 }

@@ -7,6 +7,7 @@ pub mod dynamo;
 pub mod faults;
 pub mod http;
 pub mod lambda;
+pub mod tls;
 
 use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering};

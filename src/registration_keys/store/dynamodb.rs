@@ -1,11 +1,15 @@
 //! The DynamoDB [`KeyStore`]: one conditional `PutItem` to mint, one conditional
 //! `DeleteItem` to revoke; each function's role grants only the one it uses.
+//!
+//! Item: `registrationKey` (S, key), `userId` (S), `createdAt` (N), `expiresAt` (N, the
+//! TTL attribute), `mintNonce` (S, one random value per mint request).
 
 use super::{BoxFuture, Inserted, KeyStore, NewKey, Revoked, StoreError};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
 pub struct DynamoKeyStore {
     client: Client,
@@ -33,12 +37,35 @@ impl KeyStore for DynamoKeyStore {
                 .item("userId", AttributeValue::S(item.user_id.to_owned()))
                 .item("createdAt", AttributeValue::N(item.created_at.to_string()))
                 .item("expiresAt", AttributeValue::N(item.expires_at.to_string()))
+                .item("mintNonce", AttributeValue::S(item.nonce.to_owned()))
                 .condition_expression("attribute_not_exists(registrationKey) OR expiresAt < :now")
                 .expression_attribute_values(":now", AttributeValue::N(item.created_at.to_string()))
+                // The item that blocks the write comes back with the refusal: if it carries
+                // our nonce, an earlier attempt of this very call wrote it.
+                .return_values_on_condition_check_failure(
+                    ReturnValuesOnConditionCheckFailure::AllOld,
+                )
                 .send()
                 .await;
             match result {
                 Ok(_) => Ok(Inserted::Stored),
+                Err(SdkError::ServiceError(e))
+                    if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+                {
+                    let PutItemError::ConditionalCheckFailedException(refusal) = e.err() else {
+                        return Ok(Inserted::Taken);
+                    };
+                    let ours = refusal
+                        .item()
+                        .and_then(|old| old.get("mintNonce"))
+                        .and_then(|n| n.as_s().ok())
+                        .is_some_and(|n| n == item.nonce);
+                    Ok(if ours {
+                        Inserted::AlreadyOurs
+                    } else {
+                        Inserted::Taken
+                    })
+                }
                 Err(e) => classify(e, &self.table).map(|()| Inserted::Taken),
             }
         })

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredKey {
     pub user_id: String,
+    pub nonce: String,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -55,12 +56,19 @@ impl KeyStore for MemoryKeyStore {
         let mut items = self.lock();
         let outcome = match items.get(item.key) {
             // Same condition as the DynamoDB store: attribute_not_exists OR expiresAt < :now.
-            Some(existing) if existing.expires_at >= item.created_at => Inserted::Taken,
+            Some(existing) if existing.expires_at >= item.created_at => {
+                if existing.nonce == item.nonce {
+                    Inserted::AlreadyOurs
+                } else {
+                    Inserted::Taken
+                }
+            }
             _ => {
                 items.insert(
                     item.key.to_owned(),
                     StoredKey {
                         user_id: item.user_id.to_owned(),
+                        nonce: item.nonce.to_owned(),
                         created_at: item.created_at,
                         expires_at: item.expires_at,
                     },
@@ -98,6 +106,7 @@ mod tests {
         NewKey {
             key: Box::leak(key.to_owned().into_boxed_str()),
             user_id: Box::leak(user.to_owned().into_boxed_str()),
+            nonce: Box::leak(format!("nonce-of-{user}").into_boxed_str()),
             created_at: now,
             expires_at: now + 1800,
         }
@@ -117,11 +126,14 @@ mod tests {
             store.get("AAAAAA").unwrap(),
             StoredKey {
                 user_id: "u2".into(),
+                nonce: "nonce-of-u2".into(),
                 created_at: 2801,
                 expires_at: 4601
             }
         );
         assert_eq!(store.len(), 1);
+        // The same mint again (its answer was lost): the item is its own.
+        assert_eq!(put("AAAAAA", "u2", 2801).await, Ok(Inserted::AlreadyOurs));
     }
 
     #[tokio::test]

@@ -18,6 +18,10 @@ pub use memory::MemoryKeyStore;
 pub struct NewKey<'a> {
     pub key: &'a str,
     pub user_id: &'a str,
+    /// One random value per mint request, stored with the item: when a write went through
+    /// but its answer was lost, the retry finds this value on the item that blocks it and
+    /// knows the item is its own (not a collision).
+    pub nonce: &'a str,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -28,6 +32,7 @@ impl fmt::Debug for NewKey<'_> {
         f.debug_struct("NewKey")
             .field("key", &"<redacted>")
             .field("user_id", &self.user_id)
+            .field("nonce", &self.nonce)
             .field("created_at", &self.created_at)
             .field("expires_at", &self.expires_at)
             .finish()
@@ -38,6 +43,9 @@ impl fmt::Debug for NewKey<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
     Stored,
+    /// The item is already there, written by this very mint (its nonce): a retried write
+    /// whose first answer was lost.
+    AlreadyOurs,
     /// A live item already holds this key; nothing was written.
     Taken,
 }
@@ -78,7 +86,8 @@ impl std::error::Error for StoreError {}
 
 /// Storage for registration keys.
 pub trait KeyStore: Send + Sync {
-    /// Writes `item` unless a live item (`expiresAt >= created_at`) holds its key.
+    /// Writes `item` unless a live item (`expiresAt >= created_at`) holds its key; a live
+    /// item that carries `item.nonce` is this mint's own earlier write.
     fn insert_unless_live<'a>(
         &'a self,
         item: NewKey<'a>,
