@@ -47,7 +47,11 @@ fn app_of(routes: &'static [firefly_api::route::Route]) -> App {
 
 fn invoke(c: &mut Criterion) {
     // The per-request log line is part of the work; write it where Lambda's stdout would be.
-    firefly_api::telemetry::init(tracing_subscriber::filter::LevelFilter::INFO, std::io::sink);
+    firefly_api::telemetry::init(
+        tracing_subscriber::filter::LevelFilter::INFO,
+        firefly_api::telemetry::Output::Discard,
+        firefly_api::telemetry::DEFAULT_NAMESPACE,
+    );
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -133,5 +137,50 @@ fn route_cost(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, invoke, key, response, route_cost);
+/// What the observability costs per request: the EMF document, and the request context
+/// (made once per request) that every log line carries.
+fn observability(c: &mut Criterion) {
+    use firefly_api::telemetry::{RequestContext, emf_document, in_request};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let mut g = c.benchmark_group("observability");
+    let context = || {
+        RequestContext::new(
+            "firefly-func-api-registration-keys-post",
+            "8f4b7a1e-3c2d-4e5f-9a8b-7c6d5e4f3a2b",
+            "Cq2bTjk9joEEMhQ=",
+            Some("Root=1-6745f1a2-0c3f8e5b7a1d2e3f4a5b6c7d;Parent=53995c3f42cd8ad8;Sampled=1"),
+            "POST /registration-keys",
+        )
+    };
+    g.bench_function("request-context", |b| b.iter(context));
+    let ctx = context();
+    g.bench_function("emf-document", |b| {
+        b.iter(|| {
+            emf_document(
+                black_box(&ctx),
+                "Firefly",
+                1_795_731_191_000,
+                201,
+                std::time::Duration::from_micros(612),
+            )
+        })
+    });
+    g.bench_function("log-line-in-request", |b| {
+        b.iter(|| {
+            rt.block_on(in_request(ctx.clone(), async {
+                tracing::info!(
+                    status = 201u16,
+                    user_id = "u",
+                    latency_us = 612u64,
+                    "request completed"
+                )
+            }))
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, invoke, key, response, route_cost, observability);
 criterion_main!(benches);

@@ -12,11 +12,11 @@ use crate::random::{SecureRandom, SystemRandom};
 use crate::response::Response;
 use crate::route::{Build, Endpoint, Request, Route};
 use crate::routing::{Resolved, RouteTable, strip_stage};
+use crate::telemetry;
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use lambda_http::http::Extensions;
 use std::sync::Arc;
 use std::time::Instant;
-use tracing::Instrument;
 
 /// Everything a request needs that outlives it. Built once per process.
 pub struct App {
@@ -188,8 +188,14 @@ impl App {
         let route_key = event.route_key.as_deref().unwrap_or("$default");
         // API Gateway's request id: what a caller can quote, and what its access log shows.
         let correlation_id = event.request_context.request_id.as_deref().unwrap_or("-");
-        let span = tracing::info_span!("request", request_id, correlation_id, route_key);
-        async {
+        let context = telemetry::RequestContext::new(
+            self.function(),
+            request_id,
+            correlation_id,
+            invocation.trace_id,
+            route_key,
+        );
+        let work = async {
             let mut user_id: Option<String> = None;
             let result = self
                 .dispatch(invocation, route_key, event, &mut user_id)
@@ -198,7 +204,12 @@ impl App {
             let user_id = user_id.as_deref().unwrap_or("-");
             match result {
                 Ok(response) => {
-                    tracing::info!(status = response.status.as_u16(), user_id, latency_us, "request completed");
+                    tracing::info!(
+                        status = response.status.as_u16(),
+                        user_id,
+                        latency_us,
+                        "request completed"
+                    );
                     response
                 }
                 Err(error) => {
@@ -210,14 +221,17 @@ impl App {
                         ApiError::Unavailable { .. } | ApiError::Disabled => {
                             tracing::warn!(status, user_id, latency_us, error = %error, "request failed")
                         }
-                        _ => tracing::info!(status, user_id, latency_us, error = %error, "request refused"),
+                        _ => {
+                            tracing::info!(status, user_id, latency_us, error = %error, "request refused")
+                        }
                     }
                     error.into_response(request_id)
                 }
             }
-        }
-        .instrument(span)
-        .await
+        };
+        let response = telemetry::in_request(Arc::clone(&context), work).await;
+        telemetry::emit_request_metrics(&context, response.status.as_u16(), started.elapsed());
+        response
     }
 
     async fn dispatch(
@@ -262,6 +276,7 @@ impl App {
             );
             return Err(ApiError::NotFound);
         };
+        telemetry::set_route(route.key, route.function);
         let req = Request {
             request_id: invocation.request_id,
             params,

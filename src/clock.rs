@@ -53,6 +53,13 @@ pub fn rfc3339(epoch_seconds: i64) -> String {
     )
 }
 
+/// Epoch milliseconds as RFC 3339 UTC with milliseconds (`2026-11-26T22:43:11.042Z`).
+pub fn rfc3339_millis(epoch_millis: i64) -> String {
+    let mut s = rfc3339(epoch_millis.div_euclid(1000));
+    s.pop();
+    format!("{s}.{:03}Z", epoch_millis.rem_euclid(1000))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,6 +83,16 @@ mod tests {
             assert!(s > previous, "{s} after {previous}");
             previous = s;
         }
+    }
+
+    #[test]
+    fn rfc3339_with_milliseconds() {
+        assert_eq!(
+            rfc3339_millis(1_795_732_991_042),
+            "2026-11-26T22:43:11.042Z"
+        );
+        assert_eq!(rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(-1), "1969-12-31T23:59:59.999Z");
     }
 
     #[test]

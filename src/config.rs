@@ -237,11 +237,14 @@ impl<T: Section> Settings<T> {
                         state.value = Arc::new(value);
                     }
                 }
-                Err(e) => tracing::warn!(
-                    section = T::NAME,
-                    error = %e,
-                    "AppConfig section rejected; keeping its last good settings (the built-in defaults if none)"
-                ),
+                Err(e) => {
+                    crate::telemetry::metric("ConfigFallbacks", crate::telemetry::Unit::Count, 1.0);
+                    tracing::warn!(
+                        section = T::NAME,
+                        error = %e,
+                        "AppConfig section rejected; keeping its last good settings (the built-in defaults if none)"
+                    )
+                }
             }
         }
         Arc::clone(&state.value)
@@ -329,6 +332,7 @@ impl AppConfigClient {
                 }
             }
             Err(e) => {
+                crate::telemetry::metric("ConfigFallbacks", crate::telemetry::Unit::Count, 1.0);
                 tracing::warn!(
                     error = %e,
                     "AppConfig read failed; keeping the last good settings (the built-in defaults if none)"

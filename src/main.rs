@@ -22,13 +22,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let namespace = match telemetry::namespace_from_env(&env) {
+        Ok(ns) => ns,
+        Err(e) => {
+            eprintln!("bootstrap: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let level = telemetry::level_from_env(&env);
     match args.first().map(String::as_str) {
         None => {
-            telemetry::init(telemetry::level_from_env(&env), std::io::stdout);
+            telemetry::init(level, telemetry::Output::Stdout, &namespace);
             runtime.block_on(serve(&env))
         }
         Some("invoke") => {
-            telemetry::init(telemetry::level_from_env(&env), std::io::stderr);
+            telemetry::init(level, telemetry::Output::Stderr, &namespace);
             runtime.block_on(local::invoke(&args[1..]))
         }
         Some("-h" | "--help") => {

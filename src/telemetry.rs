@@ -1,16 +1,33 @@
-//! Logs: one JSON object per line on stdout, which CloudWatch Logs Insights parses.
+//! What Powertools for AWS Lambda gives Python and TypeScript functions, in this binary:
+//! structured logs with the request's context on every line, CloudWatch metrics in Embedded
+//! Metric Format (EMF: a log line that CloudWatch turns into metrics, no API call), and the
+//! X-Ray trace id carried along.
+//!
+//! Logs are one JSON object per line on stdout with Powertools' field names, so Logs
+//! Insights queries written for Powertools work unchanged: `level`, `message`, `timestamp`,
+//! and within a request `function_name`, `function_request_id` (Lambda's), `correlation_id`
+//! (API Gateway's `requestContext.requestId`), `xray_trace_id`, `route_key`, `cold_start`.
 //!
 //! Only this crate logs below INFO. Dependencies (the Lambda runtime, the AWS SDK, hyper)
 //! are capped at INFO whatever level is asked for: at DEBUG and TRACE they print request and
 //! response payloads, and a response payload holds a registration key.
 
+use crate::clock::rfc3339_millis;
+use std::fmt::{self, Write as _};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{LevelFilter, Targets};
-use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// The level from `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls), else
-/// `RUST_LOG`, else INFO. `RUST_LOG` may be a directive list; its bare level is used.
+/// The level from `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls: the
+/// function's `LoggingConfig.ApplicationLogLevel`), else `RUST_LOG`, else INFO. `RUST_LOG`
+/// may be a directive list; its bare level is used.
 pub fn level_from_env(env: &dyn Fn(&str) -> Option<String>) -> LevelFilter {
     let parse = |v: &str| -> Option<LevelFilter> {
         v.split(',')
@@ -35,25 +52,371 @@ pub fn filter(level: LevelFilter) -> Targets {
         .with_default(level.min(LevelFilter::INFO))
         .with_target("firefly_api", level)
         .with_target("bootstrap", level)
+        .with_target("firefly_local", level)
 }
 
-/// Installs the JSON subscriber writing to `writer`. Safe to call more than once (later calls
-/// do nothing), so tests and benches can share it.
-pub fn init<W>(level: LevelFilter, writer: W)
-where
-    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
-{
-    let layer = tracing_subscriber::fmt::layer()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(true)
-        .with_writer(writer);
+/// Where log lines and metric documents go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Stdout,
+    Stderr,
+    /// Nowhere (benches).
+    Discard,
+}
+
+impl Output {
+    /// Writes one line whole: one `write_all` of the line and its newline, under the
+    /// stream's lock, so lines from two tasks never interleave.
+    fn line(self, mut text: String) {
+        text.push('\n');
+        let _ = match self {
+            Self::Stdout => std::io::stdout().lock().write_all(text.as_bytes()),
+            Self::Stderr => std::io::stderr().lock().write_all(text.as_bytes()),
+            Self::Discard => Ok(()),
+        };
+    }
+}
+
+struct Global {
+    output: Output,
+    namespace: String,
+}
+
+static GLOBAL: OnceLock<Global> = OnceLock::new();
+
+/// The CloudWatch namespace of the metrics when `FIREFLY_METRICS_NAMESPACE` is not set.
+pub const DEFAULT_NAMESPACE: &str = "Firefly";
+
+/// The metrics namespace from `FIREFLY_METRICS_NAMESPACE` (the template's
+/// `MetricsNamespace`), else [`DEFAULT_NAMESPACE`]. CloudWatch accepts 1 to 255 characters
+/// of letters, digits and `.-_/#:`, not starting with a colon.
+pub fn namespace_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let Some(ns) = env("FIREFLY_METRICS_NAMESPACE").filter(|v| !v.is_empty()) else {
+        return Ok(DEFAULT_NAMESPACE.into());
+    };
+    let ok = ns.len() <= 255
+        && !ns.starts_with(':')
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c));
+    if ok {
+        Ok(ns)
+    } else {
+        Err(format!(
+            "FIREFLY_METRICS_NAMESPACE={ns:?}: 1 to 255 letters, digits and .-_/#: (not starting with ':')"
+        ))
+    }
+}
+
+/// Installs the JSON log layer writing to `output`, and sets the metrics namespace. Safe to
+/// call more than once (later calls do nothing), so tests and benches can share it.
+pub fn init(level: LevelFilter, output: Output, namespace: &str) {
+    let _ = GLOBAL.set(Global {
+        output,
+        namespace: namespace.to_owned(),
+    });
     let _ = tracing_subscriber::registry()
-        .with(layer)
+        .with(JsonLines { output })
         .with(filter(level))
         .try_init();
+}
+
+fn output() -> Output {
+    GLOBAL.get().map_or(Output::Stdout, |g| g.output)
+}
+
+// ---------------------------------------------------------------------------------------
+// The request context
+
+/// One request's context: on every log line written while it is served, and the source of
+/// its metric document. Carried in a task-local, so concurrent requests (a local server)
+/// never see each other's.
+#[derive(Debug)]
+pub struct RequestContext {
+    pub function_name: String,
+    /// Lambda's request id.
+    pub function_request_id: String,
+    /// API Gateway's request id (`requestContext.requestId`), which a caller can quote.
+    pub correlation_id: String,
+    /// The X-Ray trace id (the `Root` of the invocation's trace header), if traced.
+    pub xray_trace_id: Option<String>,
+    /// The event's route key.
+    pub route_key: String,
+    /// True on the first request this process serves.
+    pub cold_start: bool,
+    /// The route the event resolved to and its function (the metrics' dimensions).
+    route: Mutex<Option<(&'static str, &'static str)>>,
+    metrics: Mutex<Vec<(&'static str, Unit, f64)>>,
+}
+
+static COLD: AtomicBool = AtomicBool::new(true);
+
+impl RequestContext {
+    /// A context for one request; the first one created in a process is the cold start.
+    pub fn new(
+        function_name: &str,
+        function_request_id: &str,
+        correlation_id: &str,
+        trace_header: Option<&str>,
+        route_key: &str,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            function_name: function_name.to_owned(),
+            function_request_id: function_request_id.to_owned(),
+            correlation_id: correlation_id.to_owned(),
+            xray_trace_id: trace_header.and_then(xray_root).map(str::to_owned),
+            route_key: route_key.to_owned(),
+            cold_start: COLD.swap(false, Ordering::Relaxed),
+            route: Mutex::new(None),
+            metrics: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn metrics(&self) -> std::sync::MutexGuard<'_, Vec<(&'static str, Unit, f64)>> {
+        self.metrics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// `Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1` →
+/// `1-5759e988-bd862e3fe1be46a994272793`, as Powertools writes `xray_trace_id`.
+pub fn xray_root(header: &str) -> Option<&str> {
+    header
+        .split(';')
+        .find_map(|part| part.trim().strip_prefix("Root="))
+        .filter(|root| !root.is_empty())
+}
+
+tokio::task_local! {
+    static CURRENT: Arc<RequestContext>;
+}
+
+/// Runs `work` with `ctx` as the current request's context.
+pub async fn in_request<F: std::future::Future>(ctx: Arc<RequestContext>, work: F) -> F::Output {
+    CURRENT.scope(ctx, work).await
+}
+
+/// The route the current request resolved to, and the function that owns it: the
+/// `route` and `function` dimensions of its metrics.
+pub fn set_route(key: &'static str, function: &'static str) {
+    let _ = CURRENT
+        .try_with(|c| *c.route.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, function)));
+}
+
+/// The current request's trace header value for downstream calls (`Root=...`), if any.
+pub fn current_trace_root() -> Option<String> {
+    CURRENT.try_with(|c| c.xray_trace_id.clone()).ok().flatten()
+}
+
+// ---------------------------------------------------------------------------------------
+// Metrics
+
+/// CloudWatch units this crate uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Count,
+    Milliseconds,
+}
+
+impl Unit {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Count => "Count",
+            Self::Milliseconds => "Milliseconds",
+        }
+    }
+}
+
+/// Adds a metric to the current request's document; the route's dimensions come with it.
+/// Outside a request it does nothing. Counts of one name are summed; other units keep
+/// every value (EMF takes up to 100 values per metric).
+pub fn metric(name: &'static str, unit: Unit, value: f64) {
+    let _ = CURRENT.try_with(|c| c.metrics().push((name, unit, value)));
+}
+
+/// Milliseconds of `d`, as metrics want them.
+pub fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The route dimension when an event matched no route: API Gateway only sends configured
+/// route keys, but a `$default` path or a forged event must not become a dimension value.
+pub const UNMATCHED_ROUTE: &str = "$unmatched";
+
+/// The request's EMF document: namespace, dimensions `function` and `route`, the standard
+/// metrics and the handler's own. Written whatever the log level.
+pub fn emit_request_metrics(ctx: &RequestContext, status: u16, latency: Duration) {
+    let namespace = GLOBAL
+        .get()
+        .map_or(DEFAULT_NAMESPACE, |g| g.namespace.as_str());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    output().line(emf_document(ctx, namespace, now, status, latency));
+}
+
+/// The document [`emit_request_metrics`] writes (public for the dispatch bench).
+#[doc(hidden)]
+pub fn emf_document(
+    ctx: &RequestContext,
+    namespace: &str,
+    timestamp_ms: u64,
+    status: u16,
+    latency: Duration,
+) -> String {
+    let flag = |b: bool| if b { 1.0 } else { 0.0 };
+    let mut values: Vec<(&'static str, Unit, Vec<f64>)> = vec![
+        ("Requests", Unit::Count, vec![1.0]),
+        ("Latency", Unit::Milliseconds, vec![millis(latency)]),
+        (
+            "Errors4xx",
+            Unit::Count,
+            vec![flag((400..500).contains(&status))],
+        ),
+        ("Errors5xx", Unit::Count, vec![flag(status >= 500)]),
+        ("ColdStart", Unit::Count, vec![flag(ctx.cold_start)]),
+    ];
+    for (name, unit, value) in ctx.metrics().iter().copied() {
+        match values.iter_mut().find(|(n, _, _)| *n == name) {
+            Some((_, Unit::Count, v)) => v[0] += value,
+            Some((_, _, v)) if v.len() < 100 => v.push(value),
+            Some(_) => {}
+            None => values.push((name, unit, vec![value])),
+        }
+    }
+    let resolved = *ctx.route.lock().unwrap_or_else(|p| p.into_inner());
+    let (route, function) = match resolved {
+        Some((route, function)) => (route, function),
+        None => (UNMATCHED_ROUTE, ctx.function_name.as_str()),
+    };
+    let definitions: Vec<serde_json::Value> = values
+        .iter()
+        .map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit.as_str()}))
+        .collect();
+    let mut doc = serde_json::json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["function", "route"]],
+                "Metrics": definitions,
+            }],
+        },
+        "function": function,
+        "route": route,
+        // Not dimensions: properties that lead from a data point to its request.
+        "function_request_id": ctx.function_request_id,
+        "correlation_id": ctx.correlation_id,
+    });
+    if let Some(trace) = &ctx.xray_trace_id {
+        doc["xray_trace_id"] = trace.as_str().into();
+    }
+    for (name, _, v) in values {
+        doc[name] = if v.len() == 1 { v[0].into() } else { v.into() };
+    }
+    doc.to_string()
+}
+
+// ---------------------------------------------------------------------------------------
+// Log lines
+
+/// The log layer: one JSON object per event, the request's context merged in.
+struct JsonLines {
+    output: Output,
+}
+
+impl<S: Subscriber> Layer<S> for JsonLines {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        self.output.line(log_line(event, SystemTime::now()));
+    }
+}
+
+fn log_line(event: &Event<'_>, now: SystemTime) -> String {
+    let millis = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as i64;
+    let mut fields = Fields::default();
+    event.record(&mut fields);
+    let mut line = String::with_capacity(256);
+    line.push('{');
+    push_str_field(&mut line, "timestamp", &rfc3339_millis(millis));
+    push_str_field(&mut line, "level", event.metadata().level().as_str());
+    push_str_field(&mut line, "message", &fields.message);
+    let _ = CURRENT.try_with(|c| {
+        push_str_field(&mut line, "function_name", &c.function_name);
+        push_str_field(&mut line, "function_request_id", &c.function_request_id);
+        push_str_field(&mut line, "correlation_id", &c.correlation_id);
+        if let Some(t) = &c.xray_trace_id {
+            push_str_field(&mut line, "xray_trace_id", t);
+        }
+        push_str_field(&mut line, "route_key", &c.route_key);
+        let _ = write!(line, ",\"cold_start\":{}", c.cold_start);
+    });
+    line.push_str(&fields.rest);
+    push_str_field(&mut line, "target", event.metadata().target());
+    line.push('}');
+    line
+}
+
+/// `,"name":"value"` (or without the comma first), JSON-escaped.
+fn push_str_field(line: &mut String, name: &str, value: &str) {
+    if line.len() > 1 {
+        line.push(',');
+    }
+    let _ = write!(line, "{}:{}", json_str(name), json_str(value));
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// An event's fields: the message apart, the rest as `,"name":value` JSON.
+#[derive(Default)]
+struct Fields {
+    message: String,
+    rest: String,
+}
+
+impl Fields {
+    fn push_raw(&mut self, field: &Field, json: &str) {
+        let _ = write!(self.rest, ",{}:{json}", json_str(field.name()));
+    }
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_owned();
+        } else {
+            self.push_raw(field, &json_str(value));
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push_raw(field, &value.to_string());
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push_raw(field, &value.to_string());
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push_raw(field, if value { "true" } else { "false" });
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        match serde_json::Number::from_f64(value) {
+            Some(n) => self.push_raw(field, &n.to_string()),
+            None => self.push_raw(field, "null"),
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // `%x` arrives here as Display-through-Debug, `?x` as Debug: both as text.
+        let text = format!("{value:?}");
+        self.record_str(field, &text);
+    }
 }
 
 #[cfg(test)]
@@ -105,5 +468,155 @@ mod tests {
         let f = filter(LevelFilter::WARN);
         assert!(!f.would_enable("firefly_api", &Level::INFO));
         assert!(!f.would_enable("lambda_runtime", &Level::INFO));
+    }
+
+    #[test]
+    fn the_xray_root_is_what_powertools_logs() {
+        assert_eq!(
+            xray_root("Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"),
+            Some("1-5759e988-bd862e3fe1be46a994272793")
+        );
+        assert_eq!(xray_root("Parent=1;Sampled=0"), None);
+        assert_eq!(xray_root("Root="), None);
+    }
+
+    #[test]
+    fn namespaces_are_checked_as_cloudwatch_checks_them() {
+        assert_eq!(namespace_from_env(&env(&[])).unwrap(), "Firefly");
+        assert_eq!(
+            namespace_from_env(&env(&[("FIREFLY_METRICS_NAMESPACE", "Firefly/Prod")])).unwrap(),
+            "Firefly/Prod"
+        );
+        for bad in [":x", "a\"b", "é"] {
+            let e = env(Box::leak(Box::new([("FIREFLY_METRICS_NAMESPACE", bad)])));
+            assert!(namespace_from_env(&e).is_err(), "{bad}");
+        }
+    }
+
+    fn context() -> Arc<RequestContext> {
+        let ctx = RequestContext::new(
+            "firefly-func-api-registration-keys-post",
+            "req-1",
+            "Cq2bTjk9joEEMhQ=",
+            Some("Root=1-6745f1a2-0c3f8e5b7a1d2e3f4a5b6c7d;Sampled=1"),
+            "POST /registration-keys",
+        );
+        *ctx.route.lock().unwrap() = Some((
+            "POST /registration-keys",
+            "firefly-func-api-registration-keys-post",
+        ));
+        ctx
+    }
+
+    #[test]
+    fn a_metric_document_carries_the_standard_and_the_handlers_metrics() {
+        let ctx = context();
+        ctx.metrics().push(("KeysMinted", Unit::Count, 1.0));
+        ctx.metrics().push(("DynamoDBAttempts", Unit::Count, 1.0));
+        ctx.metrics().push(("DynamoDBAttempts", Unit::Count, 2.0));
+        ctx.metrics()
+            .push(("DynamoDBLatency", Unit::Milliseconds, 3.5));
+        ctx.metrics()
+            .push(("DynamoDBLatency", Unit::Milliseconds, 4.5));
+        let doc: serde_json::Value = serde_json::from_str(&emf_document(
+            &ctx,
+            "Firefly",
+            1_795_731_191_000,
+            503,
+            Duration::from_micros(1500),
+        ))
+        .unwrap();
+        let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(doc["_aws"]["Timestamp"], 1_795_731_191_000u64);
+        assert_eq!(directive["Namespace"], "Firefly");
+        assert_eq!(
+            directive["Dimensions"],
+            serde_json::json!([["function", "route"]])
+        );
+        assert_eq!(doc["function"], "firefly-func-api-registration-keys-post");
+        assert_eq!(doc["route"], "POST /registration-keys");
+        assert_eq!(doc["Requests"], 1.0);
+        assert_eq!(doc["Latency"], 1.5);
+        assert_eq!(doc["Errors4xx"], 0.0);
+        assert_eq!(doc["Errors5xx"], 1.0);
+        assert_eq!(doc["KeysMinted"], 1.0);
+        assert_eq!(doc["DynamoDBAttempts"], 3.0);
+        assert_eq!(doc["DynamoDBLatency"], serde_json::json!([3.5, 4.5]));
+        assert_eq!(doc["xray_trace_id"], "1-6745f1a2-0c3f8e5b7a1d2e3f4a5b6c7d");
+        let names: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "Requests",
+                "Latency",
+                "Errors4xx",
+                "Errors5xx",
+                "ColdStart",
+                "KeysMinted",
+                "DynamoDBAttempts",
+                "DynamoDBLatency"
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unmatched_event_never_becomes_a_route_dimension() {
+        let ctx = RequestContext::new("f", "r", "c", None, "GET /anything-a-caller-typed");
+        let doc: serde_json::Value =
+            serde_json::from_str(&emf_document(&ctx, "Firefly", 0, 404, Duration::ZERO)).unwrap();
+        assert_eq!(doc["route"], UNMATCHED_ROUTE);
+        assert_eq!(doc["Errors4xx"], 1.0);
+        assert!(doc.get("xray_trace_id").is_none());
+    }
+
+    #[tokio::test]
+    async fn log_lines_carry_the_request_context_inside_a_request_only() {
+        struct Capture;
+        impl<S: Subscriber> Layer<S> for Capture {
+            fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+                LINES.with(|l| l.borrow_mut().push(log_line(event, UNIX_EPOCH)));
+            }
+        }
+        thread_local! {
+            static LINES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        let subscriber = tracing_subscriber::registry().with(Capture);
+        let _guard = tracing::subscriber::set_default(subscriber);
+        tracing::info!(status = 201u16, user_id = "u-1", ok = true, "outside");
+        in_request(context(), async {
+            tracing::warn!(error = %"a \"quoted\" error", "inside");
+        })
+        .await;
+        let lines: Vec<serde_json::Value> = LINES.with(|l| {
+            l.borrow()
+                .iter()
+                .map(|s| serde_json::from_str(s).expect("valid JSON"))
+                .collect()
+        });
+        assert_eq!(lines[0]["message"], "outside");
+        assert_eq!(lines[0]["status"], 201);
+        assert_eq!(lines[0]["ok"], true);
+        assert_eq!(lines[0]["timestamp"], "1970-01-01T00:00:00.000Z");
+        assert!(lines[0].get("function_request_id").is_none());
+        let inside = &lines[1];
+        assert_eq!(inside["level"], "WARN");
+        assert_eq!(inside["error"], "a \"quoted\" error");
+        assert_eq!(
+            inside["function_name"],
+            "firefly-func-api-registration-keys-post"
+        );
+        assert_eq!(inside["function_request_id"], "req-1");
+        assert_eq!(inside["correlation_id"], "Cq2bTjk9joEEMhQ=");
+        assert_eq!(
+            inside["xray_trace_id"],
+            "1-6745f1a2-0c3f8e5b7a1d2e3f4a5b6c7d"
+        );
+        assert_eq!(inside["route_key"], "POST /registration-keys");
+        assert!(inside["cold_start"].is_boolean());
     }
 }

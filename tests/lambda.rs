@@ -78,8 +78,9 @@ fn mints_a_key_and_stores_every_attribute_with_its_type() {
     assert_eq!(done["level"], "INFO");
     assert_eq!(done["status"], 201);
     assert_eq!(done["user_id"], "4f8a2c1e-9b7d-4e3f-a6c5-2d1e0f9a8b7c");
-    assert_eq!(done["span"]["request_id"], "req-1");
-    assert_eq!(done["span"]["route_key"], "POST /registration-keys");
+    assert_eq!(done["function_request_id"], "req-1");
+    assert_eq!(done["correlation_id"], "Cq2bTjk9joEEMhQ=");
+    assert_eq!(done["route_key"], "POST /registration-keys");
     assert!(done["latency_us"].as_u64().is_some());
     assert_not_logged(&f, &[key.to_owned()]);
     // The leak detector itself finds what is logged.

@@ -70,7 +70,7 @@ fn mint_then_revoke_then_revoke_again() {
         .expect("a completion line for the revoke");
     assert_eq!(done["user_id"], ALICE);
     assert_eq!(
-        done["span"]["route_key"],
+        done["route_key"],
         "DELETE /registration-keys/{registrationKey}"
     );
     assert_not_logged(&delete, std::slice::from_ref(&key));

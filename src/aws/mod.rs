@@ -66,7 +66,31 @@ pub fn dynamodb_client(env: &dyn Fn(&str) -> Option<String>) -> Result<Client, S
     if let Some(dual) = flag(env, "AWS_USE_DUALSTACK_ENDPOINT")? {
         config = config.use_dual_stack(dual);
     }
-    Ok(Client::from_conf(config.build()))
+    // The trace header needs nothing here: the SDK's recursion-detection interceptor sends
+    // the invocation's `_X_AMZN_TRACE_ID` (which the Lambda runtime sets per invocation) as
+    // `X-Amzn-Trace-Id` on every call, so X-Ray links the function and the table.
+    Ok(Client::from_conf(config.interceptor(CountAttempts).build()))
+}
+
+/// Counts every attempt of every DynamoDB call (retries included) into the current
+/// request's metrics: `DynamoDBAttempts`.
+#[derive(Debug)]
+struct CountAttempts;
+
+impl aws_sdk_dynamodb::config::Intercept for CountAttempts {
+    fn name(&self) -> &'static str {
+        "CountAttempts"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _context: &aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_sdk_dynamodb::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        crate::telemetry::metric("DynamoDBAttempts", crate::telemetry::Unit::Count, 1.0);
+        Ok(())
+    }
 }
 
 /// The opt-in for a plaintext endpoint that is not on this machine.

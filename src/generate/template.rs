@@ -14,6 +14,15 @@ const MEMORY_MB: u32 = 256;
 const TIMEOUT_S: u32 = 6;
 const LOG_RETENTION_DAYS: u32 = 30;
 
+/// The environment every function gets, whatever its routes: telemetry's.
+const FUNCTION_ENV: [(&str, &str); 1] = [("FIREFLY_METRICS_NAMESPACE", "!Ref MetricsNamespace")];
+
+/// Alarm thresholds (README, Alarms): a route's 5xx rate over 5 minutes, once it has had
+/// at least 20 requests in them; any throttle; p99 duration past 80% of the timeout.
+const ERROR_RATE_PERCENT: u32 = 5;
+const ERROR_RATE_MIN_REQUESTS: u32 = 20;
+const DURATION_ALARM_MS: u32 = TIMEOUT_S * 1000 * 8 / 10;
+
 /// A YAML double-quoted scalar (JSON's string syntax is valid YAML).
 fn q(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
@@ -85,16 +94,38 @@ Parameters:
     Type: String
     Default: api
     AllowedPattern: "^[A-Za-z0-9._-]+$"
+  MetricsNamespace:
+    Type: String
+    Default: Firefly
+    AllowedPattern: "^[A-Za-z0-9.\\-_/#][A-Za-z0-9.\\-_/#:]{{0,254}}$"
+    Description: CloudWatch namespace of the functions' EMF metrics.
+  ActiveTracing:
+    Type: String
+    Default: "false"
+    AllowedValues: ["true", "false"]
+    Description: X-Ray active tracing; "true" also grants the role xray:PutTraceSegments and xray:PutTelemetryRecords.
+  Alarms:
+    Type: String
+    Default: "false"
+    AllowedValues: ["true", "false"]
+    Description: CloudWatch alarms per function and route (README, Alarms).
+  AlarmTopicArn:
+    Type: String
+    Default: ""
+    Description: An SNS topic for alarm and OK notifications (empty for none).
 
 Conditions:
+  TracingOn: !Equals [!Ref ActiveTracing, "true"]
+  AlarmsOn: !Equals [!Ref Alarms, "true"]
+  HasAlarmTopic: !Not [!Equals [!Ref AlarmTopicArn, ""]]
 "#,
         names.join(", ")
     );
     for f in functions {
+        let l = f.logical();
         let _ = writeln!(
             t,
-            "  Is{}: !Equals [!Ref \"AWS::StackName\", {}]",
-            f.logical(),
+            "  Is{l}: !Equals [!Ref \"AWS::StackName\", {}]\n  {l}Alarms: !And [!Condition Is{l}, !Condition AlarmsOn]",
             q(f.name)
         );
     }
@@ -184,6 +215,10 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
             v(&iam_resource(resource))
         );
     }
+    // X-Ray writes only with active tracing on (the ActiveTracing parameter).
+    t.push_str(
+        "              - !If\n                - TracingOn\n                - Sid: WriteTraces\n                  Effect: Allow\n                  Action:\n                    - xray:PutTraceSegments\n                    - xray:PutTelemetryRecords\n                  Resource: \"*\"\n                - !Ref AWS::NoValue\n",
+    );
     let _ = write!(
         t,
         r#"              - Sid: WriteOwnLogs
@@ -217,6 +252,7 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
       # 250 ms, so a healthy invoke never nears it and a stuck one still answers 503.
       Timeout: {TIMEOUT_S}
       Role: !GetAtt {l}Role.Arn
+      Tracing: !If [TracingOn, Active, PassThrough]
       Layers:
         - !Ref SharedLayerArn
         - !Ref AppConfigExtensionLayerArn
@@ -230,11 +266,13 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
         description = q(&format!("{} (Firefly API monolith)", keys.join(", "))),
     );
     let env = f.env()?;
-    if !env.is_empty() {
-        t.push_str("      Environment:\n        Variables:\n");
-        for (k, value) in env {
-            let _ = writeln!(t, "          {k}: {}", v(&value));
-        }
+    t.push_str("      Environment:\n        Variables:\n");
+    for (k, value) in env
+        .iter()
+        .map(|(k, v)| (*k, v.as_str()))
+        .chain(FUNCTION_ENV)
+    {
+        let _ = writeln!(t, "          {k}: {}", v(value));
     }
     let _ = write!(
         t,
@@ -285,9 +323,101 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
 "#,
             arn = arn_route(r.key),
         );
+        route_alarm(t, f, &rl, r.key, &r.slug());
     }
+    function_alarms(t, f);
     t.push('\n');
     Ok(())
+}
+
+const ALARM_ACTIONS: &str = "      AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]\n      OKActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]\n";
+
+/// A route's 5xx rate, from its own EMF metrics.
+fn route_alarm(t: &mut String, f: &Function<'_>, rl: &str, key: &str, slug: &str) {
+    let l = f.logical();
+    let metric = |id: &str, name: &str| {
+        format!(
+            "        - Id: {id}\n          ReturnData: false\n          MetricStat:\n            Period: 300\n            Stat: Sum\n            Metric:\n              Namespace: !Ref MetricsNamespace\n              MetricName: {name}\n              Dimensions:\n                - Name: function\n                  Value: {}\n                - Name: route\n                  Value: {}\n",
+            q(f.name),
+            q(key)
+        )
+    };
+    let _ = write!(
+        t,
+        r#"
+  {rl}Errors5xxAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Condition: {l}Alarms
+    Properties:
+      AlarmName: {name}
+      AlarmDescription: {description}
+      Metrics:
+{errors}{requests}        - Id: rate
+          Label: 5xx rate (%)
+          Expression: "IF(requests >= {ERROR_RATE_MIN_REQUESTS}, 100 * errors / requests, 0)"
+          ReturnData: true
+      ComparisonOperator: GreaterThanThreshold
+      Threshold: {ERROR_RATE_PERCENT}
+      EvaluationPeriods: 2
+      DatapointsToAlarm: 2
+      TreatMissingData: notBreaching
+{ALARM_ACTIONS}"#,
+        name = q(&format!("{}-{slug}-5xx-rate", f.name)),
+        description = q(&format!(
+            "{key}: more than {ERROR_RATE_PERCENT}% of requests answered 5xx in two 5-minute periods in a row (periods with at least {ERROR_RATE_MIN_REQUESTS} requests)"
+        )),
+        errors = metric("errors", "Errors5xx"),
+        requests = metric("requests", "Requests"),
+    );
+}
+
+/// Lambda's own metrics of the function: throttles, and duration near the timeout.
+fn function_alarms(t: &mut String, f: &Function<'_>) {
+    let l = f.logical();
+    let _ = write!(
+        t,
+        r#"
+  {l}ThrottlesAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Condition: {l}Alarms
+    Properties:
+      AlarmName: {throttles}
+      AlarmDescription: "Lambda throttled an invocation of {name} (concurrency exhausted): callers got 429/503 from API Gateway."
+      Namespace: AWS/Lambda
+      MetricName: Throttles
+      Dimensions:
+        - Name: FunctionName
+          Value: !Ref {l}Function
+      Statistic: Sum
+      Period: 60
+      EvaluationPeriods: 1
+      Threshold: 1
+      ComparisonOperator: GreaterThanOrEqualToThreshold
+      TreatMissingData: notBreaching
+{ALARM_ACTIONS}
+  {l}DurationAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Condition: {l}Alarms
+    Properties:
+      AlarmName: {duration}
+      AlarmDescription: "p99 duration of {name} above {DURATION_ALARM_MS} ms (80% of its {TIMEOUT_S} s timeout) in 2 of 3 five-minute periods."
+      Namespace: AWS/Lambda
+      MetricName: Duration
+      Dimensions:
+        - Name: FunctionName
+          Value: !Ref {l}Function
+      ExtendedStatistic: p99
+      Period: 300
+      EvaluationPeriods: 3
+      DatapointsToAlarm: 2
+      Threshold: {DURATION_ALARM_MS}
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+{ALARM_ACTIONS}"#,
+        name = f.name,
+        throttles = q(&format!("{}-throttles", f.name)),
+        duration = q(&format!("{}-duration-near-timeout", f.name)),
+    );
 }
 
 #[cfg(test)]

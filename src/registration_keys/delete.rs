@@ -15,6 +15,7 @@ use crate::identity::Caller;
 use crate::init::Init;
 use crate::response::Response;
 use crate::route::{Answer, BoxFuture, Build, HandlerResult, JwtHandler, Request, Route, Use};
+use crate::telemetry::{self, Unit};
 use lambda_http::http::StatusCode;
 use std::sync::Arc;
 
@@ -95,11 +96,15 @@ impl Revoke {
             return Err(ApiError::Disabled);
         }
         let now = self.clock.now_epoch_seconds();
+        tracing::debug!("deleting the key if it is the caller's and live");
         match req
             .before_deadline(self.store.revoke(key.expose(), &caller.user_id, now))
             .await??
         {
-            Revoked::Deleted => Ok(Response::empty(StatusCode::NO_CONTENT)),
+            Revoked::Deleted => {
+                telemetry::metric("KeysRevoked", Unit::Count, 1.0);
+                Ok(Response::empty(StatusCode::NO_CONTENT))
+            }
             Revoked::NotLive => Err(ApiError::ResourceNotFound {
                 detail: "You have no live registration key with this value.",
             }),

@@ -15,6 +15,7 @@ use crate::init::Init;
 use crate::random::SecureRandom;
 use crate::response::Response;
 use crate::route::{Answer, BoxFuture, Build, HandlerResult, JwtHandler, Request, Route, Use};
+use crate::telemetry::{self, Unit};
 use lambda_http::http::StatusCode;
 use serde::Serialize;
 use std::sync::Arc;
@@ -114,6 +115,11 @@ impl Mint {
                 created_at: now,
                 expires_at,
             };
+            tracing::debug!(
+                attempt,
+                ttl,
+                "writing a drawn key unless a live one holds it"
+            );
             // Each draw gets what is left of the invocation: five draws of three attempts
             // could outlast the function's timeout, and a 503 beats Lambda's bare 500.
             let inserted = req
@@ -127,6 +133,7 @@ impl Mint {
             }
             match inserted {
                 Inserted::Stored | Inserted::AlreadyOurs => {
+                    telemetry::metric("KeysMinted", Unit::Count, 1.0);
                     return Ok(Response::json(
                         StatusCode::CREATED,
                         &Minted {
@@ -137,6 +144,7 @@ impl Mint {
                     ));
                 }
                 Inserted::Taken => {
+                    telemetry::metric("CollisionsRedrawn", Unit::Count, 1.0);
                     tracing::warn!(attempt, "drawn key is held by a live key; drawing another");
                 }
             }

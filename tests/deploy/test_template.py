@@ -50,14 +50,37 @@ def test_both_functions_are_in_the_table():
     assert sorted(FUNCTIONS) == [DELETE, POST]
 
 
-def stack(template, name):
-    """The resources (by logical id) and outputs that stack `name` creates: a resource
-    whose condition compares AWS::StackName with `name`."""
-    truth = {}
-    for cond, expr in template["Conditions"].items():
-        ref, value = expr["Fn::Equals"]
-        assert ref == {"Ref": "AWS::StackName"}, f"{cond}: only stack-name conditions expected"
-        truth[cond] = value == name
+def evaluate(template, name, params):
+    """Every condition's value in stack `name` with parameter values `params` (the rest at
+    their defaults)."""
+    values = {k: v.get("Default") for k, v in template["Parameters"].items()}
+    values.update(params)
+    values["AWS::StackName"] = name
+    conditions = template["Conditions"]
+
+    def ev(expr):
+        if isinstance(expr, dict):
+            (op, arg), = expr.items()
+            if op == "Fn::Equals":
+                return resolve(arg[0]) == resolve(arg[1])
+            if op == "Fn::And":
+                return all(ev(a) for a in arg)
+            if op == "Fn::Not":
+                return not ev(arg[0])
+            if op in ("Condition", "Fn::Condition"):
+                return ev(conditions[arg])
+        raise AssertionError(f"unexpected condition {expr}")
+
+    def resolve(v):
+        return values[v["Ref"]] if isinstance(v, dict) else v
+
+    return {c: ev(e) for c, e in conditions.items()}
+
+
+def stack(template, name, **params):
+    """The resources (by logical id) and outputs that stack `name` creates, with template
+    parameters `params`: those whose condition holds there."""
+    truth = evaluate(template, name, params)
     resources = {}
     for logical, r in template["Resources"].items():
         assert "Condition" in r, f"{logical} has no condition: every stack would create it"
@@ -65,6 +88,20 @@ def stack(template, name):
             resources[logical] = r
     outputs = {k: o for k, o in template["Outputs"].items() if truth[o["Condition"]]}
     return resources, outputs
+
+
+def resolve_ifs(value, truth):
+    """`Fn::If` resolved with the stack's conditions (AWS::NoValue drops the item)."""
+    if isinstance(value, dict):
+        if set(value) == {"Fn::If"}:
+            cond, yes, no = value["Fn::If"]
+            return resolve_ifs(yes if truth[cond] else no, truth)
+        out = {k: resolve_ifs(v, truth) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v != {"Ref": "AWS::NoValue"}}
+    if isinstance(value, list):
+        out = [resolve_ifs(v, truth) for v in value]
+        return [v for v in out if v != {"Ref": "AWS::NoValue"}]
+    return value
 
 
 def of(resources, kind):
@@ -85,6 +122,7 @@ def test_a_stack_of_another_name_creates_nothing(template):
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
 def test_function_matches_the_page_and_the_design(template, routes, function):
     resources, _ = stack(template, function)
+    resources = resolve_ifs(resources, evaluate(template, function, {}))
     logical, fn = the(resources, "AWS::Serverless::Function")
     assert logical == FUNCTIONS[function]["logicalId"]
     p = fn["Properties"]
@@ -108,9 +146,13 @@ def test_function_matches_the_page_and_the_design(template, routes, function):
     assert env["AWS_APPCONFIG_EXTENSION_PREFETCH_LIST"] == {
         "Fn::Sub": "/applications/${AppConfigApplication}/environments/${AppConfigEnvironment}/configurations/${AppConfigProfile}"
     }
-    # Exactly the environment its routes declare: nothing another function needs.
+    # Exactly the environment its routes declare, and the metrics namespace: nothing another
+    # function needs.
     declared = {k for r in routes if r["function"] == function for k in r["environment"]}
-    assert set(env) == declared
+    assert set(env) == declared | {"FIREFLY_METRICS_NAMESPACE"}
+    assert env["FIREFLY_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
+    # Active tracing only when asked for.
+    assert p["Tracing"] == "PassThrough"
     # The DynamoDB client gives up after 3 s; the function must outlive that to answer 503.
     assert 4 <= p["Timeout"] <= 10
 
@@ -131,9 +173,14 @@ def test_parameters_are_the_four_lookups_plus_appconfig_names(template):
         assert params[name].get("Default")
     required = {k for k, v in params.items() if "Default" not in v}
     assert required == {"ApiId", "AuthorizerId", "SharedLayerArn", "AppConfigExtensionLayerArn"}
+    # Observability switches default to the page's stack: no tracing, no alarms.
+    assert params["ActiveTracing"]["Default"] == "false"
+    assert params["Alarms"]["Default"] == "false"
+    assert params["MetricsNamespace"]["Default"] == "Firefly"
 
 
-def granted_by(resources):
+def granted_by(resources, truth=None):
+    resources = resolve_ifs(resources, truth or {"TracingOn": False, "HasAlarmTopic": False})
     iam = {k: r for k, r in resources.items() if r["Type"].startswith("AWS::IAM::")}
     assert len(iam) == 1, f"only one IAM resource expected, found {list(iam)}"
     role = next(iter(iam.values()))["Properties"]
@@ -250,3 +297,64 @@ def test_outputs_and_samconfig(template, function):
     assert sam[function]["deploy"]["parameters"]["stack_name"] == function
     assert sam[function]["delete"]["parameters"]["stack_name"] == function
     assert sam[function]["deploy"]["parameters"]["capabilities"] == "CAPABILITY_NAMED_IAM"
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_active_tracing_is_a_switch_that_also_grants_the_xray_writes(template, function):
+    resources, _ = stack(template, function, ActiveTracing="true")
+    truth = evaluate(template, function, {"ActiveTracing": "true"})
+    _, granted = granted_by(resources, truth)
+    assert granted["xray:PutTraceSegments"] == "*"
+    assert granted["xray:PutTelemetryRecords"] == "*"
+    fn = resolve_ifs(resources, truth)[FUNCTIONS[function]["logicalId"]]
+    assert fn["Properties"]["Tracing"] == "Active"
+    _, granted = granted_by(stack(template, function)[0])
+    assert not any(a.startswith("xray:") for a in granted)
+
+
+def alarms(resources):
+    return {k: r["Properties"] for k, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_alarms_exist_only_when_asked_for_and_watch_each_route_and_the_function(template, function):
+    assert alarms(stack(template, function)[0]) == {}
+    resources, _ = stack(template, function, Alarms="true")
+    found = alarms(resources)
+    logical = FUNCTIONS[function]["logicalId"]
+    routes = FUNCTIONS[function]["routes"]
+    assert len(found) == 2 + len(routes)
+    throttles = next(a for a in found.values() if a.get("MetricName") == "Throttles")
+    assert throttles["Namespace"] == "AWS/Lambda"
+    assert throttles["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": logical}}]
+    assert throttles["Threshold"] == 1
+    duration = next(a for a in found.values() if a.get("MetricName") == "Duration")
+    assert duration["ExtendedStatistic"] == "p99"
+    assert duration["Threshold"] == 4800  # 80% of the 6 s timeout
+    rates = [a for a in found.values() if "Metrics" in a]
+    assert len(rates) == len(routes)
+    for rate, route in zip(rates, routes):
+        stats = {m["Id"]: m for m in rate["Metrics"]}
+        for mid, name in [("errors", "Errors5xx"), ("requests", "Requests")]:
+            metric = stats[mid]["MetricStat"]["Metric"]
+            assert metric["Namespace"] == {"Ref": "MetricsNamespace"}
+            assert metric["MetricName"] == name
+            assert metric["Dimensions"] == [{"Name": "function", "Value": function},
+                                            {"Name": "route", "Value": route}]
+        assert "100 * errors / requests" in stats["rate"]["Expression"]
+        assert rate["Threshold"] == 5
+    for a in found.values():
+        assert a["TreatMissingData"] == "notBreaching"
+        assert a["AlarmName"].startswith(function)
+    # Notifications only to a topic the operator names.
+    truth = evaluate(template, function, {"Alarms": "true"})
+    assert all("AlarmActions" not in a for a in alarms(resolve_ifs(resources, truth)).values())
+    truth = evaluate(template, function, {"Alarms": "true", "AlarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:ops"})
+    for a in alarms(resolve_ifs(resources, truth)).values():
+        assert a["AlarmActions"] == [{"Ref": "AlarmTopicArn"}]
+
+
+def test_alarms_of_one_function_never_appear_in_anothers_stack(template):
+    post, _ = stack(template, POST, Alarms="true")
+    delete, _ = stack(template, DELETE, Alarms="true")
+    assert not set(alarms(post)) & set(alarms(delete))

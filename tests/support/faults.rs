@@ -37,6 +37,8 @@ struct State {
     requests: u64,
     /// Apply `CutResponse` to every n-th request (0: never), on top of the script.
     cut_every: u64,
+    /// The headers of every request, in order.
+    headers: Vec<Vec<(String, String)>>,
 }
 
 impl Proxy {
@@ -47,12 +49,14 @@ impl Proxy {
             injected: Vec::new(),
             requests: 0,
             cut_every: 0,
+            headers: Vec::new(),
         }));
         let st = state.clone();
         let server = http::serve(move |req: Request| {
             let fault = {
                 let mut s = st.lock().unwrap();
                 s.requests += 1;
+                s.headers.push(req.headers.clone());
                 let f = if s.script.is_empty() {
                     if s.cut_every > 0 && s.requests.is_multiple_of(s.cut_every) {
                         Fault::CutResponse
@@ -105,6 +109,11 @@ impl Proxy {
 
     pub fn cut_every(&self, n: u64) {
         self.state.lock().unwrap().cut_every = n;
+    }
+
+    /// The headers of every request so far (names as sent).
+    pub fn headers(&self) -> Vec<Vec<(String, String)>> {
+        self.state.lock().unwrap().headers.clone()
     }
 
     /// The faults injected so far.

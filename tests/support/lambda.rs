@@ -175,6 +175,9 @@ impl Function {
             match self.outcomes.recv_timeout(Duration::from_millis(200)) {
                 Ok((got, outcome)) => {
                     assert_eq!(got, id, "answer for the wrong invocation");
+                    if matches!(outcome, Outcome::Response(_)) {
+                        self.await_metrics_line(&id);
+                    }
                     return outcome;
                 }
                 Err(RecvTimeoutError::Timeout) => {
@@ -187,6 +190,27 @@ impl Function {
                 }
                 Err(RecvTimeoutError::Disconnected) => panic!("runtime API stopped"),
             }
+        }
+    }
+
+    /// Every answered request's last line is its metrics document, written before the
+    /// answer; the thread that reads the pipe may still be behind. Wait (up to 5 s) until it
+    /// has read that line, so that a test reading the logs next sees the whole request.
+    fn await_metrics_line(&self, id: &str) {
+        let needle = format!("\"function_request_id\":\"{id}\"");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            let seen = self
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .rev()
+                .any(|l| l.contains("\"_aws\"") && l.contains(&needle));
+            if seen {
+                return;
+            }
+            thread::park_timeout(Duration::from_millis(2));
         }
     }
 
@@ -250,7 +274,7 @@ fn route(
             Ok(inv) => Reply::Respond {
                 status: 200,
                 headers: vec![
-                    ("lambda-runtime-aws-request-id".into(), inv.id),
+                    ("lambda-runtime-aws-request-id".into(), inv.id.clone()),
                     (
                         "lambda-runtime-deadline-ms".into(),
                         deadline_ms(inv.deadline),
@@ -259,10 +283,7 @@ fn route(
                         "lambda-runtime-invoked-function-arn".into(),
                         "arn:aws:lambda:eu-west-1:123456789012:function:test".into(),
                     ),
-                    (
-                        "lambda-runtime-trace-id".into(),
-                        "Root=1-00000000-000000000000000000000000".into(),
-                    ),
+                    ("lambda-runtime-trace-id".into(), trace_header(&inv.id)),
                 ],
                 body: inv.payload,
             },
@@ -282,6 +303,13 @@ fn route(
         return Reply::status(202, "{}");
     }
     Reply::status(404, "{}")
+}
+
+/// The X-Ray trace header the runtime API gives invocation `id` (`req-N`): one per
+/// invocation, so a test can follow it into the logs and downstream calls.
+pub fn trace_header(id: &str) -> String {
+    let n: u64 = id.trim_start_matches("req-").parse().unwrap_or(0);
+    format!("Root=1-6745f1a2-{n:024x};Parent={n:016x};Sampled=1")
 }
 
 fn deadline_ms(after: Duration) -> String {

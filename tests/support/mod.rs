@@ -4,6 +4,7 @@
 
 pub mod appconfig;
 pub mod dynamo;
+pub mod emf;
 pub mod faults;
 pub mod http;
 pub mod lambda;

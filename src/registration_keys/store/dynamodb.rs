@@ -5,11 +5,13 @@
 //! TTL attribute), `mintNonce` (S, one random value per mint request).
 
 use super::{BoxFuture, Inserted, KeyStore, NewKey, Revoked, StoreError};
+use crate::telemetry::{self, Unit};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use std::time::Instant;
 
 pub struct DynamoKeyStore {
     client: Client,
@@ -29,6 +31,7 @@ impl KeyStore for DynamoKeyStore {
         item: NewKey<'a>,
     ) -> BoxFuture<'a, Result<Inserted, StoreError>> {
         Box::pin(async move {
+            let started = Instant::now();
             let result = self
                 .client
                 .put_item()
@@ -47,6 +50,7 @@ impl KeyStore for DynamoKeyStore {
                 )
                 .send()
                 .await;
+            latency(started);
             match result {
                 Ok(_) => Ok(Inserted::Stored),
                 Err(SdkError::ServiceError(e))
@@ -78,6 +82,7 @@ impl KeyStore for DynamoKeyStore {
         now: i64,
     ) -> BoxFuture<'a, Result<Revoked, StoreError>> {
         Box::pin(async move {
+            let started = Instant::now();
             // One conditional delete: the key is gone only if it is the caller's and still
             // live. A missing item fails the condition too, so all three cases look alike.
             let result = self
@@ -90,12 +95,22 @@ impl KeyStore for DynamoKeyStore {
                 .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
                 .send()
                 .await;
+            latency(started);
             match result {
                 Ok(_) => Ok(Revoked::Deleted),
                 Err(e) => classify(e, &self.table).map(|()| Revoked::NotLive),
             }
         })
     }
+}
+
+/// One call's time, retries included, into the request's metrics: `DynamoDBLatency`.
+fn latency(started: Instant) {
+    telemetry::metric(
+        "DynamoDBLatency",
+        Unit::Milliseconds,
+        telemetry::millis(started.elapsed()),
+    );
 }
 
 /// Sorts an SDK failure into what the caller should hear: `Ok(())` for a failed condition
