@@ -146,7 +146,7 @@ impl App {
 
     /// The function this process serves (`*` for all).
     pub fn function(&self) -> &str {
-        self.function.as_deref().unwrap_or("*")
+        self.function.as_deref().unwrap_or("firefly-local")
     }
 
     /// The routes this process serves.
@@ -345,6 +345,8 @@ mod tests {
             summary: "tea",
             uses: &[],
             answers: &[],
+            scopes: &[],
+            params: &[],
             build: Build::Public(teapot),
         },
     ];

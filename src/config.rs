@@ -125,6 +125,8 @@ pub enum ConfigSource {
     /// No AppConfig names are set (local runs): every section takes its defaults.
     Defaults,
     AppConfig(Box<AppConfigClient>),
+    /// A local JSON file (`FIREFLY_CONFIG_FILE`, local runs): re-read when it changes.
+    File(Box<FileSource>),
 }
 
 /// A profile as read, and a number that changes whenever its content does.
@@ -138,6 +140,14 @@ impl ConfigSource {
     /// Reads the AppConfig names from the environment. All three names set: AppConfig; none:
     /// defaults; some: a startup error, since that is a deployment mistake, not a choice.
     pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        if let Some(path) = env("FIREFLY_CONFIG_FILE").filter(|p| !p.is_empty()) {
+            if NAMES.iter().any(|n| env(n).is_some_and(|v| !v.is_empty())) {
+                return Err(ConfigError::Env(
+                    "FIREFLY_CONFIG_FILE and the AppConfig names are both set: choose one".into(),
+                ));
+            }
+            return Ok(Self::File(Box::new(FileSource::new(path.into()))));
+        }
         let values: Vec<Option<String>> = NAMES
             .iter()
             .map(|n| env(n).filter(|v| !v.is_empty()))
@@ -188,7 +198,74 @@ impl ConfigSource {
         match self {
             Self::Defaults => Profile::default(),
             Self::AppConfig(c) => c.profile().await,
+            Self::File(f) => f.profile(),
         }
+    }
+}
+
+/// A profile in a local file, read again whenever its modification time or size changes
+/// (one `stat` per request: local runs only). A file that is missing or not a JSON object
+/// keeps the last good profile, with one warning per change.
+pub struct FileSource {
+    path: std::path::PathBuf,
+    state: Mutex<FileState>,
+}
+
+struct FileState {
+    /// What the file looked like when last read: (modified, length); `None` before.
+    seen: Option<(Option<std::time::SystemTime>, u64)>,
+    profile: Profile,
+}
+
+impl FileSource {
+    pub fn new(path: std::path::PathBuf) -> Self {
+        Self {
+            path,
+            state: Mutex::new(FileState {
+                seen: None,
+                profile: Profile::default(),
+            }),
+        }
+    }
+
+    pub fn profile(&self) -> Profile {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let look = std::fs::metadata(&self.path)
+            .map(|m| (m.modified().ok(), m.len()))
+            .map_err(|e| e.to_string());
+        let changed = match &look {
+            Ok(now) => state.seen != Some(*now),
+            // Missing: warn once, keep what we have.
+            Err(_) => state.seen != Some((None, u64::MAX)),
+        };
+        if changed {
+            let read = look.clone().and_then(|_| {
+                std::fs::read(&self.path)
+                    .map_err(|e| e.to_string())
+                    .and_then(|b| parse_profile(&b).map_err(|e| e.to_string()))
+            });
+            state.seen = Some(look.unwrap_or((None, u64::MAX)));
+            match read {
+                Ok(sections) => {
+                    if *state.profile.sections != sections {
+                        state.profile = Profile {
+                            version: state.profile.version + 1,
+                            sections: Arc::new(sections),
+                        };
+                        tracing::info!(path = %self.path.display(), "settings file read");
+                    }
+                }
+                Err(e) => {
+                    crate::telemetry::metric("ConfigFallbacks", crate::telemetry::Unit::Count, 1.0);
+                    tracing::warn!(
+                        path = %self.path.display(),
+                        error = %e,
+                        "settings file unreadable; keeping the last good settings (the built-in defaults if none)"
+                    );
+                }
+            }
+        }
+        state.profile.clone()
     }
 }
 
@@ -439,6 +516,33 @@ mod tests {
         ] {
             assert!(parse_section::<Alpha>(&profile(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_settings_file_is_read_again_when_it_changes_and_a_bad_one_keeps_the_last() {
+        let dir = std::env::temp_dir().join(format!("firefly-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("settings.json");
+        std::fs::write(&path, r#"{"alpha":{"limit":3}}"#).unwrap();
+        let p = path.to_string_lossy().into_owned();
+        let env = move |k: &str| (k == "FIREFLY_CONFIG_FILE").then(|| p.clone());
+        let source = Arc::new(ConfigSource::from_env(&env).unwrap());
+        let alpha: Settings<Alpha> = Settings::new(Arc::clone(&source));
+        assert_eq!(alpha.current().await.limit, 3);
+        // A different length is a change even within the file system's time resolution.
+        std::fs::write(&path, r#"{"alpha":{"limit":7}} "#).unwrap();
+        assert_eq!(alpha.current().await.limit, 7);
+        std::fs::write(&path, "not json at all").unwrap();
+        assert_eq!(alpha.current().await.limit, 7);
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(alpha.current().await.limit, 7);
+        let both = |k: &str| match k {
+            "FIREFLY_CONFIG_FILE" => Some("x.json".to_string()),
+            "FIREFLY_APPCONFIG_APPLICATION" => Some("a".to_string()),
+            _ => None,
+        };
+        assert!(ConfigSource::from_env(&both).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

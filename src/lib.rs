@@ -27,6 +27,7 @@ pub mod generate;
 pub mod identity;
 pub mod init;
 pub mod local;
+pub mod local_api;
 pub mod random;
 pub mod registration_keys;
 pub mod response;

@@ -159,6 +159,18 @@ pub enum Build {
 pub struct Answer {
     pub status: u16,
     pub description: &'static str,
+    /// The JSON Schema of a success body (errors are problem+json, documented once), and
+    /// an example of it.
+    pub schema: Option<&'static str>,
+    pub example: Option<&'static str>,
+}
+
+/// A path parameter's documentation: its name in the route key, and a JSON Schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Param {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub schema: &'static str,
 }
 
 /// One route: every fact about it, written once.
@@ -174,6 +186,11 @@ pub struct Route {
     pub uses: &'static [Use],
     /// Statuses the handler itself can answer (the dispatcher adds 401/404/405).
     pub answers: &'static [Answer],
+    /// OAuth scopes the JWT authorizer requires (any one of them); empty: none.
+    pub scopes: &'static [&'static str],
+    /// What each `{name}` of the path accepts, for the generated documents (a parameter
+    /// not listed is any non-empty string).
+    pub params: &'static [Param],
     pub build: Build,
 }
 

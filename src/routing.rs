@@ -211,6 +211,8 @@ mod tests {
             summary: "",
             uses: &[],
             answers: &[],
+            scopes: &[],
+            params: &[],
             build: Build::Public(nothing),
         }
     }

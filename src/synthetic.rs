@@ -24,6 +24,8 @@ macro_rules! synthetic {
                 summary: "a synthetic route (benches only)",
                 uses: &[],
                 answers: &[],
+                scopes: &[],
+                params: &[],
                 build: Build::Jwt({
                     struct H;
                     impl JwtHandler for H {

@@ -100,7 +100,7 @@ pub const ALLOW_PLAINTEXT: &str = "FIREFLY_ALLOW_PLAINTEXT_ENDPOINT";
 /// DynamoDB-API server). Plaintext elsewhere (DynamoDB Local on a container network, say)
 /// needs `FIREFLY_ALLOW_PLAINTEXT_ENDPOINT=true`: keys must not cross a network in clear
 /// because of a typo in a URL.
-fn check_endpoint(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+pub fn check_endpoint(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
     if url.starts_with("https://") {
         return Ok(());
     }
@@ -151,7 +151,7 @@ const AWS_ROOTS: [&str; 5] = [
 
 /// The AWS roots, plus the PEM certificates in `FIREFLY_EXTRA_CA_FILE` when set (a local
 /// DynamoDB-API server behind TLS, a corporate proxy). A bad file is a start-up error.
-fn trust_store(env: &dyn Fn(&str) -> Option<String>) -> Result<rustls::RootCertStore, String> {
+pub fn trust_store(env: &dyn Fn(&str) -> Option<String>) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
     for pem in AWS_ROOTS {
         add_pem_certificates(&mut roots, pem.as_bytes())?;

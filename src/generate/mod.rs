@@ -7,6 +7,7 @@
 //! function lists in the workflows. `tests/generated.rs` fails when any of them is stale
 //! and names the command that rewrites them.
 
+pub mod openapi;
 mod template;
 
 use crate::route::{Resource, Route};
@@ -157,6 +158,28 @@ pub fn iam_resource(resource: &Resource) -> String {
 /// Checks what the generated files cannot express: names that fit CloudFormation's rules.
 pub fn check(routes: &'static [Route]) -> Result<(), String> {
     crate::routing::RouteTable::new(routes).map_err(|e| e.to_string())?;
+    for r in routes {
+        for p in r.params {
+            let named = r.path().split('/').any(|seg| {
+                seg.trim_matches(|c| c == '{' || c == '}' || c == '+') == p.name
+                    && seg.starts_with('{')
+            });
+            if !named {
+                return Err(format!(
+                    "{}: documents a parameter {} that its path lacks",
+                    r.key, p.name
+                ));
+            }
+            serde_json::from_str::<Value>(p.schema)
+                .map_err(|e| format!("{}: the schema of {} is not JSON: {e}", r.key, p.name))?;
+        }
+        for a in r.answers {
+            if let Some(schema) = a.schema {
+                serde_json::from_str::<Value>(schema)
+                    .map_err(|e| format!("{}: the {} schema is not JSON: {e}", r.key, a.status))?;
+            }
+        }
+    }
     for f in functions(routes) {
         if !f.name.starts_with(FUNCTION_PREFIX) || f.short().is_empty() {
             return Err(format!(
@@ -201,6 +224,10 @@ pub fn files(routes: &'static [Route]) -> Result<Vec<Output>, String> {
     out.push(Output {
         path: "template.yaml".into(),
         content: Content::Whole(template::render(&functions)?),
+    });
+    out.push(Output {
+        path: "routes/openapi.json".into(),
+        content: Content::Whole(json_text(&openapi::document(routes))),
     });
     out.push(Output {
         path: "samconfig.toml".into(),

@@ -307,6 +307,12 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
         );
         if r.auth() == Auth::Jwt {
             t.push_str("      AuthorizerId: !Ref AuthorizerId\n");
+            if !r.scopes.is_empty() {
+                t.push_str("      AuthorizationScopes:\n");
+                for scope in r.scopes {
+                    let _ = writeln!(t, "        - {}", q(scope));
+                }
+            }
         }
         let _ = write!(
             t,

@@ -14,7 +14,9 @@ use crate::error::{ApiError, StartupError};
 use crate::identity::Caller;
 use crate::init::Init;
 use crate::response::Response;
-use crate::route::{Answer, BoxFuture, Build, HandlerResult, JwtHandler, Request, Route, Use};
+use crate::route::{
+    Answer, BoxFuture, Build, HandlerResult, JwtHandler, Param, Request, Route, Use,
+};
 use crate::telemetry::{self, Unit};
 use lambda_http::http::StatusCode;
 use std::sync::Arc;
@@ -37,24 +39,40 @@ pub const ROUTE: Route = Route {
         Answer {
             status: 204,
             description: "The key is revoked",
+            schema: None,
+            example: None,
         },
         Answer {
             status: 400,
             description: "The path does not hold 6 symbols of the key alphabet",
+            schema: None,
+            example: None,
         },
         Answer {
             status: 404,
             description: "No live key of the caller has this value",
+            schema: None,
+            example: None,
         },
         Answer {
             status: 500,
             description: "An unexpected failure (for example the table is missing)",
+            schema: None,
+            example: None,
         },
         Answer {
             status: 503,
             description: "DynamoDB unavailable, or registration keys switched off",
+            schema: None,
+            example: None,
         },
     ],
+    scopes: &[],
+    params: &[Param {
+        name: PARAM,
+        description: "The key to revoke, in any case (`7kq2mx` is `7KQ2MX`)",
+        schema: r#"{"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{6}$"}"#,
+    }],
     build: Build::Jwt(build),
 };
 

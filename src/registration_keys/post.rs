@@ -38,18 +38,40 @@ pub const ROUTE: Route = Route {
         Answer {
             status: 201,
             description: "The key, its expiry time and its lifetime in seconds",
+            schema: Some(MINTED_SCHEMA),
+            example: Some(
+                r#"{"registrationKey":"7KQ2MX","expiresAt":"2026-11-26T22:43:11Z","expiresIn":1800}"#,
+            ),
         },
         Answer {
             status: 500,
             description: "An unexpected failure (for example the table is missing)",
+            schema: None,
+            example: None,
         },
         Answer {
             status: 503,
             description: "DynamoDB unavailable, five drawn keys taken, or minting switched off",
+            schema: None,
+            example: None,
         },
     ],
+    scopes: &[],
+    params: &[],
     build: Build::Jwt(build),
 };
+
+/// The 201 body.
+const MINTED_SCHEMA: &str = r#"{
+  "type": "object",
+  "required": ["registrationKey", "expiresAt", "expiresIn"],
+  "additionalProperties": false,
+  "properties": {
+    "registrationKey": {"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Z]{6}$", "description": "6 symbols of Crockford's base 32; single use"},
+    "expiresAt": {"type": "string", "format": "date-time", "description": "When the key stops working (UTC)"},
+    "expiresIn": {"type": "integer", "minimum": 60, "maximum": 86400, "description": "Seconds from now until expiresAt"}
+  }
+}"#;
 
 /// Keys drawn before giving up with 503. With 2^30 keys a collision needs about a million
 /// live keys to reach even 0.1%; five in a row means something is wrong, not unlucky.

@@ -1,0 +1,252 @@
+//! `firefly-local`: the whole Firefly API on this machine (see `firefly_api::local_api`).
+//!
+//! ```text
+//! firefly-local serve [--port 3000] [--store memory|dynamodb] [--config FILE]
+//!                     [--issuer URL --audience ID [--jwks FILE]] [--key-file FILE]
+//! firefly-local token --sub USER [--scope "a b"] [--ttl SECONDS] [--key-file FILE]
+//! ```
+
+use firefly_api::app::{App, Parts};
+use firefly_api::local_api::Server;
+use firefly_api::local_api::jwt::{self, Authorizer, DevKey};
+use firefly_api::routes::ROUTES;
+use firefly_api::telemetry;
+use jsonwebtoken::jwk::JwkSet;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+const USAGE: &str = "usage:
+  firefly-local serve [--port 3000] [--store memory|dynamodb] [--config FILE]
+                      [--issuer URL --audience ID [--jwks FILE]] [--key-file FILE]
+      Serves every route of every function on 127.0.0.1 as API Gateway would, with its
+      JWT authorizer: by default it trusts the local development key; --issuer/--audience
+      point it at a real Cognito user pool (its JWKS fetched once from
+      ISSUER/.well-known/jwks.json, or read from --jwks). --store dynamodb uses
+      REGISTRATION_KEYS_TABLE and AWS_ENDPOINT_URL_DYNAMODB from the environment;
+      --config is an AppConfig-style profile file, re-read when it changes.
+  firefly-local token --sub USER [--scope \"a b\"] [--ttl SECONDS] [--key-file FILE]
+      Prints a token signed by the local development key (alone on stdout).";
+
+/// Where the development key lives unless --key-file says otherwise.
+const DEFAULT_KEY_FILE: &str = ".firefly-local/dev-signing-key.p8";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((command, rest)) = args.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    let flags = match parse_flags(rest) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("firefly-local: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let key_file = PathBuf::from(
+        flags
+            .get("key-file")
+            .map_or(DEFAULT_KEY_FILE, String::as_str),
+    );
+    match command.as_str() {
+        "token" => token(&flags, &key_file),
+        "serve" => serve(&flags, &key_file),
+        "-h" | "--help" | "help" => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        other => {
+            eprintln!("firefly-local: unknown command {other:?}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
+    let mut flags = HashMap::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let name = arg
+            .strip_prefix("--")
+            .ok_or_else(|| format!("unexpected argument {arg:?}"))?;
+        let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
+        flags.insert(name.to_owned(), value.clone());
+    }
+    Ok(flags)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn token(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCode {
+    for name in flags.keys() {
+        if !["sub", "scope", "ttl", "key-file"].contains(&name.as_str()) {
+            eprintln!("firefly-local token: unknown option --{name}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
+    let Some(sub) = flags.get("sub").filter(|s| !s.is_empty()) else {
+        eprintln!("firefly-local token: --sub USER is required\n{USAGE}");
+        return ExitCode::from(2);
+    };
+    let ttl: i64 = match flags.get("ttl").map(|t| t.parse()) {
+        None => 3600,
+        Some(Ok(t)) if (1..=86_400).contains(&t) => t,
+        Some(_) => {
+            eprintln!("firefly-local token: --ttl is seconds, 1 to 86400");
+            return ExitCode::from(2);
+        }
+    };
+    let made = DevKey::load_or_create(key_file)
+        .and_then(|k| k.token(sub, now(), ttl, flags.get("scope").map(String::as_str)));
+    match made {
+        Ok(t) => {
+            println!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("firefly-local token: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCode {
+    for name in flags.keys() {
+        if ![
+            "port", "store", "config", "issuer", "audience", "jwks", "key-file",
+        ]
+        .contains(&name.as_str())
+        {
+            eprintln!("firefly-local serve: unknown option --{name}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    }
+    let port: u16 = match flags.get("port").map(|p| p.parse()) {
+        None => 3000,
+        Some(Ok(p)) => p,
+        Some(Err(_)) => {
+            eprintln!("firefly-local serve: --port is a port number");
+            return ExitCode::from(2);
+        }
+    };
+    let store = flags
+        .get("store")
+        .cloned()
+        .unwrap_or_else(|| "memory".into());
+    let config = flags.get("config").cloned();
+    let env = move |name: &str| -> Option<String> {
+        match name {
+            "FIREFLY_STORE" => Some(store.clone()),
+            "FIREFLY_CONFIG_FILE" => config.clone().or_else(|| std::env::var(name).ok()),
+            _ => std::env::var(name).ok(),
+        }
+    };
+    let namespace =
+        telemetry::namespace_from_env(&env).unwrap_or_else(|_| telemetry::DEFAULT_NAMESPACE.into());
+    telemetry::init(
+        telemetry::level_from_env(&env),
+        telemetry::Output::Stdout,
+        &namespace,
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("firefly-local: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let authorizer = match authorizer(flags, key_file, &env).await {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("firefly-local serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let parts = match Parts::from_env(&env) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("firefly-local serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let app = match App::build(ROUTES, None, parts, &env) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("firefly-local serve: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("firefly-local serve: cannot listen on 127.0.0.1:{port}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let server = Arc::new(Server::new(app, ROUTES, authorizer));
+        let addr = listener
+            .local_addr()
+            .expect("a bound listener has an address");
+        eprint!("{}", server.describe(addr));
+        tracing::info!(address = %addr, routes = ROUTES.len(), "firefly-local listening");
+        match server.run(listener).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("firefly-local serve: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+/// The development key by default; a real issuer with --issuer and --audience.
+async fn authorizer(
+    flags: &HashMap<String, String>,
+    key_file: &std::path::Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Authorizer, String> {
+    match (flags.get("issuer"), flags.get("audience")) {
+        (None, None) => {
+            if flags.contains_key("jwks") {
+                return Err("--jwks needs --issuer and --audience".into());
+            }
+            let key = DevKey::load_or_create(key_file)?;
+            Ok(Authorizer::new(
+                jwt::DEV_ISSUER.into(),
+                jwt::DEV_AUDIENCE.into(),
+                key.jwks(),
+            ))
+        }
+        (Some(issuer), Some(audience)) => {
+            let issuer = issuer.trim_end_matches('/').to_owned();
+            let jwks: JwkSet = match flags.get("jwks") {
+                Some(file) => {
+                    let text = std::fs::read(file).map_err(|e| format!("--jwks {file}: {e}"))?;
+                    serde_json::from_slice(&text)
+                        .map_err(|e| format!("--jwks {file}: not a JWKS: {e}"))?
+                }
+                None => {
+                    firefly_api::local_api::fetch_jwks(
+                        &format!("{issuer}/.well-known/jwks.json"),
+                        env,
+                    )
+                    .await?
+                }
+            };
+            Ok(Authorizer::new(issuer, audience.clone(), jwks))
+        }
+        _ => Err("--issuer and --audience go together".into()),
+    }
+}

@@ -1,0 +1,338 @@
+//! JWT checks as API Gateway's JWT authorizer makes them: a bearer token, its signature
+//! against a JWKS, `iss`, `aud` (or Cognito's `client_id`), `exp` and `nbf`, and the
+//! route's scopes. And a local development key that signs tokens for `firefly-local token`,
+//! so nothing needs a Cognito pool.
+
+use super::event::JwtContext;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use serde_json::{Map, Value, json};
+use std::path::Path;
+
+/// The issuer and audience of development tokens.
+pub const DEV_ISSUER: &str = "https://firefly-local.invalid/dev";
+pub const DEV_AUDIENCE: &str = "firefly-local";
+
+/// Why a request was refused (logged; the caller only sees `{"message":"Unauthorized"}`).
+pub type Refusal = String;
+
+/// The authorizer's configuration: who issues tokens, for whom, with which keys.
+pub struct Authorizer {
+    issuer: String,
+    audience: String,
+    keys: JwkSet,
+}
+
+impl Authorizer {
+    pub fn new(issuer: String, audience: String, keys: JwkSet) -> Self {
+        Self {
+            issuer,
+            audience,
+            keys,
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Checks the `Authorization` header for a route that requires `scopes` (any one).
+    pub fn check(
+        &self,
+        authorization: Option<&str>,
+        scopes: &[&str],
+    ) -> Result<JwtContext, Refusal> {
+        let raw = authorization.ok_or("no Authorization header")?.trim();
+        let token = raw
+            .strip_prefix("Bearer ")
+            .or_else(|| raw.strip_prefix("bearer "))
+            .unwrap_or(raw)
+            .trim();
+        if token.is_empty() {
+            return Err("an empty token".into());
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
+        // Only asymmetric algorithms, and only the one the key is for: no `none`, no HS256
+        // with a public key as its secret.
+        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+            return Err(format!("algorithm {:?} is not accepted", header.alg));
+        }
+        let jwk = match &header.kid {
+            Some(kid) => self.keys.find(kid),
+            None if self.keys.keys.len() == 1 => self.keys.keys.first(),
+            None => None,
+        }
+        .ok_or("no key in the JWKS for the token's kid")?;
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable JWKS key: {e}"))?;
+        let key_alg = match &jwk.algorithm {
+            jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
+            jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
+            _ => return Err("the JWKS key is neither RSA nor P-256".into()),
+        };
+        if header.alg != key_alg {
+            return Err(format!(
+                "the token's alg {:?} does not match its key",
+                header.alg
+            ));
+        }
+        let mut validation = Validation::new(key_alg);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        validation.validate_nbf = true;
+        validation.validate_aud = false;
+        validation.leeway = 0;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+            .map_err(|e| format!("token refused: {e}"))?;
+        let claims = data.claims;
+        let aud_ok = match claims.get("aud") {
+            Some(Value::String(a)) => *a == self.audience,
+            Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&self.audience)),
+            _ => false,
+        } || claims.get("client_id").and_then(Value::as_str) == Some(&self.audience);
+        if !aud_ok {
+            return Err("neither aud nor client_id is the configured audience".into());
+        }
+        let token_scopes: Option<Vec<String>> = claims
+            .get("scope")
+            .and_then(Value::as_str)
+            .map(|s| s.split_whitespace().map(str::to_owned).collect());
+        if !scopes.is_empty()
+            && !token_scopes
+                .as_ref()
+                .is_some_and(|have| have.iter().any(|s| scopes.contains(&s.as_str())))
+        {
+            return Err(format!("none of the route's scopes {scopes:?}"));
+        }
+        Ok(JwtContext {
+            claims,
+            scopes: token_scopes,
+        })
+    }
+}
+
+/// The local development key: a P-256 key kept in a file (made on first use), that signs
+/// tokens for `firefly-local token` and that `serve` trusts by default.
+pub struct DevKey {
+    pkcs8: Vec<u8>,
+    jwk: Jwk,
+}
+
+impl DevKey {
+    /// Loads the key at `path`, or makes one there (readable by its owner only).
+    pub fn load_or_create(path: &Path) -> Result<Self, String> {
+        let pkcs8 = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let doc = EcdsaKeyPair::generate_pkcs8(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &SystemRandom::new(),
+                )
+                .map_err(|_| "cannot generate a key".to_string())?;
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                }
+                write_private(path, doc.as_ref())?;
+                doc.as_ref().to_vec()
+            }
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let pair = EcdsaKeyPair::from_pkcs8(
+            &ECDSA_P256_SHA256_FIXED_SIGNING,
+            &pkcs8,
+            &SystemRandom::new(),
+        )
+        .map_err(|_| format!("{} is not a P-256 PKCS#8 key", path.display()))?;
+        let point = pair.public_key().as_ref();
+        let (x, y) = (&point[1..33], &point[33..65]);
+        let digest = ring::digest::digest(&ring::digest::SHA256, point);
+        let kid: String = digest.as_ref()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let jwk: Jwk = serde_json::from_value(json!({
+            "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
+            "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
+        }))
+        .map_err(|e| format!("JWK: {e}"))?;
+        Ok(Self { pkcs8, jwk })
+    }
+
+    pub fn jwks(&self) -> JwkSet {
+        JwkSet {
+            keys: vec![self.jwk.clone()],
+        }
+    }
+
+    /// A token like a Cognito ID token for `sub`, valid `ttl_seconds` from `now`.
+    pub fn token(
+        &self,
+        sub: &str,
+        now: i64,
+        ttl_seconds: i64,
+        scope: Option<&str>,
+    ) -> Result<String, String> {
+        self.token_for(sub, DEV_ISSUER, DEV_AUDIENCE, now, ttl_seconds, scope)
+    }
+
+    /// As [`DevKey::token`], for another issuer and audience (tests of a configured issuer).
+    pub fn token_for(
+        &self,
+        sub: &str,
+        issuer: &str,
+        audience: &str,
+        now: i64,
+        ttl_seconds: i64,
+        scope: Option<&str>,
+    ) -> Result<String, String> {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = self.jwk.common.key_id.clone();
+        let mut claims = json!({
+            "sub": sub,
+            "iss": issuer,
+            "aud": audience,
+            "token_use": "id",
+            "cognito:username": sub,
+            "auth_time": now,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_seconds,
+        });
+        if let Some(scope) = scope {
+            claims["scope"] = scope.into();
+        }
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&self.pkcs8))
+            .map_err(|e| format!("signing: {e}"))
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_731_191;
+
+    fn key(name: &str) -> DevKey {
+        let dir = std::env::temp_dir().join(format!("firefly-jwt-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        DevKey::load_or_create(&dir.join("key.der")).unwrap()
+    }
+
+    fn now() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    }
+
+    fn authorizer(k: &DevKey) -> Authorizer {
+        Authorizer::new(DEV_ISSUER.into(), DEV_AUDIENCE.into(), k.jwks())
+    }
+
+    #[test]
+    fn a_dev_token_passes_with_its_claims() {
+        let k = key("ok");
+        let t = k.token("user-1", now(), 3600, None).unwrap();
+        let ctx = authorizer(&k)
+            .check(Some(&format!("Bearer {t}")), &[])
+            .unwrap();
+        assert_eq!(ctx.claims["sub"], "user-1");
+        assert_eq!(ctx.claims["token_use"], "id");
+        assert_eq!(ctx.scopes, None);
+        // The same key file again: the same key.
+        let dir = std::env::temp_dir().join(format!("firefly-jwt-{}-ok", std::process::id()));
+        let again = DevKey::load_or_create(&dir.join("key.der")).unwrap();
+        assert!(authorizer(&again).check(Some(&t), &[]).is_ok());
+    }
+
+    #[test]
+    fn signature_issuer_audience_expiry_nbf_and_alg_are_all_checked() {
+        let k = key("bad");
+        let other = key("other");
+        let a = authorizer(&k);
+        let good = k.token("u", now(), 3600, None).unwrap();
+        assert!(a.check(None, &[]).is_err());
+        assert!(a.check(Some("Bearer "), &[]).is_err());
+        assert!(a.check(Some("Bearer not.a.jwt"), &[]).is_err());
+        // Signed by another key (same kid looked up: no such kid).
+        let forged = other.token("u", now(), 3600, None).unwrap();
+        assert!(a.check(Some(&forged), &[]).is_err());
+        // A tampered payload breaks the signature.
+        let parts: Vec<&str> = good.split('.').collect();
+        let payload = URL_SAFE_NO_PAD.encode(
+            serde_json::to_vec(
+                &json!({"sub":"admin","iss":DEV_ISSUER,"aud":DEV_AUDIENCE,"exp":now()+3600}),
+            )
+            .unwrap(),
+        );
+        let tampered = format!("{}.{payload}.{}", parts[0], parts[2]);
+        assert!(
+            a.check(Some(&tampered), &[])
+                .unwrap_err()
+                .contains("refused")
+        );
+        // alg none, and HS256.
+        for alg in ["none", "HS256"] {
+            let h = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT"}}"#));
+            let t = format!("{h}.{}.", parts[1]);
+            assert!(a.check(Some(&t), &[]).is_err(), "{alg}");
+        }
+        // Expired, not yet valid.
+        let expired = k.token("u", NOW - 7200, 3600, None).unwrap();
+        assert!(
+            a.check(Some(&expired), &[])
+                .unwrap_err()
+                .contains("Expired")
+        );
+        let future = k.token("u", now() + 600, 3600, None).unwrap();
+        assert!(a.check(Some(&future), &[]).is_err());
+        // Another issuer or audience.
+        let wrong_iss = Authorizer::new("https://elsewhere".into(), DEV_AUDIENCE.into(), k.jwks());
+        assert!(wrong_iss.check(Some(&good), &[]).is_err());
+        let wrong_aud = Authorizer::new(DEV_ISSUER.into(), "another-app".into(), k.jwks());
+        assert!(
+            wrong_aud
+                .check(Some(&good), &[])
+                .unwrap_err()
+                .contains("audience")
+        );
+    }
+
+    #[test]
+    fn scopes_are_passed_and_required_when_the_route_says_so() {
+        let k = key("scopes");
+        let a = authorizer(&k);
+        let t = k
+            .token("u", now(), 3600, Some("keys/read keys/write"))
+            .unwrap();
+        let ctx = a.check(Some(&t), &["keys/write"]).unwrap();
+        assert_eq!(
+            ctx.scopes,
+            Some(vec!["keys/read".into(), "keys/write".into()])
+        );
+        assert!(a.check(Some(&t), &["admin"]).is_err());
+        let none = k.token("u", now(), 3600, None).unwrap();
+        assert!(a.check(Some(&none), &["keys/write"]).is_err());
+    }
+}

@@ -1,0 +1,283 @@
+//! `firefly-local serve`: every route of every function over HTTP on 127.0.0.1, with API
+//! Gateway's semantics: its route choice, its payload 2.0 event, its JWT authorizer and its
+//! own 404. `sam local start-api` refuses JWT authorizers and needs Docker; `cargo lambda
+//! watch` serves function URLs without one. The handlers are the real ones, in-process.
+
+pub mod event;
+pub mod jwt;
+
+use crate::app::{App, Invocation};
+use crate::random::{SecureRandom, SystemRandom};
+use crate::route::{Auth, Route};
+use base64::Engine;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use lambda_http::aws_lambda_events::encodings::Body;
+use lambda_http::http::{self, HeaderValue, StatusCode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// API Gateway's payload limit.
+const MAX_BODY: usize = 10 * 1024 * 1024;
+/// The functions' timeout (template.yaml): the deadline each invocation gets.
+const TIMEOUT: Duration = Duration::from_secs(6);
+
+/// A running local API.
+pub struct Server {
+    app: App,
+    routes: &'static [Route],
+    authorizer: jwt::Authorizer,
+    openapi: String,
+}
+
+impl Server {
+    pub fn new(app: App, routes: &'static [Route], authorizer: jwt::Authorizer) -> Self {
+        let openapi = crate::generate::openapi::document(routes).to_string();
+        Self {
+            app,
+            routes,
+            authorizer,
+            openapi,
+        }
+    }
+
+    /// The start-up lines: where it listens, and each route with its function and auth.
+    pub fn describe(&self, addr: SocketAddr) -> String {
+        let mut s = format!(
+            "firefly-local: serving http://{addr} (JWT issuer {})\n",
+            self.authorizer.issuer()
+        );
+        for r in self.routes {
+            let auth = match r.auth() {
+                Auth::Jwt if r.scopes.is_empty() => "JWT".to_owned(),
+                Auth::Jwt => format!("JWT, scopes {}", r.scopes.join(" ")),
+                Auth::None => "none".to_owned(),
+            };
+            s.push_str(&format!(
+                "  {:<7}{:<46}{:<46}{auth}\n",
+                r.method(),
+                r.path(),
+                r.function
+            ));
+        }
+        s.push_str(&format!(
+            "  {:<7}{:<46}the OpenAPI document of these routes\n",
+            "GET", "/openapi.json"
+        ));
+        s
+    }
+
+    /// Serves connections from `listener` until the process ends.
+    pub async fn run(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        loop {
+            let (stream, peer) = listener.accept().await?;
+            let server = Arc::clone(&self);
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let server = Arc::clone(&server);
+                    async move { Ok::<_, std::convert::Infallible>(server.answer(req, peer).await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    }
+
+    async fn answer(
+        &self,
+        req: http::Request<Incoming>,
+        peer: SocketAddr,
+    ) -> http::Response<Full<Bytes>> {
+        let (parts, body) = req.into_parts();
+        if parts.method == http::Method::GET && parts.uri.path() == "/openapi.json" {
+            return reply(
+                StatusCode::OK,
+                "application/json",
+                self.openapi.clone().into_bytes(),
+            );
+        }
+        let Ok(body) = Limited::new(body, MAX_BODY)
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+        else {
+            return gateway(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
+        };
+        let Some(selected) = event::select(self.routes, parts.method.as_str(), parts.uri.path())
+        else {
+            return gateway(StatusCode::NOT_FOUND, "Not Found");
+        };
+        let route = &self.routes[selected.index];
+        let jwt = match route.auth() {
+            Auth::Jwt => {
+                let header = parts
+                    .headers
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok());
+                match self.authorizer.check(header, route.scopes) {
+                    Ok(ctx) => Some(ctx),
+                    Err(reason) => {
+                        tracing::info!(route_key = route.key, reason = %reason, status = 401u16, "refused by the JWT authorizer; the handler did not run");
+                        let mut r = gateway(StatusCode::UNAUTHORIZED, "Unauthorized");
+                        r.headers_mut().insert(
+                            http::header::WWW_AUTHENTICATE,
+                            HeaderValue::from_static("Bearer"),
+                        );
+                        return r;
+                    }
+                }
+            }
+            Auth::None => None,
+        };
+        let (gateway_id, lambda_id, trace) = ids();
+        let source_ip = peer.ip().to_string();
+        let http_req = event::HttpRequest {
+            method: &parts.method,
+            uri: &parts.uri,
+            headers: &parts.headers,
+            body: &body,
+            source_ip: &source_ip,
+            request_id: &gateway_id,
+            now: SystemTime::now(),
+        };
+        let value = event::event(&http_req, Some((route, &selected.params)), jwt.as_ref());
+        let event: ApiGatewayV2httpRequest = match serde_json::from_value(value) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(error = %e, "the event did not deserialize");
+                return gateway(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+            }
+        };
+        let invocation = Invocation {
+            request_id: &lambda_id,
+            deadline: Some(SystemTime::now() + TIMEOUT),
+            trace_id: Some(&trace),
+        };
+        let response = self.app.handle(&invocation, &event).await;
+        to_http(response, &gateway_id)
+    }
+}
+
+/// API Gateway's own answers: `{"message": "..."}`.
+fn gateway(status: StatusCode, message: &str) -> http::Response<Full<Bytes>> {
+    let body = serde_json::json!({ "message": message }).to_string();
+    reply(status, "application/json", body.into_bytes())
+}
+
+fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> http::Response<Full<Bytes>> {
+    let mut r = http::Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    r
+}
+
+/// A Lambda proxy response as API Gateway turns it into HTTP.
+fn to_http(res: ApiGatewayV2httpResponse, gateway_id: &str) -> http::Response<Full<Bytes>> {
+    let body = match res.body {
+        Some(Body::Text(t)) if res.is_base64_encoded => base64::engine::general_purpose::STANDARD
+            .decode(t.as_bytes())
+            .unwrap_or_default(),
+        Some(Body::Text(t)) => t.into_bytes(),
+        Some(Body::Binary(b)) => b,
+        _ => Vec::new(),
+    };
+    let mut r = http::Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() =
+        StatusCode::from_u16(res.status_code as u16).unwrap_or(StatusCode::BAD_GATEWAY);
+    for (k, v) in &res.headers {
+        r.headers_mut().append(k, v.clone());
+    }
+    for (k, v) in &res.multi_value_headers {
+        r.headers_mut().append(k, v.clone());
+    }
+    for c in &res.cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            r.headers_mut().append(http::header::SET_COOKIE, v);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(gateway_id) {
+        r.headers_mut().insert("apigw-requestid", v);
+    }
+    r
+}
+
+/// API Gateway's request id (`Cq2bTjk9joEEMhQ=`-like), Lambda's (a UUID), and a trace
+/// header, fresh for each request.
+fn ids() -> (String, String, String) {
+    let mut b = [0u8; 32];
+    let _ = SystemRandom.fill(&mut b);
+    let gateway = base64::engine::general_purpose::STANDARD.encode(&b[..10]);
+    let hex = |s: &[u8]| s.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let u = hex(&b[10..26]);
+    let lambda = format!(
+        "{}-{}-4{}-a{}-{}",
+        &u[..8],
+        &u[8..12],
+        &u[13..16],
+        &u[17..20],
+        &u[20..32]
+    );
+    let secs = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let trace = format!("Root=1-{secs:08x}-{};Sampled=0", hex(&b[20..32]));
+    (gateway, lambda, trace)
+}
+
+/// Fetches a JWKS once (a Cognito user pool's `.well-known/jwks.json`): HTTPS with the AWS
+/// roots (and `FIREFLY_EXTRA_CA_FILE`), or plain HTTP to a loopback host.
+pub async fn fetch_jwks(
+    url: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<jsonwebtoken::jwk::JwkSet, String> {
+    crate::aws::check_endpoint(url, env).map_err(|e| format!("JWKS {e}"))?;
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS: {e}"))?
+    .with_root_certificates(crate::aws::trust_store(env)?)
+    .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https);
+    let uri: http::Uri = url.parse().map_err(|e| format!("JWKS URL {url}: {e}"))?;
+    let fetch = async {
+        let res = client
+            .get(uri)
+            .await
+            .map_err(|e| format!("fetching {url}: {e}"))?;
+        let status = res.status();
+        let body = Limited::new(res.into_body(), 1024 * 1024)
+            .collect()
+            .await
+            .map_err(|e| format!("reading {url}: {e}"))?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(format!("{url} answered {status}"));
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("{url} is not a JWKS: {e}"))
+    };
+    tokio::time::timeout(Duration::from_secs(10), fetch)
+        .await
+        .map_err(|_| format!("{url}: no answer within 10 s"))?
+}

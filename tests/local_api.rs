@@ -1,0 +1,380 @@
+//! `firefly-local serve` as a front-end engineer uses it: real HTTP on 127.0.0.1, tokens
+//! from `firefly-local token`, API Gateway's answers where API Gateway would answer.
+
+mod support;
+
+use firefly_api::local_api::jwt::{DEV_AUDIENCE, DEV_ISSUER, DevKey};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use support::dynamo::{Dynalite, s};
+use support::http::{self, Reply};
+
+const BIN: &str = env!("CARGO_BIN_EXE_firefly-local");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("firefly-local-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Local {
+    child: Child,
+    port: u16,
+    logs: Arc<Mutex<Vec<String>>>,
+    key_file: PathBuf,
+}
+
+impl Local {
+    fn start(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let key_file = dir.join("dev-key.p8");
+        let mut child = Command::new(BIN)
+            .args(["serve", "--port", "0", "--key-file"])
+            .arg(&key_file)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("firefly-local");
+        let mut first = String::new();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        err.read_line(&mut first).unwrap();
+        let port = first
+            .split("http://127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {first:?}"));
+        let logs = Arc::new(Mutex::new(vec![first.clone()]));
+        // The route listing follows on stderr; the per-request lines come on stdout.
+        let mut line = String::new();
+        for _ in 0..3 {
+            if err.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            logs.lock().unwrap().push(std::mem::take(&mut line));
+        }
+        let out = child.stdout.take().unwrap();
+        for stream in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
+            let l = logs.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    l.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self {
+            child,
+            port,
+            logs,
+            key_file,
+        }
+    }
+
+    fn token(&self, sub: &str) -> String {
+        let out = Command::new(BIN)
+            .args(["token", "--sub", sub, "--key-file"])
+            .arg(&self.key_file)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().count(), 1, "the token alone on stdout");
+        text.trim().to_owned()
+    }
+
+    fn request(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Answer {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\nconnection: close\r\ncontent-length: {}\r\n",
+            self.port,
+            body.len()
+        );
+        if let Some(t) = token {
+            head.push_str(&format!("authorization: Bearer {t}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(body).unwrap();
+        let mut r = BufReader::new(s);
+        let mut status = String::new();
+        r.read_line(&mut status).unwrap();
+        let (headers, length) = http::read_headers(&mut r).unwrap();
+        let mut body = vec![0; length.unwrap_or(0)];
+        r.read_exact(&mut body).unwrap();
+        Answer {
+            status: status.split_whitespace().nth(1).unwrap().parse().unwrap(),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+            body: String::from_utf8(body).unwrap(),
+        }
+    }
+
+    fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+}
+
+#[test]
+fn mint_and_revoke_over_http_with_a_token_from_firefly_local_token() {
+    let dir = scratch("flow");
+    let api = Local::start(&dir, &[], &[]);
+    let listing = api.logs().join("\n");
+    for expected in [
+        "POST   /registration-keys",
+        "firefly-func-api-registration-keys-post",
+        "DELETE /registration-keys/{registrationKey}",
+        "firefly-func-api-registration-keys-delete",
+        "JWT",
+    ] {
+        assert!(listing.contains(expected), "{expected} not in {listing}");
+    }
+    let token = api.token("alice");
+    let minted = api.request("POST", "/registration-keys", Some(&token), b"");
+    assert_eq!(minted.status, 201, "{minted:?}");
+    assert_eq!(minted.header("content-type"), Some("application/json"));
+    assert_eq!(minted.header("cache-control"), Some("no-store"));
+    assert!(minted.header("apigw-requestid").is_some());
+    let key = minted.json()["registrationKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Another user cannot revoke it; its owner can, once, case-insensitively.
+    let bob = api.token("bob");
+    let path = format!("/registration-keys/{}", key.to_ascii_lowercase());
+    assert_eq!(api.request("DELETE", &path, Some(&bob), b"").status, 404);
+    let revoked = api.request("DELETE", &path, Some(&token), b"");
+    assert_eq!(revoked.status, 204, "{revoked:?}");
+    let again = api.request("DELETE", &path, Some(&token), b"");
+    assert_eq!(again.status, 404);
+    assert_eq!(
+        again.header("content-type"),
+        Some("application/problem+json")
+    );
+
+    // One JSON line per request, like the Lambda's, with the function that served it.
+    let lines: Vec<Value> = api
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let done: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["message"] == "request completed")
+        .collect();
+    assert_eq!(done.len(), 2, "{lines:?}");
+    assert_eq!(done[0]["route_key"], "POST /registration-keys");
+    assert_eq!(done[0]["user_id"], "alice");
+    assert!(!api.logs().join("\n").contains(&key), "the key was logged");
+}
+
+#[test]
+fn tokens_that_do_not_check_out_never_reach_a_handler() {
+    let dir = scratch("refused");
+    let api = Local::start(&dir, &[], &[]);
+    let good = api.token("carol");
+    let key = DevKey::load_or_create(&api.key_file).unwrap();
+    let other = DevKey::load_or_create(&dir.join("another-key.p8")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let parts: Vec<&str> = good.split('.').collect();
+    let refused = [
+        ("none", None),
+        ("garbage", Some("not-a-token".to_owned())),
+        (
+            "expired",
+            Some(key.token("carol", now - 7200, 3600, None).unwrap()),
+        ),
+        (
+            "not yet valid",
+            Some(key.token("carol", now + 600, 3600, None).unwrap()),
+        ),
+        (
+            "another key",
+            Some(other.token("carol", now, 3600, None).unwrap()),
+        ),
+        (
+            "another issuer",
+            Some(
+                key.token_for("carol", "https://elsewhere", DEV_AUDIENCE, now, 3600, None)
+                    .unwrap(),
+            ),
+        ),
+        (
+            "another audience",
+            Some(
+                key.token_for("carol", DEV_ISSUER, "other-app", now, 3600, None)
+                    .unwrap(),
+            ),
+        ),
+        (
+            "alg none",
+            Some(format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1])),
+        ),
+        (
+            "bad signature",
+            Some(format!("{}.{}.{}", parts[0], parts[1], "AAAA")),
+        ),
+    ];
+    for (what, token) in &refused {
+        let a = api.request("POST", "/registration-keys", token.as_deref(), b"");
+        assert_eq!(a.status, 401, "{what}: {a:?}");
+        assert_eq!(
+            a.json(),
+            serde_json::json!({"message": "Unauthorized"}),
+            "{what}"
+        );
+        assert_eq!(a.header("www-authenticate"), Some("Bearer"), "{what}");
+    }
+    let lines = api.logs().join("\n");
+    assert!(
+        !lines.contains("request completed"),
+        "a handler ran: {lines}"
+    );
+    assert_eq!(
+        lines.matches("refused by the JWT authorizer").count(),
+        refused.len()
+    );
+    assert_eq!(
+        api.request("POST", "/registration-keys", Some(&good), b"")
+            .status,
+        201
+    );
+}
+
+#[test]
+fn api_gateways_own_404_and_the_openapi_document() {
+    let dir = scratch("gateway");
+    let api = Local::start(&dir, &[], &[]);
+    for (method, path) in [
+        ("GET", "/nowhere"),
+        ("GET", "/registration-keys"),
+        ("POST", "/registration-keys/extra/segments"),
+        ("DELETE", "/registration-keys/"),
+    ] {
+        let a = api.request(method, path, None, b"");
+        assert_eq!(a.status, 404, "{method} {path}");
+        assert_eq!(a.json(), serde_json::json!({"message": "Not Found"}));
+    }
+    let doc = api.request("GET", "/openapi.json", None, b"");
+    assert_eq!(doc.status, 200);
+    let file: Value = serde_json::from_str(
+        &std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("routes/openapi.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc.json(), file, "the served document is the committed one");
+}
+
+#[test]
+fn settings_come_from_a_local_file_that_is_re_read_when_it_changes() {
+    let dir = scratch("config");
+    let settings = dir.join("settings.json");
+    std::fs::write(&settings, r#"{"registrationKeys":{"enabled":false}}"#).unwrap();
+    let api = Local::start(&dir, &["--config", settings.to_str().unwrap()], &[]);
+    let token = api.token("dave");
+    let off = api.request("POST", "/registration-keys", Some(&token), b"");
+    assert_eq!(off.status, 503, "{off:?}");
+    std::fs::write(
+        &settings,
+        r#"{"registrationKeys":{"enabled":true,"ttlSeconds":120}}"#,
+    )
+    .unwrap();
+    let on = api.request("POST", "/registration-keys", Some(&token), b"");
+    assert_eq!(on.status, 201);
+    assert_eq!(on.json()["expiresIn"], 120);
+}
+
+#[test]
+fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
+    let dir = scratch("issuer");
+    let key = DevKey::load_or_create(&dir.join("pool-key.p8")).unwrap();
+    let jwks = serde_json::to_vec(&key.jwks()).unwrap();
+    let pool = http::serve(move |req| {
+        if req.path == "/pool/.well-known/jwks.json" {
+            Reply::ok(jwks.clone())
+        } else {
+            Reply::status(404, "{}")
+        }
+    });
+    let issuer = format!("http://127.0.0.1:{}/pool", pool.port);
+    let db = Dynalite::shared();
+    let table = support::unique_table("local");
+    db.create_table(&table);
+    let endpoint = db.endpoint();
+    let api = Local::start(
+        &dir,
+        &[
+            "--issuer",
+            &issuer,
+            "--audience",
+            "app-client-1",
+            "--store",
+            "dynamodb",
+        ],
+        &[
+            ("REGISTRATION_KEYS_TABLE", table.as_str()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = key
+        .token_for("erin", &issuer, "app-client-1", now, 600, None)
+        .unwrap();
+    let a = api.request("POST", "/registration-keys", Some(&token), b"");
+    assert_eq!(a.status, 201, "{a:?}");
+    let minted = a.json()["registrationKey"].as_str().unwrap().to_owned();
+    assert_eq!(s(&db.get(&table, &minted).unwrap(), "userId"), "erin");
+    // The development key is not trusted when a real issuer is configured.
+    let dev = api.token("erin");
+    assert_eq!(
+        api.request("POST", "/registration-keys", Some(&dev), b"")
+            .status,
+        401
+    );
+}
