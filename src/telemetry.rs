@@ -289,32 +289,48 @@ pub fn emf_document(
         Some((route, function)) => (route, function),
         None => (UNMATCHED_ROUTE, ctx.function_name.as_str()),
     };
-    let definitions: Vec<serde_json::Value> = values
-        .iter()
-        .map(|(name, unit, _)| serde_json::json!({"Name": name, "Unit": unit.as_str()}))
-        .collect();
-    let mut doc = serde_json::json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [["function", "route"]],
-                "Metrics": definitions,
-            }],
-        },
-        "function": function,
-        "route": route,
-        // Not dimensions: properties that lead from a data point to its request.
-        "function_request_id": ctx.function_request_id,
-        "correlation_id": ctx.correlation_id,
-    });
+    // Written directly, not through a serde_json::Value: a few hundred bytes per request
+    // without a map per level (the dispatch bench: observability/emf-document).
+    let mut doc = String::with_capacity(640);
+    let _ = write!(
+        doc,
+        "{{\"_aws\":{{\"Timestamp\":{timestamp_ms},\"CloudWatchMetrics\":[{{\"Namespace\":{},\"Dimensions\":[[\"function\",\"route\"]],\"Metrics\":[",
+        json_str(namespace)
+    );
+    for (i, (name, unit, _)) in values.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        let _ = write!(
+            doc,
+            "{comma}{{\"Name\":{},\"Unit\":\"{}\"}}",
+            json_str(name),
+            unit.as_str()
+        );
+    }
+    doc.push_str("]}]}");
+    push_str_field(&mut doc, "function", function);
+    push_str_field(&mut doc, "route", route);
+    // Not dimensions: properties that lead from a data point to its request.
+    push_str_field(&mut doc, "function_request_id", &ctx.function_request_id);
+    push_str_field(&mut doc, "correlation_id", &ctx.correlation_id);
     if let Some(trace) = &ctx.xray_trace_id {
-        doc["xray_trace_id"] = trace.as_str().into();
+        push_str_field(&mut doc, "xray_trace_id", trace);
     }
-    for (name, _, v) in values {
-        doc[name] = if v.len() == 1 { v[0].into() } else { v.into() };
+    for (name, _, v) in &values {
+        let number = |x: f64| serde_json::Number::from_f64(x).map_or("0".into(), |n| n.to_string());
+        let value = match v.as_slice() {
+            [one] => number(*one),
+            many => format!(
+                "[{}]",
+                many.iter()
+                    .map(|x| number(*x))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
+        let _ = write!(doc, ",{}:{value}", json_str(name));
     }
-    doc.to_string()
+    doc.push('}');
+    doc
 }
 
 // ---------------------------------------------------------------------------------------
