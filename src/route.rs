@@ -165,6 +165,19 @@ pub struct Answer {
     pub example: Option<&'static str>,
 }
 
+impl Answer {
+    /// An answer without a documented body schema (errors, whose body is problem+json, and
+    /// bodiless successes).
+    pub const fn new(status: u16, description: &'static str) -> Self {
+        Self {
+            status,
+            description,
+            schema: None,
+            example: None,
+        }
+    }
+}
+
 /// A path parameter's documentation: its name in the route key, and a JSON Schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Param {

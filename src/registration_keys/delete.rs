@@ -36,36 +36,14 @@ pub const ROUTE: Route = Route {
         },
     ],
     answers: &[
-        Answer {
-            status: 204,
-            description: "The key is revoked",
-            schema: None,
-            example: None,
-        },
-        Answer {
-            status: 400,
-            description: "The path does not hold 6 symbols of the key alphabet",
-            schema: None,
-            example: None,
-        },
-        Answer {
-            status: 404,
-            description: "No live key of the caller has this value",
-            schema: None,
-            example: None,
-        },
-        Answer {
-            status: 500,
-            description: "An unexpected failure (for example the table is missing)",
-            schema: None,
-            example: None,
-        },
-        Answer {
-            status: 503,
-            description: "DynamoDB unavailable, or registration keys switched off",
-            schema: None,
-            example: None,
-        },
+        Answer::new(204, "The key is revoked"),
+        Answer::new(400, "The path does not hold 6 symbols of the key alphabet"),
+        Answer::new(404, "No live key of the caller has this value"),
+        super::UNEXPECTED,
+        Answer::new(
+            503,
+            "DynamoDB unavailable, or registration keys switched off",
+        ),
     ],
     scopes: &[],
     params: &[Param {

@@ -12,7 +12,7 @@ pub mod store;
 
 use crate::error::StartupError;
 use crate::init::{Init, StoreMode};
-use crate::route::Resource;
+use crate::route::{Answer, Resource};
 use std::sync::Arc;
 use store::{DynamoKeyStore, KeyStore, MemoryKeyStore};
 
@@ -25,6 +25,12 @@ pub const TABLE: Resource = Resource::DynamoTable {
     stack: "firefly-dynamodb-registration-keys",
     workflow: "dynamodb-registration-keys",
 };
+
+/// The 500 every route of the feature can answer.
+pub const UNEXPECTED: Answer = Answer::new(
+    500,
+    "An unexpected failure (for example the table is missing)",
+);
 
 /// The feature's store, shared by its routes within one process.
 pub fn store(init: &mut Init<'_>) -> Result<Arc<dyn KeyStore>, StartupError> {

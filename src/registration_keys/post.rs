@@ -43,18 +43,11 @@ pub const ROUTE: Route = Route {
                 r#"{"registrationKey":"7KQ2MX","expiresAt":"2026-11-26T22:43:11Z","expiresIn":1800}"#,
             ),
         },
-        Answer {
-            status: 500,
-            description: "An unexpected failure (for example the table is missing)",
-            schema: None,
-            example: None,
-        },
-        Answer {
-            status: 503,
-            description: "DynamoDB unavailable, five drawn keys taken, or minting switched off",
-            schema: None,
-            example: None,
-        },
+        super::UNEXPECTED,
+        Answer::new(
+            503,
+            "DynamoDB unavailable, five drawn keys taken, or minting switched off",
+        ),
     ],
     scopes: &[],
     params: &[],

@@ -57,16 +57,7 @@ impl Dynalite {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("node is on PATH");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("dynalite did not start: {line:?}"))
-            .parse()
-            .unwrap();
+        let port = listening_port(&mut child, "dynalite");
         Self { child, port }
     }
 
@@ -85,16 +76,7 @@ impl Dynalite {
             .stderr(Stdio::null())
             .spawn()
             .expect("start moto");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap_or_else(|| panic!("moto did not start: {line:?}"))
-            .parse()
-            .unwrap();
+        let port = listening_port(&mut child, "moto");
         Self { child, port }
     }
 
@@ -201,6 +183,19 @@ impl Dynalite {
             }
         })
     }
+}
+
+/// The port from a test server's first line, `listening PORT` (both launchers print it).
+fn listening_port(child: &mut Child, what: &str) -> u16 {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line.trim()
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("{what} did not start: {line:?}"))
+        .parse()
+        .unwrap()
 }
 
 impl Drop for Dynalite {
