@@ -144,7 +144,7 @@ impl App {
         })
     }
 
-    /// The function this process serves (`*` for all).
+    /// The function this process serves (`firefly-local` when it serves them all).
     pub fn function(&self) -> &str {
         self.function.as_deref().unwrap_or("firefly-local")
     }

@@ -196,25 +196,9 @@ pub fn strip_stage<'p>(raw_path: &'p str, stage: Option<&str>) -> &'p str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::StartupError;
-    use crate::init::Init;
-    use crate::route::{Build, PublicHandler};
-
-    fn nothing(_: &mut Init<'_>) -> Result<Box<dyn PublicHandler>, StartupError> {
-        Err(StartupError("never built".into()))
-    }
 
     const fn route(key: &'static str) -> Route {
-        Route {
-            key,
-            function: "f",
-            summary: "",
-            uses: &[],
-            answers: &[],
-            scopes: &[],
-            params: &[],
-            build: Build::Public(nothing),
-        }
+        Route::unbuilt(key, "f")
     }
 
     static ROUTES: [Route; 6] = [

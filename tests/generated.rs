@@ -76,22 +76,8 @@ fn every_route_uses_what_its_function_is_granted_and_nothing_is_wildcarded() {
 
 #[test]
 fn the_checker_names_bad_function_names() {
-    use firefly_api::route::{Build, Route};
-    fn never(
-        _: &mut firefly_api::init::Init<'_>,
-    ) -> Result<Box<dyn firefly_api::route::PublicHandler>, firefly_api::error::StartupError> {
-        unreachable!()
-    }
-    static BAD: [Route; 1] = [Route {
-        key: "GET /x",
-        function: "devices-get",
-        summary: "",
-        uses: &[],
-        answers: &[],
-        scopes: &[],
-        params: &[],
-        build: Build::Public(never),
-    }];
+    use firefly_api::route::Route;
+    static BAD: [Route; 1] = [Route::unbuilt("GET /x", "devices-get")];
     let err = generate::check(&BAD).unwrap_err();
     assert!(err.contains("firefly-func-api-<name>"), "{err}");
 }

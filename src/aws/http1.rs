@@ -31,12 +31,7 @@ pub struct Http1Client {
 impl Http1Client {
     /// `roots` are the only trust anchors; plain `http://` stays allowed for local servers.
     pub fn new(roots: rustls::RootCertStore, connect_timeout: Duration) -> Result<Self, String> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS set-up: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let tls = tls_config(roots)?;
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         tcp.set_connect_timeout(Some(connect_timeout));
@@ -54,6 +49,17 @@ impl Http1Client {
                 .build(https),
         })
     }
+}
+
+/// The client TLS configuration of every outbound HTTPS call: ring, safe protocol
+/// versions, `roots` as the only trust anchors.
+pub fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 impl HttpClient for Http1Client {

@@ -6,6 +6,8 @@
 
 mod http1;
 
+pub use http1::tls_config;
+
 use aws_config::environment::EnvironmentVariableCredentialsProvider;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;

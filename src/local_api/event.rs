@@ -458,23 +458,8 @@ mod tests {
 
     #[test]
     fn route_selection_prefers_specific_paths_then_exact_methods() {
-        use crate::error::StartupError;
-        use crate::init::Init;
-        use crate::route::{Build, PublicHandler};
-        fn never(_: &mut Init<'_>) -> Result<Box<dyn PublicHandler>, StartupError> {
-            unreachable!()
-        }
         const fn r(key: &'static str) -> Route {
-            Route {
-                key,
-                function: "f",
-                summary: "",
-                uses: &[],
-                answers: &[],
-                scopes: &[],
-                params: &[],
-                build: Build::Public(never),
-            }
+            Route::unbuilt(key, "f")
         }
         static T: [Route; 5] = [
             r("GET /files/{proxy+}"),

@@ -245,13 +245,7 @@ pub async fn fetch_jwks(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<jsonwebtoken::jwk::JwkSet, String> {
     crate::aws::check_endpoint(url, env).map_err(|e| format!("JWKS {e}"))?;
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| format!("TLS: {e}"))?
-    .with_root_certificates(crate::aws::trust_store(env)?)
-    .with_no_client_auth();
+    let tls = crate::aws::tls_config(crate::aws::trust_store(env)?)?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
