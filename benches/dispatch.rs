@@ -10,8 +10,9 @@
 //! - `route-cost/*/52-routes` against `route-cost/*/2-routes`: the table's size per event.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use firefly_api::app::{App, Parts};
+use firefly_api::app::App;
 use firefly_api::clock::FixedClock;
+use firefly_api::init::Parts;
 use firefly_api::init::StoreMode;
 use firefly_api::random::{SecureRandom, SystemRandom};
 use firefly_api::registration_keys::key::RegistrationKey;

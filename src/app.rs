@@ -5,12 +5,14 @@
 //! caller check and the handler, to one response.
 
 use crate::clock::{Clock, SystemClock};
+use crate::deploy::Env;
 use crate::error::{ApiError, StartupError};
+use crate::handler::{Erased, Request};
 use crate::identity::Caller;
-use crate::init::{Init, StoreMode};
+use crate::init::{Init, Parts, StoreMode};
 use crate::random::{SecureRandom, SystemRandom};
 use crate::response::Response;
-use crate::route::{Build, Endpoint, Request, Route};
+use crate::route::Route;
 use crate::routing::{Resolved, RouteTable, strip_stage};
 use crate::telemetry;
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
@@ -25,7 +27,7 @@ pub struct App {
     /// serves every route (a local run of the whole API).
     function: Option<String>,
     /// Built handlers, by route index; `None` for routes of other functions.
-    endpoints: Vec<Option<Endpoint>>,
+    endpoints: Vec<Option<Box<dyn Erased>>>,
 }
 
 /// What Lambda says about one invocation besides its event.
@@ -39,19 +41,10 @@ pub struct Invocation<'a> {
     pub trace_id: Option<&'a str>,
 }
 
-/// What the app is built from besides the route table and the environment.
-pub struct Parts {
-    pub clock: Arc<dyn Clock>,
-    pub random: Arc<dyn SecureRandom>,
-    pub store_mode: StoreMode,
-    /// Shared state put in before any route is built (a test's own store, say).
-    pub shared: Extensions,
-}
-
 impl Parts {
     /// The real clock and CSPRNG (or, with the `test-hooks` feature, the test's), and the
     /// store mode from `FIREFLY_STORE`.
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, StartupError> {
+    pub fn from_env(env: &Env<'_>) -> Result<Self, StartupError> {
         let store_mode = match env("FIREFLY_STORE").as_deref() {
             None | Some("") | Some("dynamodb") => StoreMode::DynamoDb,
             // Inside a real Lambda sandbox the memory store would answer 201 for keys
@@ -86,10 +79,7 @@ impl Parts {
 impl App {
     /// Builds the app of the function named by `FIREFLY_FUNCTION_NAME`, else
     /// `AWS_LAMBDA_FUNCTION_NAME` (see README's configuration table).
-    pub fn from_env(
-        routes: &'static [Route],
-        env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Self, StartupError> {
+    pub fn from_env(routes: &'static [Route], env: &Env<'_>) -> Result<Self, StartupError> {
         let function = env("FIREFLY_FUNCTION_NAME")
             .or_else(|| env("AWS_LAMBDA_FUNCTION_NAME"))
             .filter(|f| !f.is_empty())
@@ -103,11 +93,11 @@ impl App {
         routes: &'static [Route],
         function: Option<&str>,
         parts: Parts,
-        env: &dyn Fn(&str) -> Option<String>,
+        env: &Env<'_>,
     ) -> Result<Self, StartupError> {
         let table = RouteTable::new(routes).map_err(|e| StartupError(e.to_string()))?;
         let serves = |r: &Route| function.is_none_or(|f| r.function == f);
-        let Some(first) = routes.iter().find(|r| serves(r)) else {
+        if !routes.iter().any(serves) {
             let mut known: Vec<&str> = routes.iter().map(|r| r.function).collect();
             known.sort_unstable();
             known.dedup();
@@ -117,25 +107,15 @@ impl App {
                 known.join(", ")
             )));
         };
-        let mut init = Init::new(
-            env,
-            first,
-            parts.clock,
-            parts.random,
-            parts.store_mode,
-            parts.shared,
-        );
+        let mut parts = parts;
         let mut endpoints = Vec::with_capacity(routes.len());
         for route in routes {
-            if !serves(route) {
-                endpoints.push(None);
-                continue;
-            }
-            init.set_route(route);
-            endpoints.push(Some(match route.build {
-                Build::Jwt(build) => Endpoint::Jwt(build(&mut init)?),
-                Build::Public(build) => Endpoint::Public(build(&mut init)?),
-            }));
+            endpoints.push(if serves(route) {
+                let mut init = Init::new(env, route.key, route.uses, &mut parts);
+                Some((route.endpoint.build)(&mut init)?)
+            } else {
+                None
+            });
         }
         Ok(Self {
             table,
@@ -196,12 +176,11 @@ impl App {
             route_key,
         );
         let work = async {
-            let mut user_id: Option<String> = None;
-            let result = self
-                .dispatch(invocation, route_key, event, &mut user_id)
-                .await;
+            let result = self.dispatch(invocation, route_key, event).await;
             let latency_us = started.elapsed().as_micros() as u64;
-            let user_id = user_id.as_deref().unwrap_or("-");
+            // Who API Gateway's authorizer says is calling, for the log line only.
+            let caller = Caller::from_context(&event.request_context).ok();
+            let user_id = caller.as_ref().map_or("-", |c| c.user_id.as_str());
             match result {
                 Ok(response) => {
                     tracing::info!(
@@ -225,7 +204,7 @@ impl App {
                             tracing::info!(status, user_id, latency_us, error = %error, "request refused")
                         }
                     }
-                    error.into_response(request_id)
+                    error.into_response()
                 }
             }
         };
@@ -239,7 +218,6 @@ impl App {
         invocation: &Invocation<'_>,
         route_key: &str,
         event: &ApiGatewayV2httpRequest,
-        user_id: &mut Option<String>,
     ) -> Result<Response, ApiError> {
         let ctx = &event.request_context;
         let raw_path = strip_stage(
@@ -266,7 +244,7 @@ impl App {
                 }
                 Resolved::NotFound => return Err(ApiError::NotFound),
             };
-        let Some(endpoint) = &self.endpoints[index] else {
+        let Some(handler) = &self.endpoints[index] else {
             // API Gateway sent us another function's route: a wiring mistake in a template.
             tracing::error!(
                 route = route.key,
@@ -283,27 +261,19 @@ impl App {
             event,
             deadline: invocation.deadline,
         };
-        match endpoint {
-            Endpoint::Jwt(handler) => {
-                let caller = Caller::from_context(ctx)
-                    .map_err(|e| ApiError::Unauthenticated { reason: e.reason() })?;
-                *user_id = Some(caller.user_id.clone());
-                handler.call(req, caller).await
-            }
-            Endpoint::Public(handler) => handler.call(req).await,
-        }
+        handler.call(&req).await
     }
 }
 
 type ClockAndRandom = (Arc<dyn Clock>, Arc<dyn SecureRandom>);
 
 #[cfg(not(feature = "test-hooks"))]
-fn clock_and_random(_env: &dyn Fn(&str) -> Option<String>) -> Result<ClockAndRandom, StartupError> {
+fn clock_and_random(_env: &Env<'_>) -> Result<ClockAndRandom, StartupError> {
     Ok((Arc::new(SystemClock), Arc::new(SystemRandom)))
 }
 
 #[cfg(feature = "test-hooks")]
-fn clock_and_random(env: &dyn Fn(&str) -> Option<String>) -> Result<ClockAndRandom, StartupError> {
+fn clock_and_random(env: &Env<'_>) -> Result<ClockAndRandom, StartupError> {
     let clock = crate::test_hooks::clock(env).map_err(StartupError)?;
     let random = crate::test_hooks::random(env).map_err(StartupError)?;
     Ok((
@@ -316,24 +286,14 @@ fn clock_and_random(env: &dyn Fn(&str) -> Option<String>) -> Result<ClockAndRand
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use crate::route::{BoxFuture, HandlerResult, PublicHandler};
+    use crate::handler::HandlerResult;
     use crate::routes::ROUTES;
 
-    struct Teapot;
-
-    impl PublicHandler for Teapot {
-        fn call<'a>(&'a self, _: Request<'a>) -> BoxFuture<'a, HandlerResult> {
-            Box::pin(async {
-                Ok(Response::json(
-                    lambda_http::http::StatusCode::IM_A_TEAPOT,
-                    &"tea",
-                ))
-            })
-        }
-    }
-
-    fn teapot(_: &mut Init<'_>) -> Result<Box<dyn PublicHandler>, StartupError> {
-        Ok(Box::new(Teapot))
+    async fn teapot(_: ()) -> HandlerResult {
+        Ok(Response::json(
+            lambda_http::http::StatusCode::IM_A_TEAPOT,
+            &"tea",
+        ))
     }
 
     static THREE_FUNCTIONS: [Route; 3] = [
@@ -347,7 +307,7 @@ mod tests {
             answers: &[],
             scopes: &[],
             params: &[],
-            build: Build::Public(teapot),
+            endpoint: crate::endpoint!(teapot),
         },
     ];
 
@@ -405,7 +365,7 @@ mod tests {
         assert_eq!(all.routes().count(), 3);
         let minted = all.respond("r", &event("POST /registration-keys")).await;
         let body: serde_json::Value = serde_json::from_str(&minted.body).unwrap();
-        let key = body["registrationKey"].as_str().unwrap();
+        let key = body["key"].as_str().unwrap();
         let mut revoke = event("DELETE /registration-keys/{registrationKey}");
         revoke
             .path_parameters
@@ -454,7 +414,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             err.0,
-            "route DELETE /registration-keys/{registrationKey}: needs REGISTRATION_KEYS_TABLE, which is not set"
+            "route DELETE /registration-keys/{registrationKey}: needs DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, which is not set"
         );
     }
 
@@ -490,5 +450,29 @@ mod tests {
         // Each handler asks only for what its route declares (Init refuses the rest).
         let app = App::build(ROUTES, None, parts(), &no_env).unwrap();
         assert_eq!(app.routes().count(), ROUTES.len());
+    }
+
+    #[tokio::test]
+    async fn every_route_has_an_event_that_reaches_its_handler() {
+        // events/<slug>.json for every route of the table: its route key, and through the
+        // whole app (memory store) one of the route's own answers, never the dispatcher's.
+        let app = App::build(ROUTES, None, parts(), &no_env).unwrap();
+        for route in ROUTES {
+            let path = format!(
+                "{}/events/{}.json",
+                env!("CARGO_MANIFEST_DIR"),
+                route.slug()
+            );
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: no example event at {path}: {e}", route.key));
+            let event: ApiGatewayV2httpRequest = serde_json::from_str(&text).unwrap();
+            assert_eq!(event.route_key.as_deref(), Some(route.key), "{path}");
+            let status = status(&app, &event).await;
+            assert!(
+                route.answers.iter().any(|a| a.status == status),
+                "{}: its event answered {status}, not one of its documented answers",
+                route.key
+            );
+        }
     }
 }

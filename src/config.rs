@@ -12,7 +12,6 @@
 //! when the profile changes: a bad section keeps that feature's last good settings and
 //! never disturbs another feature's.
 
-use crate::route::Resource;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -24,42 +23,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The resource a route lists in its `uses` when it reads settings.
-pub const APPCONFIG: Resource = Resource::AppConfig;
-
-/// What reading settings through the extension needs the role to grant (on `*`: the
-/// extension starts a configuration session for whatever profile the function names).
-pub const APPCONFIG_ACTIONS: &[&str] = &[
-    "appconfig:StartConfigurationSession",
-    "appconfig:GetLatestConfiguration",
-];
-
-/// The environment a function that reads settings gets, as template expressions.
-pub const TEMPLATE_ENV: [(&str, &str); 4] = [
-    ("FIREFLY_APPCONFIG_APPLICATION", "!Ref AppConfigApplication"),
-    ("FIREFLY_APPCONFIG_ENVIRONMENT", "!Ref AppConfigEnvironment"),
-    ("FIREFLY_APPCONFIG_PROFILE", "!Ref AppConfigProfile"),
-    (
-        "AWS_APPCONFIG_EXTENSION_PREFETCH_LIST",
-        "!Sub /applications/${AppConfigApplication}/environments/${AppConfigEnvironment}/configurations/${AppConfigProfile}",
-    ),
-];
-
 /// The AppConfig names; all three set: AppConfig, none: the built-in defaults.
 const NAMES: [&str; 3] = [
     "FIREFLY_APPCONFIG_APPLICATION",
     "FIREFLY_APPCONFIG_ENVIRONMENT",
     "FIREFLY_APPCONFIG_PROFILE",
-];
-
-/// Every variable this module reads (the start-up check of declared environment uses it).
-pub const ENV_READ: [&str; 6] = [
-    NAMES[0],
-    NAMES[1],
-    NAMES[2],
-    "AWS_APPCONFIG_EXTENSION_HTTP_PORT",
-    "FIREFLY_APPCONFIG_TIMEOUT_MS",
-    "FIREFLY_CONFIG_CACHE_SECONDS",
 ];
 
 /// One feature's section of the profile. Missing fields take their defaults; a missing
@@ -139,7 +107,7 @@ pub struct Profile {
 impl ConfigSource {
     /// Reads the AppConfig names from the environment. All three names set: AppConfig; none:
     /// defaults; some: a startup error, since that is a deployment mistake, not a choice.
-    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn from_env(env: &crate::deploy::Env<'_>) -> Result<Self, ConfigError> {
         if let Some(path) = env("FIREFLY_CONFIG_FILE").filter(|p| !p.is_empty()) {
             if NAMES.iter().any(|n| env(n).is_some_and(|v| !v.is_empty())) {
                 return Err(ConfigError::Env(
@@ -329,7 +297,7 @@ impl<T: Section> Settings<T> {
 }
 
 fn parse_env<T: std::str::FromStr + PartialOrd + fmt::Display>(
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &crate::deploy::Env<'_>,
     name: &str,
     default: T,
     range: std::ops::RangeInclusive<T>,

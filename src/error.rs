@@ -1,7 +1,9 @@
 //! Every failure a request can meet, and the one mapping from failure to HTTP response.
 //!
-//! Responses are RFC 9457 problem details. The `log` texts of internal failures go to the
-//! log line only; the caller sees a fixed title and detail, never internal error text.
+//! Responses are FireFly-Cloud's: `{"message": "<text>"}` with `Content-Type:
+//! application/json`, the texts its Python functions answer (the console shows
+//! `body.message`, the firmware logs it). The `log` texts of internal failures go to the log
+//! line only; the caller sees a fixed message, never internal error text.
 
 use crate::response::Response;
 use lambda_http::http::{HeaderValue, StatusCode, header};
@@ -20,22 +22,28 @@ impl fmt::Display for StartupError {
 
 impl std::error::Error for StartupError {}
 
-/// Where problem `type` URIs live: one `https:` URI per problem under Firefly's API domain,
-/// stable for clients to branch on (RFC 9457 §3.1.1; an unregistered `urn:` namespace is
-/// not a URI anyone can rely on). README lists every one.
-pub const PROBLEM_BASE: &str = "https://api.firefly.dev/problems/";
+/// What every 500 says, as FireFly's functions and API Gateway say it.
+pub const INTERNAL_MESSAGE: &str = "Internal server error";
 
 /// A request's failure, as a handler or the dispatcher reports it.
 #[derive(Debug)]
 pub enum ApiError {
-    /// The request is malformed; `detail` is the public explanation (never echoes input).
-    BadRequest { detail: &'static str },
+    /// The request is malformed; `message` is the public explanation (never echoes input).
+    BadRequest { message: &'static str },
     /// No authenticated caller (no JWT authorizer context, or no `sub` claim).
     Unauthenticated { reason: &'static str },
+    /// A refusal with its own status and public message (a registration key or a device
+    /// signature that does not check out).
+    Refused {
+        status: StatusCode,
+        message: &'static str,
+    },
+    /// Signed in, but not allowed (not a super user).
+    Forbidden,
     /// No such route for this function.
     NotFound,
-    /// The route exists; what it names does not (for this caller). `detail` is public.
-    ResourceNotFound { detail: &'static str },
+    /// The route exists; what it names does not (for this caller). `message` is public.
+    ResourceNotFound { message: &'static str },
     /// The path exists but not with this method; `allow` lists the methods that do.
     MethodNotAllowed { allow: String },
     /// The route is switched off by configuration.
@@ -59,6 +67,8 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::Refused { status, .. } => *status,
+            Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound | Self::ResourceNotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Disabled | Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -66,65 +76,34 @@ impl ApiError {
         }
     }
 
-    /// `(type name under PROBLEM_BASE, title, detail)` as the caller sees them.
-    fn public(&self) -> (&'static str, &'static str, &'static str) {
+    /// The `message` the caller sees.
+    pub fn message(&self) -> &'static str {
         match self {
-            Self::BadRequest { detail } => ("bad-request", "Bad Request", detail),
-            Self::Unauthenticated { .. } => (
-                "unauthenticated",
-                "Unauthenticated",
-                "This route needs a signed-in user: send a valid Cognito ID token.",
-            ),
-            Self::NotFound => ("not-found", "Not Found", "No route matches this request."),
-            Self::ResourceNotFound { detail } => ("not-found", "Not Found", detail),
-            Self::MethodNotAllowed { .. } => (
-                "method-not-allowed",
-                "Method Not Allowed",
-                "This path does not accept this method; see the Allow header.",
-            ),
-            Self::Disabled => (
-                "temporarily-disabled",
-                "Service Unavailable",
-                "This operation is temporarily disabled. Try again later.",
-            ),
-            Self::Unavailable { .. } => (
-                "unavailable",
-                "Service Unavailable",
-                "A service this operation depends on is unavailable. Try again shortly.",
-            ),
-            Self::Internal { .. } => (
-                "internal",
-                "Internal Server Error",
-                "Something went wrong on our side. Quote the request id when reporting it.",
-            ),
+            Self::BadRequest { message }
+            | Self::Refused { message, .. }
+            | Self::ResourceNotFound { message } => message,
+            Self::Unauthenticated { .. } => "Unauthorized",
+            Self::Forbidden => "Forbidden",
+            Self::NotFound => "Not Found",
+            Self::MethodNotAllowed { .. } => "Method Not Allowed",
+            Self::Disabled => "Service temporarily disabled",
+            Self::Unavailable { .. } => "Service Unavailable",
+            Self::Internal { .. } => INTERNAL_MESSAGE,
         }
     }
 
-    /// The problem+json response for this error. `request_id` lets a caller's report be
-    /// matched with the log line.
-    pub fn into_response(self, request_id: &str) -> Response {
+    /// The `{"message": ...}` response for this error.
+    pub fn into_response(self) -> Response {
         #[derive(Serialize)]
-        #[serde(rename_all = "camelCase")]
-        struct Problem<'a> {
-            #[serde(rename = "type")]
-            kind: &'a str,
-            title: &'a str,
-            status: u16,
-            detail: &'a str,
-            request_id: &'a str,
+        struct Message<'a> {
+            message: &'a str,
         }
-        let (name, title, detail) = self.public();
-        let kind = format!("{PROBLEM_BASE}{name}");
-        let status = self.status();
-        let body = serde_json::to_string(&Problem {
-            kind: &kind,
-            title,
-            status: status.as_u16(),
-            detail,
-            request_id,
-        })
-        .unwrap_or_default();
-        let mut response = Response::with_body(status, "application/problem+json", body);
+        let mut response = Response::json(
+            self.status(),
+            &Message {
+                message: self.message(),
+            },
+        );
         match &self {
             Self::MethodNotAllowed { allow } => {
                 if let Ok(v) = HeaderValue::from_str(allow) {
@@ -158,10 +137,12 @@ impl fmt::Display for ApiError {
     /// The operator's view: what went wrong, with the internal detail.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BadRequest { detail } => write!(f, "bad request: {detail}"),
+            Self::BadRequest { message } => write!(f, "bad request: {message}"),
             Self::Unauthenticated { reason } => write!(f, "unauthenticated: {reason}"),
+            Self::Refused { status, message } => write!(f, "refused ({status}): {message}"),
+            Self::Forbidden => f.write_str("forbidden: not in the super_users group"),
             Self::NotFound => f.write_str("no route matches"),
-            Self::ResourceNotFound { detail } => write!(f, "not found: {detail}"),
+            Self::ResourceNotFound { message } => write!(f, "not found: {message}"),
             Self::MethodNotAllowed { allow } => write!(f, "method not allowed (allow: {allow})"),
             Self::Disabled => f.write_str("route disabled by configuration"),
             Self::Unavailable { log } => write!(f, "dependency unavailable: {log}"),
@@ -179,33 +160,46 @@ mod tests {
     }
 
     #[test]
-    fn every_error_is_problem_json_with_its_status_and_request_id() {
+    fn every_error_is_a_message_object_with_its_status() {
         let cases = [
-            (ApiError::BadRequest { detail: "bad" }, 400),
-            (ApiError::Unauthenticated { reason: "x" }, 401),
-            (ApiError::ResourceNotFound { detail: "none" }, 404),
-            (ApiError::NotFound, 404),
+            (ApiError::BadRequest { message: "bad" }, 400, "bad"),
+            (
+                ApiError::Unauthenticated { reason: "x" },
+                401,
+                "Unauthorized",
+            ),
+            (
+                ApiError::Refused {
+                    status: StatusCode::UNAUTHORIZED,
+                    message: "Invalid or expired registration key",
+                },
+                401,
+                "Invalid or expired registration key",
+            ),
+            (ApiError::Forbidden, 403, "Forbidden"),
+            (ApiError::ResourceNotFound { message: "none" }, 404, "none"),
+            (ApiError::NotFound, 404, "Not Found"),
             (
                 ApiError::MethodNotAllowed {
                     allow: "POST".into(),
                 },
                 405,
+                "Method Not Allowed",
             ),
-            (ApiError::Disabled, 503),
-            (ApiError::unavailable("throttled"), 503),
-            (ApiError::internal("boom"), 500),
+            (ApiError::Disabled, 503, "Service temporarily disabled"),
+            (
+                ApiError::unavailable("throttled"),
+                503,
+                "Service Unavailable",
+            ),
+            (ApiError::internal("boom"), 500, "Internal server error"),
         ];
-        for (err, status) in cases {
-            let r = err.into_response("req-1");
+        for (err, status, message) in cases {
+            let r = err.into_response();
             assert_eq!(r.status.as_u16(), status);
-            assert_eq!(r.headers["content-type"], "application/problem+json");
+            assert_eq!(r.headers["content-type"], "application/json");
             assert_eq!(r.headers["cache-control"], "no-store");
-            let b = body(&r);
-            assert_eq!(b["status"], status);
-            assert_eq!(b["requestId"], "req-1");
-            for field in ["type", "title", "detail"] {
-                assert!(b[field].as_str().is_some_and(|s| !s.is_empty()), "{field}");
-            }
+            assert_eq!(body(&r), serde_json::json!({ "message": message }));
         }
     }
 
@@ -215,29 +209,18 @@ mod tests {
             ApiError::internal("secret table arn:aws:dynamodb:xyz"),
             ApiError::unavailable("secret table arn:aws:dynamodb:xyz"),
         ] {
-            let r = err.into_response("r");
+            let r = err.into_response();
             assert!(!r.body.contains("secret"), "{}", r.body);
             assert!(!format!("{:?}", r.headers).contains("secret"));
         }
     }
 
     #[test]
-    fn problem_types_are_https_uris_under_one_base_and_401_names_bearer() {
-        let r = ApiError::Unauthenticated { reason: "x" }.into_response("r");
+    fn only_401_names_bearer() {
+        let r = ApiError::Unauthenticated { reason: "x" }.into_response();
         assert_eq!(r.headers["www-authenticate"], "Bearer");
-        assert_eq!(
-            body(&r)["type"],
-            "https://api.firefly.dev/problems/unauthenticated"
-        );
-        for err in [
-            ApiError::NotFound,
-            ApiError::Disabled,
-            ApiError::internal("x"),
-        ] {
-            let r = err.into_response("r");
-            assert!(!r.headers.contains_key("www-authenticate"));
-            let t = body(&r)["type"].as_str().unwrap().to_owned();
-            assert!(t.starts_with(PROBLEM_BASE), "{t}");
+        for err in [ApiError::NotFound, ApiError::Disabled, ApiError::Forbidden] {
+            assert!(!err.into_response().headers.contains_key("www-authenticate"));
         }
     }
 
@@ -246,17 +229,11 @@ mod tests {
         let r = ApiError::MethodNotAllowed {
             allow: "GET, POST".into(),
         }
-        .into_response("r");
+        .into_response();
         assert_eq!(r.headers["allow"], "GET, POST");
-        let r = ApiError::unavailable("x").into_response("r");
+        let r = ApiError::unavailable("x").into_response();
         assert_eq!(r.headers["retry-after"], "1");
-        let r = ApiError::Disabled.into_response("r");
+        let r = ApiError::Disabled.into_response();
         assert_eq!(r.headers["retry-after"], "60");
-    }
-
-    #[test]
-    fn request_id_is_json_escaped() {
-        let r = ApiError::NotFound.into_response("a\"b");
-        assert_eq!(body(&r)["requestId"], "a\"b");
     }
 }

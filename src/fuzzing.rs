@@ -2,8 +2,9 @@
 //! Used by the cargo-fuzz targets in `fuzz/` and by `tests/fuzz_corpus.rs`, which replays
 //! the kept corpus on every test run. Compiled only with the `test-hooks` feature.
 
-use crate::app::{App, Parts};
+use crate::app::App;
 use crate::clock::SystemClock;
+use crate::init::Parts;
 use crate::init::StoreMode;
 use crate::random::SystemRandom;
 use crate::registration_keys::key::RegistrationKey;
@@ -92,13 +93,19 @@ impl Harness {
                 .expect("a 201 without a sub claim");
             assert!(!sub.trim().is_empty(), "a 201 for a blank sub");
             assert_eq!(content_type, "application/json");
-            let key = body["registrationKey"].as_str().expect("a key");
+            let key = body["key"].as_str().expect("a key");
             assert!(RegistrationKey::parse(key).is_some(), "malformed key");
             let stored = self.store.get(key).expect("a 201 without its item");
             assert_eq!(&stored.user_id, sub);
         } else {
-            assert_eq!(content_type, "application/problem+json");
-            assert_eq!(body["status"], status);
+            // FireFly's error shape, exactly: the console reads `body.message`.
+            assert_eq!(content_type, "application/json");
+            assert!(body["message"].is_string(), "an error without a message");
+            assert_eq!(
+                body.as_object().map(|o| o.len()),
+                Some(1),
+                "more than a message"
+            );
         }
     }
 }

@@ -11,7 +11,17 @@ use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
 pub struct Caller {
     /// The `sub` claim: the Cognito user's stable, unique id.
     pub user_id: String,
+    /// The `email` claim, or `""`: Cognito access tokens usually carry none (FireFly stores
+    /// the same `""` then).
+    pub email: String,
 }
+
+/// A caller in the `super_users` Cognito group (claim `cognito:groups`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuperUser(pub Caller);
+
+/// The group whose members may list every device.
+pub const SUPER_USERS: &str = "super_users";
 
 /// Why no caller could be read; logged, and answered with 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,9 +59,31 @@ impl Caller {
         {
             return Err(NoCaller::BadSub);
         }
+        let email = jwt.claims.get("email").cloned().unwrap_or_default();
         Ok(Self {
             user_id: sub.clone(),
+            email,
         })
+    }
+}
+
+impl SuperUser {
+    /// `caller` if the claims put them in [`SUPER_USERS`]. API Gateway passes a list claim
+    /// as `[a b]`; a JSON array (`["a","b"]`) also occurs: both are read.
+    pub fn from_context(caller: Caller, ctx: &ApiGatewayV2httpRequestContext) -> Option<Self> {
+        let groups = ctx
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.jwt.as_ref())
+            .and_then(|j| j.claims.get("cognito:groups"))?;
+        let member = groups
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .map(|g| g.trim_matches('"'))
+            .any(|g| g == SUPER_USERS);
+        member.then_some(Self(caller))
     }
 }
 
@@ -109,7 +141,33 @@ mod tests {
         let c = ctx(
             serde_json::json!({"jwt": {"claims": {"sub": "u-1", "email": "a@b"}, "scopes": null}}),
         );
-        assert_eq!(Caller::from_context(&c).unwrap().user_id, "u-1");
+        let caller = Caller::from_context(&c).unwrap();
+        assert_eq!(caller.user_id, "u-1");
+        assert_eq!(caller.email, "a@b");
+        let c = ctx(serde_json::json!({"jwt": {"claims": {"sub": "u-1"}}}));
+        assert_eq!(Caller::from_context(&c).unwrap().email, "");
+    }
+
+    #[test]
+    fn super_users_are_read_from_both_forms_of_the_groups_claim() {
+        let is_super = |groups: &str| {
+            let c =
+                ctx(serde_json::json!({"jwt": {"claims": {"sub": "u", "cognito:groups": groups}}}));
+            SuperUser::from_context(Caller::from_context(&c).unwrap(), &c).is_some()
+        };
+        for yes in [
+            "[super_users]",
+            "[a super_users b]",
+            r#"["a","super_users"]"#,
+            "super_users",
+        ] {
+            assert!(is_super(yes), "{yes}");
+        }
+        for no in ["[]", "[super_users_x]", "[a b]", r#"["super"]"#, ""] {
+            assert!(!is_super(no), "{no}");
+        }
+        let c = ctx(serde_json::json!({"jwt": {"claims": {"sub": "u"}}}));
+        assert!(SuperUser::from_context(Caller::from_context(&c).unwrap(), &c).is_none());
     }
 
     #[test]

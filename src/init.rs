@@ -3,13 +3,15 @@
 //! Each Lambda function builds only its own routes' handlers, and each handler asks only
 //! for what it needs: its environment variables (declared in its route's `uses`), the
 //! process's one DynamoDB client, its settings section, the clock, the random source.
-//! Nothing is built that no route of the function asked for.
+//! Nothing is built that no route of the function asked for. Whatever the routes of one
+//! function share (the client, the AppConfig source, a feature's store) is made by the
+//! first route that asks and kept in one cache, [`Parts::shared`].
 
 use crate::clock::Clock;
 use crate::config::{ConfigSource, Section, Settings};
+use crate::deploy::{Env, Resource, Use};
 use crate::error::StartupError;
 use crate::random::SecureRandom;
-use crate::route::{Resource, Route};
 use lambda_http::http::Extensions;
 use std::sync::Arc;
 
@@ -21,55 +23,56 @@ pub enum StoreMode {
     Memory,
 }
 
-/// The process-wide parts every handler may share, built once.
-pub struct Init<'e> {
-    env: &'e dyn Fn(&str) -> Option<String>,
-    route: &'static Route,
-    clock: Arc<dyn Clock>,
-    random: Arc<dyn SecureRandom>,
-    store_mode: StoreMode,
-    config: Option<Arc<ConfigSource>>,
-    dynamodb: Option<aws_sdk_dynamodb::Client>,
-    /// State the routes of one function share (a feature's store, its settings), keyed by
-    /// type; tests put their own in first.
-    shared: Extensions,
+/// What a function's routes are built from besides the environment, and what they share.
+pub struct Parts {
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn SecureRandom>,
+    pub store_mode: StoreMode,
+    /// What the routes of one function share, keyed by type (the DynamoDB client, the
+    /// AppConfig source, a feature's store and settings); tests put their own in first.
+    pub shared: Extensions,
 }
 
-impl<'e> Init<'e> {
-    pub(crate) fn new(
-        env: &'e dyn Fn(&str) -> Option<String>,
-        first: &'static Route,
-        clock: Arc<dyn Clock>,
-        random: Arc<dyn SecureRandom>,
-        store_mode: StoreMode,
-        shared: Extensions,
+/// One route being built: its declared needs, and the function's [`Parts`].
+pub struct Init<'a> {
+    env: &'a Env<'a>,
+    key: &'static str,
+    uses: &'static [Use],
+    parts: &'a mut Parts,
+}
+
+impl<'a> Init<'a> {
+    /// The builder for the route `key`, which declared `uses`.
+    pub fn new(
+        env: &'a Env<'a>,
+        key: &'static str,
+        uses: &'static [Use],
+        parts: &'a mut Parts,
     ) -> Self {
         Self {
             env,
-            route: first,
-            clock,
-            random,
-            store_mode,
-            config: None,
-            dynamodb: None,
-            shared,
+            key,
+            uses,
+            parts,
         }
     }
 
-    /// The route being built; errors name it.
-    pub(crate) fn set_route(&mut self, route: &'static Route) {
-        self.route = route;
+    fn error(&self, message: impl std::fmt::Display) -> StartupError {
+        StartupError(format!("route {}: {message}", self.key))
     }
 
-    fn error(&self, message: impl std::fmt::Display) -> StartupError {
-        StartupError(format!("route {}: {message}", self.route.key))
+    fn uses(&self, wanted: impl Fn(&Resource) -> bool) -> bool {
+        self.uses.iter().any(|u| wanted(u.resource))
     }
 
     /// A variable the route declared (through a resource in its `uses`). Missing or empty:
     /// a start-up error naming the route. Undeclared: a start-up error too, so that what a
     /// handler reads and what the template gives it cannot drift apart.
     pub fn var(&self, name: &str) -> Result<String, StartupError> {
-        let declared = self.route.env().iter().any(|(k, _)| *k == name);
+        let declared = self
+            .uses
+            .iter()
+            .any(|u| u.resource.env().iter().any(|(k, _)| *k == name));
         if !declared {
             return Err(self.error(format_args!(
                 "reads {name}, which no resource in its `uses` provides"
@@ -81,61 +84,40 @@ impl<'e> Init<'e> {
     }
 
     pub fn store_mode(&self) -> StoreMode {
-        self.store_mode
+        self.parts.store_mode
     }
 
     pub fn clock(&self) -> Arc<dyn Clock> {
-        Arc::clone(&self.clock)
+        Arc::clone(&self.parts.clock)
     }
 
     pub fn random(&self) -> Arc<dyn SecureRandom> {
-        Arc::clone(&self.random)
+        Arc::clone(&self.parts.random)
     }
 
     /// The process's DynamoDB client: one per process, so one connection pool, whichever
     /// routes and tables use it. The route must use a DynamoDB table.
     pub fn dynamodb(&mut self) -> Result<aws_sdk_dynamodb::Client, StartupError> {
-        if !self
-            .route
-            .uses
-            .iter()
-            .any(|u| matches!(u.resource, Resource::DynamoTable { .. }))
-        {
+        if !self.uses(|r| matches!(r, Resource::DynamoTable { .. })) {
             return Err(self.error("asks for DynamoDB but uses no DynamoDB table"));
         }
-        if let Some(client) = &self.dynamodb {
-            return Ok(client.clone());
-        }
-        let client = crate::aws::dynamodb_client(self.env).map_err(|e| self.error(e))?;
-        self.dynamodb = Some(client.clone());
-        Ok(client)
+        let env = self.env;
+        self.shared(|init| crate::aws::dynamodb_client(env).map_err(|e| init.error(e)))
     }
 
     /// The feature's settings section, shared by every route of the function that reads
     /// it. The route must use AppConfig.
     pub fn settings<T: Section>(&mut self) -> Result<Arc<Settings<T>>, StartupError> {
-        if !self
-            .route
-            .uses
-            .iter()
-            .any(|u| *u.resource == Resource::AppConfig)
-        {
+        if !self.uses(|r| *r == Resource::AppConfig) {
             return Err(self.error("reads settings but does not use AppConfig"));
         }
-        if let Some(s) = self.shared.get::<Arc<Settings<T>>>() {
-            return Ok(Arc::clone(s));
-        }
-        let source = match &self.config {
-            Some(source) => Arc::clone(source),
-            None => {
-                let source = Arc::new(ConfigSource::from_env(self.env).map_err(|e| self.error(e))?);
-                self.config = Some(Arc::clone(&source));
-                source
-            }
-        };
-        let settings = Arc::new(Settings::<T>::new(source));
-        self.shared.insert(Arc::clone(&settings));
-        Ok(settings)
+        let env = self.env;
+        let source: Arc<ConfigSource> = self.shared(|init| {
+            ConfigSource::from_env(env)
+                .map(Arc::new)
+                .map_err(|e| init.error(e))
+        })?;
+        self.shared(|_| Ok(Arc::new(Settings::<T>::new(source))))
     }
 
     /// State that the routes of one function share, made by the first route that asks.
@@ -144,11 +126,11 @@ impl<'e> Init<'e> {
         T: Clone + Send + Sync + 'static,
         F: FnOnce(&mut Self) -> Result<T, StartupError>,
     {
-        if let Some(v) = self.shared.get::<T>() {
+        if let Some(v) = self.parts.shared.get::<T>() {
             return Ok(v.clone());
         }
         let v = make(self)?;
-        self.shared.insert(v.clone());
+        self.parts.shared.insert(v.clone());
         Ok(v)
     }
 }

@@ -5,13 +5,13 @@
 //! 1. [`app::App::handle`] receives the event from the Lambda runtime;
 //! 2. [`routing`] finds the route by its route key (or, for `$default`, by method and path);
 //! 3. the function guard refuses routes that belong to another Lambda function;
-//! 4. [`identity`] reads the caller from the JWT authorizer's claims (JWT routes only);
-//! 5. the route's handler runs with its typed request (and [`identity::Caller`]) and
-//!    returns `Result<Response, ApiError>`;
-//! 6. [`error`] maps every failure to one RFC 9457 problem response.
+//! 4. the route's handler, an async function, gets its arguments from [`handler`]'s
+//!    extractors (the caller from the JWT claims, the path, the body...) and returns
+//!    `Result<Response, ApiError>`;
+//! 5. [`error`] maps every failure to FireFly's `{"message": ...}` response.
 //!
-//! Layout: generic modules ([`app`], [`route`], [`routing`], [`init`], [`error`],
-//! [`identity`], [`config`], [`telemetry`]) name no feature; [`aws`] is the AWS plumbing
+//! Layout: generic modules ([`app`], [`route`], [`handler`], [`routing`], [`init`],
+//! [`deploy`], [`error`], [`identity`], [`config`], [`telemetry`]) name no feature; [`aws`] is the AWS plumbing
 //! features share; each feature is one folder ([`registration_keys`]); [`routes`] is the
 //! table. Process-wide state is built once in [`app::App::from_env`], never per request,
 //! and only what the function's own routes need.
@@ -20,10 +20,13 @@ pub mod app;
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod deploy;
 pub mod error;
 #[cfg(feature = "test-hooks")]
 pub mod fuzzing;
 pub mod generate;
+pub mod handler;
+pub mod health;
 pub mod identity;
 pub mod init;
 pub mod local;

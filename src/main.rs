@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(env: &dyn Fn(&str) -> Option<String>) -> ExitCode {
+async fn serve(env: &firefly_api::deploy::Env<'_>) -> ExitCode {
     // lambda_runtime panics without these; say what is missing instead.
     for required in [
         "AWS_LAMBDA_RUNTIME_API",

@@ -25,15 +25,10 @@ impl Response {
         )
     }
 
-    /// No body (204): still never cached, like every response.
+    /// No body (204): the empty string, with `Content-Type: application/json` still set,
+    /// as every FireFly function answers; never cached, like every response.
     pub fn empty(status: StatusCode) -> Self {
-        let mut headers = HeaderMap::with_capacity(1);
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        Self {
-            status,
-            headers,
-            body: String::new(),
-        }
+        Self::with_body(status, "application/json", String::new())
     }
 
     pub(crate) fn with_body(status: StatusCode, content_type: &'static str, body: String) -> Self {

@@ -4,10 +4,12 @@
 //! here; `cargo run --bin firefly-gen` then writes everything that repeats its facts
 //! (README, "Adding a route").
 
-use crate::registration_keys;
 use crate::route::Route;
+use crate::{health, registration_keys};
 
 pub static ROUTES: &[Route] = &[
     registration_keys::post::ROUTE,
+    registration_keys::get::ROUTE,
     registration_keys::delete::ROUTE,
+    health::get::ROUTE,
 ];

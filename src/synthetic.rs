@@ -3,13 +3,23 @@
 //! type, as a growing API would have. Never in the route table; `bootstrap` links them only
 //! when built with the `synthetic-routes` feature, which only the bench does.
 
-use crate::error::StartupError;
+use crate::error::ApiError;
+use crate::handler::{HandlerResult, Path, PathParam};
 use crate::identity::Caller;
-use crate::init::Init;
 use crate::response::Response;
-use crate::route::{BoxFuture, Build, HandlerResult, JwtHandler, Request, Route};
+use crate::route::Route;
 use crate::routes::ROUTES;
 use lambda_http::http::StatusCode;
+
+/// The `{id}` of every synthetic route.
+pub struct Id(String);
+
+impl PathParam for Id {
+    const NAME: &'static str = "id";
+    fn parse(text: &str) -> Result<Self, ApiError> {
+        Ok(Self(text.to_owned()))
+    }
+}
 
 /// How many synthetic routes there are.
 pub const COUNT: usize = 50;
@@ -26,24 +36,15 @@ macro_rules! synthetic {
                 answers: &[],
                 scopes: &[],
                 params: &[],
-                build: Build::Jwt({
-                    struct H;
-                    impl JwtHandler for H {
-                        fn call<'a>(&'a self, req: Request<'a>, caller: Caller) -> BoxFuture<'a, HandlerResult> {
-                            Box::pin(async move {
-                                let id = req.param("id").unwrap_or_default().to_owned();
-                                Ok(Response::json(
-                                    StatusCode::OK,
-                                    &[("route", $n.to_string()), ("id", id), ("user", caller.user_id)],
-                                ))
-                            })
-                        }
+                endpoint: {
+                    async fn h(_: (), caller: Caller, Path(Id(id)): Path<Id>) -> HandlerResult {
+                        Ok(Response::json(
+                            StatusCode::OK,
+                            &[("route", $n.to_string()), ("id", id), ("user", caller.user_id)],
+                        ))
                     }
-                    fn build(_: &mut Init<'_>) -> Result<Box<dyn JwtHandler>, StartupError> {
-                        Ok(Box::new(H))
-                    }
-                    build
-                }),
+                    crate::endpoint!(h)
+                },
             },
         )*];
     };

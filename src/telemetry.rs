@@ -28,7 +28,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// The level from `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls: the
 /// function's `LoggingConfig.ApplicationLogLevel`), else `RUST_LOG`, else INFO. `RUST_LOG`
 /// may be a directive list; its bare level is used.
-pub fn level_from_env(env: &dyn Fn(&str) -> Option<String>) -> LevelFilter {
+pub fn level_from_env(env: &crate::deploy::Env<'_>) -> LevelFilter {
     let parse = |v: &str| -> Option<LevelFilter> {
         v.split(',')
             .map(str::trim)
@@ -90,7 +90,7 @@ pub const DEFAULT_NAMESPACE: &str = "Firefly";
 /// The metrics namespace from `FIREFLY_METRICS_NAMESPACE` (the template's
 /// `MetricsNamespace`), else [`DEFAULT_NAMESPACE`]. CloudWatch accepts 1 to 255 characters
 /// of letters, digits and `.-_/#:`, not starting with a colon.
-pub fn namespace_from_env(env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn namespace_from_env(env: &crate::deploy::Env<'_>) -> Result<String, String> {
     let Some(ns) = env("FIREFLY_METRICS_NAMESPACE").filter(|v| !v.is_empty()) else {
         return Ok(DEFAULT_NAMESPACE.into());
     };

@@ -25,9 +25,7 @@ impl SecureRandom for ScriptedRandom {
     }
 }
 
-pub fn random(
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Option<Arc<dyn SecureRandom>>, String> {
+pub fn random(env: &crate::deploy::Env<'_>) -> Result<Option<Arc<dyn SecureRandom>>, String> {
     let Some(list) = env("FIREFLY_TEST_KEYS") else {
         return Ok(None);
     };
@@ -39,7 +37,7 @@ pub fn random(
     Ok(Some(Arc::new(ScriptedRandom(Mutex::new(bytes)))))
 }
 
-pub fn clock(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<Arc<dyn Clock>>, String> {
+pub fn clock(env: &crate::deploy::Env<'_>) -> Result<Option<Arc<dyn Clock>>, String> {
     env("FIREFLY_TEST_NOW")
         .map(|v| {
             v.parse::<i64>()

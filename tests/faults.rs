@@ -29,7 +29,10 @@ fn rig_on(db: &Dynalite, extra: &[(&str, &str)]) -> Rig {
     db.create_table(&table);
     let proxy = Proxy::start(db.port);
     let mut env = env_with(extra);
-    env.push(("REGISTRATION_KEYS_TABLE".into(), table.clone()));
+    env.push((
+        "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME".into(),
+        table.clone(),
+    ));
     env.push(("AWS_ENDPOINT_URL_DYNAMODB".into(), proxy.endpoint()));
     Rig {
         f: Function::start(&env),
@@ -47,12 +50,9 @@ fn healthy(r: &mut Rig, user: &str) {
     r.proxy.set(vec![], Fault::Pass);
     let o = r.f.invoke(&event_for(user));
     assert_eq!(status(&o), 201, "{:?}", o.http());
-    let key = o.http().json()["registrationKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = o.http().json()["key"].as_str().unwrap().to_owned();
     let item = Dynalite::shared().get(&r.table, &key).expect("stored");
-    assert_eq!(s(&item, "userId"), user);
+    assert_eq!(s(&item, "generated_by_sub"), user);
 }
 
 #[test]
@@ -78,7 +78,7 @@ fn dynamodb_faults_answer_503_in_time_and_the_process_recovers() {
         let took = started.elapsed();
         let h = o.http();
         assert_eq!(h.status, 503, "{name}: {h:?}");
-        assert_eq!(h.header("content-type"), "application/problem+json");
+        assert_eq!(h.header("content-type"), "application/json");
         for internal in [
             "injected",
             "Exception",
@@ -114,7 +114,7 @@ fn transient_failures_are_retried_and_the_key_is_stored_once() {
     );
     let o = r.f.invoke(&event_for("patient"));
     assert_eq!(status(&o), 201, "{:?}", o.http());
-    assert_eq!(o.http().json()["registrationKey"], "RETRY1");
+    assert_eq!(o.http().json()["key"], "RETRY1");
     assert_eq!(Dynalite::shared().scan(&r.table).len(), 1);
     assert_eq!(r.proxy.injected().len(), 2);
 }
@@ -129,10 +129,10 @@ fn a_lost_answer_gives_the_caller_the_key_that_was_written_and_leaves_no_orphan(
     assert_eq!(status(&o), 201, "{:?}", o.http());
     // The first PutItem was written and its answer lost; the SDK's retry was refused by
     // that very item, which carries this mint's nonce: the key is the caller's.
-    assert_eq!(o.http().json()["registrationKey"], "XRPHN1");
+    assert_eq!(o.http().json()["key"], "XRPHN1");
     let items = db.scan(&r.table);
     assert_eq!(items.len(), 1, "{items:?}");
-    assert_eq!(s(&items[0], "userId"), "cut");
+    assert_eq!(s(&items[0], "generated_by_sub"), "cut");
     assert_eq!(r.proxy.injected(), vec![Fault::CutResponse]);
     let logs = r.f.json_logs();
     assert!(
@@ -161,8 +161,11 @@ fn with_the_blocking_item_in_hand_a_live_key_of_someone_else_is_still_a_collisio
         .as_secs() as i64;
     db.put(&r.table, "TAKEN1", "owner", now, now + 600);
     let o = r.f.invoke(&event_for("second"));
-    assert_eq!(o.http().json()["registrationKey"], "FRESH2");
-    assert_eq!(s(&db.get(&r.table, "TAKEN1").unwrap(), "userId"), "owner");
+    assert_eq!(o.http().json()["key"], "FRESH2");
+    assert_eq!(
+        s(&db.get(&r.table, "TAKEN1").unwrap(), "generated_by_sub"),
+        "owner"
+    );
     assert_eq!(db.scan(&r.table).len(), 2);
 }
 
@@ -184,7 +187,7 @@ fn a_slow_dynamodb_gets_a_503_before_the_invocations_deadline() {
     let took = started.elapsed();
     let h = o.http();
     assert_eq!(h.status, 503, "{h:?}");
-    assert_eq!(h.header("content-type"), "application/problem+json");
+    assert_eq!(h.header("content-type"), "application/json");
     assert_eq!(h.header("retry-after"), "1");
     assert!(took < deadline, "answered after the deadline: {took:?}");
     assert!(
@@ -239,11 +242,8 @@ fn very_large_events_unicode_claims_and_odd_routes() {
     ] {
         let o = r.f.invoke(&event_for(sub));
         assert_eq!(status(&o), 201, "{sub:?}");
-        let key = o.http().json()["registrationKey"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        assert_eq!(s(&db.get(&r.table, &key).unwrap(), "userId"), sub);
+        let key = o.http().json()["key"].as_str().unwrap().to_owned();
+        assert_eq!(s(&db.get(&r.table, &key).unwrap(), "generated_by_sub"), sub);
     }
     let logged: Vec<String> =
         r.f.json_logs()
@@ -271,14 +271,14 @@ fn very_large_events_unicode_claims_and_odd_routes() {
     no_method["requestContext"]["http"]["method"] = "BREW".into();
     let o = r.f.invoke(&no_method);
     assert_eq!(status(&o), 405);
-    assert_eq!(o.http().header("allow"), "POST");
+    assert!(o.http().header("allow").contains("POST"));
 
     let items = db.scan(&r.table);
     assert_eq!(items.len(), 5);
     assert!(
         items
             .iter()
-            .all(|i| n(i, "expiresAt") - n(i, "createdAt") == 1800)
+            .all(|i| n(i, "ttl") - n(i, "generated_at") == 1800)
     );
     assert!(r.f.is_running());
 }
@@ -301,7 +301,7 @@ fn a_certificate_that_does_not_verify_is_a_500_at_once_never_retried_as_transien
     );
     let endpoint = format!("https://127.0.0.1:{}", db.port);
     let env = env_with(&[
-        ("REGISTRATION_KEYS_TABLE", table.as_str()),
+        ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", table.as_str()),
         ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
     ]);
     let mut f = Function::start(&env);

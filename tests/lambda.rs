@@ -24,21 +24,21 @@ fn is_key(k: &str) -> bool {
 fn minted_key(outcome: &Outcome) -> String {
     let r = outcome.http();
     assert_eq!(r.status, 201, "{r:?}");
-    r.json()["registrationKey"].as_str().unwrap().to_owned()
+    r.json()["key"].as_str().unwrap().to_owned()
 }
 
+/// FireFly's error shape, which the console (`body.message`) and the firmware read: the
+/// status, `Content-Type: application/json`, and a body that is exactly `{"message": ...}`.
 fn assert_problem(outcome: &Outcome, status: u16) -> Value {
     let r = outcome.http();
     assert_eq!(r.status, status, "{r:?}");
-    assert_eq!(r.header("content-type"), "application/problem+json");
+    assert_eq!(r.header("content-type"), "application/json");
     let body = r.json();
-    assert_eq!(body["status"], status);
-    for field in ["type", "title", "detail", "requestId"] {
-        assert!(
-            body[field].as_str().is_some_and(|v| !v.is_empty()),
-            "{field} in {body}"
-        );
-    }
+    assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|v| !v.is_empty()),
+        "{body}"
+    );
     body
 }
 
@@ -52,20 +52,24 @@ fn mints_a_key_and_stores_every_attribute_with_its_type() {
     assert_eq!(r.header("content-type"), "application/json");
     assert_eq!(r.header("cache-control"), "no-store");
     let body = r.json();
-    assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
-    let key = body["registrationKey"].as_str().unwrap();
+    // What FireFly's console reads: `data.key`, and nothing else.
+    assert_eq!(body.as_object().unwrap().len(), 1, "{body}");
+    let key = body["key"].as_str().unwrap();
     assert!(is_key(key), "{key}");
-    assert_eq!(body["expiresAt"], "2026-11-26T22:43:11Z");
-    assert_eq!(body["expiresIn"], 1800);
 
+    // FireFly's item, attribute by attribute, with its types, plus our nonce.
     let item = Dynalite::shared().get(&table, key).expect("item stored");
-    assert_eq!(item.len(), 5, "{item:?}");
-    assert_eq!(s(&item, "registrationKey"), key);
-    assert_eq!(s(&item, "userId"), "4f8a2c1e-9b7d-4e3f-a6c5-2d1e0f9a8b7c");
-    assert_eq!(n(&item, "createdAt"), NOW);
-    assert_eq!(n(&item, "expiresAt"), NOW + 1800);
+    assert_eq!(item.len(), 6, "{item:?}");
+    assert_eq!(s(&item, "generated_by_email"), "");
+    assert_eq!(s(&item, "key"), key);
+    assert_eq!(
+        s(&item, "generated_by_sub"),
+        "4f8a2c1e-9b7d-4e3f-a6c5-2d1e0f9a8b7c"
+    );
+    assert_eq!(n(&item, "generated_at"), NOW);
+    assert_eq!(n(&item, "ttl"), NOW + 1800);
     // One random 128-bit nonce per mint, so a retry recognises its own write.
-    let nonce = s(&item, "mintNonce");
+    let nonce = s(&item, "mint_nonce");
     assert_eq!(nonce.len(), 32, "{nonce}");
     assert!(nonce.bytes().all(|b| b.is_ascii_hexdigit()), "{nonce}");
 
@@ -102,10 +106,7 @@ fn ten_thousand_keys_are_distinct_well_formed_stored_and_never_logged() {
     }
     let items = Dynalite::shared().scan(&table);
     assert_eq!(items.len(), 10_000);
-    let stored: HashSet<String> = items
-        .iter()
-        .map(|i| s(i, "registrationKey").to_owned())
-        .collect();
+    let stored: HashSet<String> = items.iter().map(|i| s(i, "key").to_owned()).collect();
     assert_eq!(stored, keys);
     let secrets: Vec<String> = keys.into_iter().collect();
     assert_not_logged(&f, &secrets);
@@ -123,8 +124,8 @@ fn a_collision_with_a_live_key_draws_again_and_leaves_the_live_key_alone() {
     let key = minted_key(&f.invoke(&event()));
     assert_eq!(key, "BBBBBB");
     let live = db.get(&table, "AAAAAA").unwrap();
-    assert_eq!(s(&live, "userId"), "owner");
-    assert_eq!(n(&live, "expiresAt"), NOW + 100);
+    assert_eq!(s(&live, "generated_by_sub"), "owner");
+    assert_eq!(n(&live, "ttl"), NOW + 100);
     let logs = f.json_logs();
     assert!(
         logs.iter()
@@ -147,10 +148,13 @@ fn an_expired_leftover_is_overwritten_and_a_live_key_never_is() {
     db.put(&table, "DDDDDD", "live", NOW - 1800, NOW);
     assert_eq!(minted_key(&f.invoke(&event_for("new"))), "CCCCCC");
     let item = db.get(&table, "CCCCCC").unwrap();
-    assert_eq!(s(&item, "userId"), "new");
-    assert_eq!(n(&item, "expiresAt"), NOW + 1800);
+    assert_eq!(s(&item, "generated_by_sub"), "new");
+    assert_eq!(n(&item, "ttl"), NOW + 1800);
     assert_eq!(minted_key(&f.invoke(&event_for("new"))), "EEEEEE");
-    assert_eq!(s(&db.get(&table, "DDDDDD").unwrap(), "userId"), "live");
+    assert_eq!(
+        s(&db.get(&table, "DDDDDD").unwrap(), "generated_by_sub"),
+        "live"
+    );
 }
 
 #[test]
@@ -170,7 +174,7 @@ fn five_collisions_in_a_row_are_503_and_write_nothing() {
     assert_eq!(db.scan(&table).len(), 5);
     assert!(
         keys.iter()
-            .all(|k| s(&db.get(&table, k).unwrap(), "userId") == "owner")
+            .all(|k| s(&db.get(&table, k).unwrap(), "generated_by_sub") == "owner")
     );
 }
 
@@ -199,10 +203,7 @@ fn no_claims_no_sub_or_blank_sub_is_401_and_nothing_is_stored() {
         let outcome = f.invoke(&e);
         assert_eq!(outcome.http().header("www-authenticate"), "Bearer");
         let body = assert_problem(&outcome, 401);
-        assert_eq!(
-            body["type"],
-            "https://api.firefly.dev/problems/unauthenticated"
-        );
+        assert_eq!(body["message"], "Unauthorized");
     }
     assert!(Dynalite::shared().scan(&table).is_empty());
 }
@@ -216,10 +217,13 @@ fn the_request_body_is_ignored() {
         .into();
     let r = f.invoke(&e).http();
     assert_eq!(r.status, 201);
-    let key = r.json()["registrationKey"].as_str().unwrap().to_owned();
-    assert_eq!(r.json()["expiresIn"], 1800);
+    let key = r.json()["key"].as_str().unwrap().to_owned();
     let item = Dynalite::shared().get(&table, &key).unwrap();
-    assert_eq!(s(&item, "userId"), "4f8a2c1e-9b7d-4e3f-a6c5-2d1e0f9a8b7c");
+    assert_eq!(n(&item, "ttl") - n(&item, "generated_at"), 1800);
+    assert_eq!(
+        s(&item, "generated_by_sub"),
+        "4f8a2c1e-9b7d-4e3f-a6c5-2d1e0f9a8b7c"
+    );
 }
 
 #[test]
@@ -229,17 +233,22 @@ fn unknown_routes_wrong_methods_and_default_events() {
     unknown["routeKey"] = "GET /devices".into();
     assert_problem(&f.invoke(&unknown), 404);
 
+    // A method no route of the table has on this path.
     let mut wrong_method = event();
-    wrong_method["routeKey"] = "GET /registration-keys".into();
+    wrong_method["routeKey"] = "PATCH /registration-keys".into();
     let outcome = f.invoke(&wrong_method);
     assert_problem(&outcome, 405);
-    assert_eq!(outcome.http().header("allow"), "POST");
+    assert!(outcome.http().header("allow").contains("POST"));
+    // Another function's route: 404, as if the route did not exist here.
+    let mut others = event();
+    others["routeKey"] = "GET /registration-keys".into();
+    assert_problem(&f.invoke(&others), 404);
 
     // $default: matched by method and path.
     assert_problem(&f.invoke(&default_event("GET", "/nope")), 404);
-    let outcome = f.invoke(&default_event("GET", "/registration-keys"));
+    let outcome = f.invoke(&default_event("PATCH", "/registration-keys"));
     assert_problem(&outcome, 405);
-    assert_eq!(outcome.http().header("allow"), "POST");
+    assert!(outcome.http().header("allow").contains("POST"));
     let key = minted_key(&f.invoke(&default_event("POST", "/registration-keys")));
     // A function URL or catch-all route has no authorizer: never a key for nobody.
     let mut anonymous = default_event("POST", "/registration-keys");
@@ -280,8 +289,10 @@ fn a_malformed_event_is_an_invocation_error_and_the_process_lives_on() {
 
 #[test]
 fn a_missing_table_is_500_with_a_log_line_that_says_what_to_deploy() {
-    let (mut f, _table) =
-        function_with_table(&[("REGISTRATION_KEYS_TABLE", "firefly-registration-keys")]);
+    let (mut f, _table) = function_with_table(&[(
+        "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME",
+        "firefly-registration-keys",
+    )]);
     let outcome = f.invoke(&event());
     let body = assert_problem(&outcome, 500);
     assert!(
@@ -312,7 +323,7 @@ fn dynamodb_stopped_is_503_and_the_same_process_recovers() {
     let table = unique_table("stop");
     db.create_table(&table);
     let mut f = Function::start(&env_with(&[
-        ("REGISTRATION_KEYS_TABLE", table.as_str()),
+        ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", table.as_str()),
         ("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint().as_str()),
     ]));
     minted_key(&f.invoke(&event()));
@@ -348,16 +359,7 @@ fn config_can_switch_the_route_off_and_change_the_ttl() {
     let (mut f, table) = function_with_table(&stub.env());
     let outcome = f.invoke(&event());
     let body = assert_problem(&outcome, 503);
-    assert_eq!(
-        body["type"],
-        "https://api.firefly.dev/problems/temporarily-disabled"
-    );
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap()
-            .contains("temporarily disabled")
-    );
+    assert_eq!(body["message"], "Service temporarily disabled");
     assert!(Dynalite::shared().scan(&table).is_empty());
 
     stub.set(Mode::Serve(
@@ -365,11 +367,10 @@ fn config_can_switch_the_route_off_and_change_the_ttl() {
     ));
     let r = f.invoke(&event()).http();
     assert_eq!(r.status, 201);
-    assert_eq!(r.json()["expiresIn"], 600);
     let item = Dynalite::shared()
-        .get(&table, r.json()["registrationKey"].as_str().unwrap())
+        .get(&table, r.json()["key"].as_str().unwrap())
         .unwrap();
-    assert_eq!(n(&item, "expiresAt") - n(&item, "createdAt"), 600);
+    assert_eq!(n(&item, "ttl") - n(&item, "generated_at"), 600);
 }
 
 #[test]
@@ -377,8 +378,13 @@ fn bad_or_unreachable_config_keeps_the_last_good_settings() {
     let stub = AppConfigStub::start(Mode::Serve(
         r#"{"registrationKeys":{"ttlSeconds":600}}"#.into(),
     ));
-    let (mut f, _table) = function_with_table(&stub.env());
-    let expires_in = |f: &mut Function| f.invoke(&event()).http().json()["expiresIn"].clone();
+    let (mut f, table) = function_with_table(&stub.env());
+    // A key's lifetime, read off its stored item.
+    let expires_in = |f: &mut Function| {
+        let key = minted_key(&f.invoke(&event()));
+        let item = Dynalite::shared().get(&table, &key).unwrap();
+        n(&item, "ttl") - n(&item, "generated_at")
+    };
     assert_eq!(expires_in(&mut f), 600);
     for mode in [
         Mode::Serve("not json".into()),
@@ -419,10 +425,10 @@ fn config_extension_down_from_the_start_uses_the_defaults() {
     drop(closed);
     env.retain(|(k, _)| *k != "AWS_APPCONFIG_EXTENSION_HTTP_PORT");
     env.push(("AWS_APPCONFIG_EXTENSION_HTTP_PORT", closed_port));
-    let (mut f, _table) = function_with_table(&env);
-    let r = f.invoke(&event()).http();
-    assert_eq!(r.status, 201);
-    assert_eq!(r.json()["expiresIn"], 1800);
+    let (mut f, table) = function_with_table(&env);
+    let key = minted_key(&f.invoke(&event()));
+    let item = Dynalite::shared().get(&table, &key).unwrap();
+    assert_eq!(n(&item, "ttl") - n(&item, "generated_at"), 1800);
     assert!(f.json_logs().iter().any(|l| {
         l["level"] == "WARN"
             && l["error"]
@@ -437,18 +443,18 @@ fn start_up_errors_exit_with_a_line_that_names_the_problem() {
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (
             vec![],
-            "route POST /registration-keys: needs REGISTRATION_KEYS_TABLE, which is not set",
+            "route POST /registration-keys: needs DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, which is not set",
         ),
         (
             vec![
-                ("REGISTRATION_KEYS_TABLE", "t"),
+                ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", "t"),
                 ("FIREFLY_APPCONFIG_APPLICATION", "a"),
             ],
             "FIREFLY_APPCONFIG_ENVIRONMENT",
         ),
         (
             vec![
-                ("REGISTRATION_KEYS_TABLE", "t"),
+                ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", "t"),
                 ("AWS_LAMBDA_FUNCTION_NAME", "firefly-func-other"),
             ],
             "serves no route",
@@ -463,20 +469,23 @@ fn start_up_errors_exit_with_a_line_that_names_the_problem() {
         ),
         (
             vec![
-                ("REGISTRATION_KEYS_TABLE", "t"),
+                ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", "t"),
                 ("AWS_ENDPOINT_URL_DYNAMODB", "http://10.1.2.3:8000"),
             ],
             "set FIREFLY_ALLOW_PLAINTEXT_ENDPOINT=true if a plaintext server there is intended",
         ),
         (
             vec![
-                ("REGISTRATION_KEYS_TABLE", "t"),
+                ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", "t"),
                 ("AWS_USE_FIPS_ENDPOINT", "yes"),
             ],
             "route POST /registration-keys: AWS_USE_FIPS_ENDPOINT=",
         ),
         (
-            vec![("REGISTRATION_KEYS_TABLE", "t"), ("AWS_REGION", "")],
+            vec![
+                ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", "t"),
+                ("AWS_REGION", ""),
+            ],
             "AWS_REGION",
         ),
     ];

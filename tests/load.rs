@@ -34,7 +34,7 @@ fn keys_from_four_processes_through_cut_answers_none_lost_duplicated_or_orphaned
     proxy.set(vec![], Fault::Pass);
     proxy.cut_every(CUT_EVERY);
     let env = env_with(&[
-        ("REGISTRATION_KEYS_TABLE", table.as_str()),
+        ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", table.as_str()),
         ("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint().as_str()),
         ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
     ]);
@@ -53,10 +53,7 @@ fn keys_from_four_processes_through_cut_answers_none_lost_duplicated_or_orphaned
                         let user = format!("load-{p}-{i}");
                         let r = f.invoke(&event_for(&user)).http();
                         if r.status == 201 {
-                            minted.push((
-                                user,
-                                r.json()["registrationKey"].as_str().unwrap().to_owned(),
-                            ));
+                            minted.push((user, r.json()["key"].as_str().unwrap().to_owned()));
                         } else {
                             refused += 1;
                         }
@@ -78,13 +75,13 @@ fn keys_from_four_processes_through_cut_answers_none_lost_duplicated_or_orphaned
 
     let items = db.scan(&table);
     let by_key: HashMap<&str, &HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> =
-        items.iter().map(|i| (s(i, "registrationKey"), i)).collect();
+        items.iter().map(|i| (s(i, "key"), i)).collect();
     for (user, key) in &minted {
         let item = by_key
             .get(key.as_str())
             .unwrap_or_else(|| panic!("no item for a 201"));
-        assert_eq!(s(item, "userId"), user);
-        assert_eq!(n(item, "expiresAt") - n(item, "createdAt"), 1800);
+        assert_eq!(s(item, "generated_by_sub"), user);
+        assert_eq!(n(item, "ttl") - n(item, "generated_at"), 1800);
     }
     let cuts = proxy.injected().len();
     assert!(
@@ -93,7 +90,7 @@ fn keys_from_four_processes_through_cut_answers_none_lost_duplicated_or_orphaned
     );
     let orphans: Vec<_> = items
         .iter()
-        .filter(|i| !keys.contains(s(i, "registrationKey")))
+        .filter(|i| !keys.contains(s(i, "key")))
         .collect();
     assert!(orphans.is_empty(), "{} orphans", orphans.len());
     assert_eq!(items.len(), total);

@@ -184,10 +184,7 @@ fn mint_and_revoke_over_http_with_a_token_from_firefly_local_token() {
     assert_eq!(minted.header("content-type"), Some("application/json"));
     assert_eq!(minted.header("cache-control"), Some("no-store"));
     assert!(minted.header("apigw-requestid").is_some());
-    let key = minted.json()["registrationKey"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let key = minted.json()["key"].as_str().unwrap().to_owned();
 
     // Another user cannot revoke it; its owner can, once, case-insensitively.
     let bob = api.token("bob");
@@ -197,10 +194,7 @@ fn mint_and_revoke_over_http_with_a_token_from_firefly_local_token() {
     assert_eq!(revoked.status, 204, "{revoked:?}");
     let again = api.request("DELETE", &path, Some(&token), b"");
     assert_eq!(again.status, 404);
-    assert_eq!(
-        again.header("content-type"),
-        Some("application/problem+json")
-    );
+    assert_eq!(again.header("content-type"), Some("application/json"));
 
     // One JSON line per request, like the Lambda's, with the function that served it.
     // Four requests: two completed (201, 204), two refused (404s).
@@ -305,7 +299,7 @@ fn api_gateways_own_404_and_the_openapi_document() {
     let api = Local::start(&dir, &[], &[]);
     for (method, path) in [
         ("GET", "/nowhere"),
-        ("GET", "/registration-keys"),
+        ("PATCH", "/registration-keys"),
         ("POST", "/registration-keys/extra/segments"),
         ("DELETE", "/registration-keys/"),
     ] {
@@ -339,7 +333,14 @@ fn settings_come_from_a_local_file_that_is_re_read_when_it_changes() {
     .unwrap();
     let on = api.request("POST", "/registration-keys", Some(&token), b"");
     assert_eq!(on.status, 201);
-    assert_eq!(on.json()["expiresIn"], 120);
+    let listed = api.request("GET", "/registration-keys", Some(&token), b"");
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let keys = &listed.json()["registration_keys"];
+    assert_eq!(keys[0]["key"], on.json()["key"]);
+    assert_eq!(
+        keys[0]["expires_at"].as_i64().unwrap() - keys[0]["generated_at"].as_i64().unwrap(),
+        120
+    );
 }
 
 #[test]
@@ -370,7 +371,7 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
             "dynamodb",
         ],
         &[
-            ("REGISTRATION_KEYS_TABLE", table.as_str()),
+            ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", table.as_str()),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
             ("AWS_REGION", "eu-west-1"),
             ("AWS_ACCESS_KEY_ID", "test"),
@@ -386,8 +387,11 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
         .unwrap();
     let a = api.request("POST", "/registration-keys", Some(&token), b"");
     assert_eq!(a.status, 201, "{a:?}");
-    let minted = a.json()["registrationKey"].as_str().unwrap().to_owned();
-    assert_eq!(s(&db.get(&table, &minted).unwrap(), "userId"), "erin");
+    let minted = a.json()["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s(&db.get(&table, &minted).unwrap(), "generated_by_sub"),
+        "erin"
+    );
     // The development key is not trusted when a real issuer is configured.
     let dev = api.token("erin");
     assert_eq!(

@@ -28,7 +28,7 @@ fn rig(extra: &[(&str, &str)]) -> Rig {
     let endpoint = proxy.endpoint();
     let now = NOW.to_string();
     let mut env: Vec<(&str, &str)> = vec![
-        ("REGISTRATION_KEYS_TABLE", table.as_str()),
+        ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", table.as_str()),
         ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
         ("FIREFLY_TEST_NOW", now.as_str()),
     ];

@@ -18,8 +18,11 @@ fn both_functions_from_one_binary_mint_and_revoke() {
 
     let r = post.invoke(&event_for("smoke-user")).http();
     assert_eq!(r.status, 201, "{r:?}");
-    let key = r.json()["registrationKey"].as_str().unwrap().to_owned();
-    assert_eq!(s(&db.get(&table, &key).unwrap(), "userId"), "smoke-user");
+    let key = r.json()["key"].as_str().unwrap().to_owned();
+    assert_eq!(
+        s(&db.get(&table, &key).unwrap(), "generated_by_sub"),
+        "smoke-user"
+    );
 
     // Each refuses the other's route.
     assert_eq!(

@@ -1,7 +1,7 @@
 // Starts dynalite (an in-memory DynamoDB-API server) on 127.0.0.1 for tests and benches.
 // Usage: node dynalite-server.js [PORT] [--tls KEY.pem CERT.pem] [--table NAME]
 //   PORT 0 or absent: any free port. --tls: serve HTTPS with that key and certificate.
-//   --table: create a registration-keys table (partition key registrationKey, S) first.
+//   --table: create a registration-keys table as FireFly's stack makes it (hash key `key`, S) first.
 // Prints "listening PORT" once ready (and the table exists). Exits when its standard input
 // closes, so a test process that dies, however it dies, never leaves a server behind.
 'use strict'
@@ -30,8 +30,8 @@ const server = dynalite(options)
 function createTable (port, done) {
   const body = JSON.stringify({
     TableName: table,
-    AttributeDefinitions: [{ AttributeName: 'registrationKey', AttributeType: 'S' }],
-    KeySchema: [{ AttributeName: 'registrationKey', KeyType: 'HASH' }],
+    AttributeDefinitions: [{ AttributeName: 'key', AttributeType: 'S' }],
+    KeySchema: [{ AttributeName: 'key', KeyType: 'HASH' }],
     BillingMode: 'PAY_PER_REQUEST'
   })
   const client = tls ? require('https') : require('http')

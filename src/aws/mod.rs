@@ -34,7 +34,7 @@ const MAX_ATTEMPTS: u32 = 3;
 /// This deliberately avoids `aws_config::load_from_env()`: Lambda always provides
 /// credentials in the environment, and the full default chain (profiles, SSO, IMDS, STS)
 /// costs binary size and start-up work for providers that can never apply here.
-pub fn dynamodb_client(env: &dyn Fn(&str) -> Option<String>) -> Result<Client, String> {
+pub fn dynamodb_client(env: &crate::deploy::Env<'_>) -> Result<Client, String> {
     let region = env("AWS_REGION")
         .or_else(|| env("AWS_DEFAULT_REGION"))
         .filter(|r| !r.is_empty())
@@ -102,7 +102,7 @@ pub const ALLOW_PLAINTEXT: &str = "FIREFLY_ALLOW_PLAINTEXT_ENDPOINT";
 /// DynamoDB-API server). Plaintext elsewhere (DynamoDB Local on a container network, say)
 /// needs `FIREFLY_ALLOW_PLAINTEXT_ENDPOINT=true`: keys must not cross a network in clear
 /// because of a typo in a URL.
-pub fn check_endpoint(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<(), String> {
+pub fn check_endpoint(url: &str, env: &crate::deploy::Env<'_>) -> Result<(), String> {
     if url.starts_with("https://") {
         return Ok(());
     }
@@ -130,7 +130,7 @@ pub fn check_endpoint(url: &str, env: &dyn Fn(&str) -> Option<String>) -> Result
 
 /// A boolean variable: `true`/`false` (any case), unset or empty for "not set"; anything
 /// else is a start-up error rather than a guess.
-fn flag(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Result<Option<bool>, String> {
+fn flag(env: &crate::deploy::Env<'_>, name: &str) -> Result<Option<bool>, String> {
     match env(name).as_deref().map(str::trim) {
         None | Some("") => Ok(None),
         Some(v) if v.eq_ignore_ascii_case("true") => Ok(Some(true)),
@@ -153,7 +153,7 @@ const AWS_ROOTS: [&str; 5] = [
 
 /// The AWS roots, plus the PEM certificates in `FIREFLY_EXTRA_CA_FILE` when set (a local
 /// DynamoDB-API server behind TLS, a corporate proxy). A bad file is a start-up error.
-pub fn trust_store(env: &dyn Fn(&str) -> Option<String>) -> Result<rustls::RootCertStore, String> {
+pub fn trust_store(env: &crate::deploy::Env<'_>) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
     for pem in AWS_ROOTS {
         add_pem_certificates(&mut roots, pem.as_bytes())?;

@@ -6,7 +6,8 @@
 //! firefly-local token --sub USER [--scope "a b"] [--ttl SECONDS] [--key-file FILE]
 //! ```
 
-use firefly_api::app::{App, Parts};
+use firefly_api::app::App;
+use firefly_api::init::Parts;
 use firefly_api::local_api::Server;
 use firefly_api::local_api::jwt::{self, Authorizer, DevKey};
 use firefly_api::routes::ROUTES;
@@ -215,7 +216,7 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
 async fn authorizer(
     flags: &HashMap<String, String>,
     key_file: &std::path::Path,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &firefly_api::deploy::Env<'_>,
 ) -> Result<Authorizer, String> {
     match (flags.get("issuer"), flags.get("audience")) {
         (None, None) => {

@@ -381,22 +381,47 @@ mod tests {
 
     #[test]
     fn functions_group_routes_and_merge_their_grants() {
-        let fs = functions(crate::routes::ROUTES);
+        // A table of its own: two routes of one function, with different actions on the
+        // same table, and a function that uses nothing.
+        use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
+        use crate::registration_keys::TABLE;
+        static TABLE_OF_TWO: [Route; 3] = [
+            Route {
+                uses: &[Use {
+                    resource: &TABLE,
+                    actions: &["dynamodb:GetItem"],
+                }],
+                ..Route::unbuilt("GET /things/{id}", "firefly-func-api-things")
+            },
+            Route {
+                uses: &[
+                    Use {
+                        resource: &TABLE,
+                        actions: &["dynamodb:PutItem", "dynamodb:GetItem"],
+                    },
+                    Use {
+                        resource: &APPCONFIG,
+                        actions: APPCONFIG_ACTIONS,
+                    },
+                ],
+                ..Route::unbuilt("POST /things", "firefly-func-api-things")
+            },
+            Route::unbuilt("GET /ping", "firefly-func-api-ping-get"),
+        ];
+        let fs = functions(&TABLE_OF_TWO);
         let names: Vec<&str> = fs.iter().map(|f| f.name).collect();
         assert_eq!(
             names,
-            [
-                "firefly-func-api-registration-keys-delete",
-                "firefly-func-api-registration-keys-post"
-            ]
+            ["firefly-func-api-ping-get", "firefly-func-api-things"]
         );
-        let delete = &fs[0];
-        assert_eq!(delete.logical(), "RegistrationKeysDelete");
-        let grants: Vec<Vec<&str>> = delete.grants().into_iter().map(|(_, a)| a).collect();
+        assert!(fs[0].grants().is_empty());
+        let things = &fs[1];
+        assert_eq!(things.logical(), "Things");
+        let grants: Vec<Vec<&str>> = things.grants().into_iter().map(|(_, a)| a).collect();
         assert_eq!(
             grants,
             [
-                vec!["dynamodb:DeleteItem"],
+                vec!["dynamodb:GetItem", "dynamodb:PutItem"],
                 vec![
                     "appconfig:StartConfigurationSession",
                     "appconfig:GetLatestConfiguration"
@@ -404,11 +429,20 @@ mod tests {
             ]
         );
         assert_eq!(
-            delete.table_stacks(),
+            things.table_stacks(),
             [(
                 "firefly-dynamodb-registration-keys",
                 "dynamodb-registration-keys"
             )]
         );
+    }
+
+    #[test]
+    fn every_function_of_the_table_is_generated() {
+        let fs = functions(crate::routes::ROUTES);
+        let mut expected: Vec<&str> = crate::routes::ROUTES.iter().map(|r| r.function).collect();
+        expected.sort_unstable();
+        expected.dedup();
+        assert_eq!(fs.iter().map(|f| f.name).collect::<Vec<_>>(), expected);
     }
 }

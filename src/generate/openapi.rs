@@ -2,13 +2,13 @@
 //! `firefly-local serve` serves the same document at `/openapi.json`.
 
 use super::HEADER;
-use crate::error::PROBLEM_BASE;
-use crate::route::{Auth, Route};
+use crate::handler::Auth;
+use crate::route::Route;
 use serde_json::{Map, Value, json};
 
 /// Statuses every JWT route can answer besides its own: the authorizer's 401 (and the
 /// function's, without a usable `sub`).
-const UNAUTHORIZED: &str = "No valid bearer token (API Gateway's authorizer answers `{\"message\":\"Unauthorized\"}`), or a token without a usable `sub` (problem+json)";
+const UNAUTHORIZED: &str = "No valid bearer token (API Gateway's authorizer answers `{\"message\":\"Unauthorized\"}`), or a token without a usable `sub`";
 
 pub fn document(routes: &[Route]) -> Value {
     let mut paths: Map<String, Value> = Map::new();
@@ -44,7 +44,7 @@ pub fn document(routes: &[Route]) -> Value {
         "info": {
             "title": "Firefly API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": format!("{HEADER}\n\nEvery route of every Firefly function, served by one Lambda binary behind API Gateway (HTTP API). Errors are RFC 9457 problem details; their `type` URIs live under {PROBLEM_BASE}."),
+            "description": format!("{HEADER}\n\nEvery route of every Firefly function, served by one Lambda binary behind API Gateway (HTTP API). Every answer is `application/json`; errors are FireFly-Cloud's `{{\"message\": \"...\"}}` (MessageResponse)."),
         },
         "servers": [{"url": "http://127.0.0.1:3000", "description": "firefly-local serve"}],
         "paths": paths,
@@ -56,16 +56,12 @@ pub fn document(routes: &[Route]) -> Value {
                 },
             },
             "schemas": {
-                "Problem": {
+                "MessageResponse": {
                     "type": "object",
-                    "required": ["type", "title", "status", "detail", "requestId"],
-                    "properties": {
-                        "type": {"type": "string", "format": "uri", "pattern": format!("^{}", PROBLEM_BASE.replace('.', "\\."))},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer", "minimum": 400, "maximum": 599},
-                        "detail": {"type": "string"},
-                        "requestId": {"type": "string", "description": "Quote it when reporting a problem"},
-                    },
+                    "required": ["message"],
+                    "additionalProperties": false,
+                    "properties": {"message": {"type": "string"}},
+                    "description": "An error, as every FireFly function and API Gateway itself answer it",
                 },
                 "GatewayMessage": {
                     "type": "object",
@@ -78,10 +74,10 @@ pub fn document(routes: &[Route]) -> Value {
     })
 }
 
-fn problem(description: &str) -> Value {
+fn message(description: &str) -> Value {
     json!({
         "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MessageResponse"}}},
     })
 }
 
@@ -89,7 +85,7 @@ fn operation(route: &Route) -> Value {
     let mut responses = Map::new();
     for answer in route.answers {
         let response = if answer.status >= 400 {
-            problem(answer.description)
+            message(answer.description)
         } else {
             let mut r = json!({"description": answer.description});
             if let Some(schema) = answer.schema {
@@ -116,8 +112,7 @@ fn operation(route: &Route) -> Value {
                 "description": UNAUTHORIZED,
                 "headers": {"WWW-Authenticate": {"schema": {"type": "string", "pattern": "^Bearer"}}},
                 "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/GatewayMessage"}},
-                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}},
+                    "application/json": {"schema": {"$ref": "#/components/schemas/MessageResponse"}},
                 },
             }),
         );

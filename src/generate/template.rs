@@ -6,7 +6,8 @@
 //! means one `sam build`, one artifact: every function ships the same `bootstrap`.
 
 use super::{Function, HEADER, iam_resource, pascal};
-use crate::route::{Auth, Resource};
+use crate::deploy::Resource;
+use crate::handler::Auth;
 use std::fmt::Write;
 
 /// Settings every function shares (README, Cold start: the measurements behind them).

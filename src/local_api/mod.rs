@@ -7,8 +7,9 @@ pub mod event;
 pub mod jwt;
 
 use crate::app::{App, Invocation};
+use crate::handler::Auth;
 use crate::random::{SecureRandom, SystemRandom};
-use crate::route::{Auth, Route};
+use crate::route::Route;
 use base64::Engine;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -242,7 +243,7 @@ fn ids() -> (String, String, String) {
 /// roots (and `FIREFLY_EXTRA_CA_FILE`), or plain HTTP to a loopback host.
 pub async fn fetch_jwks(
     url: &str,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: &crate::deploy::Env<'_>,
 ) -> Result<jsonwebtoken::jwk::JwkSet, String> {
     crate::aws::check_endpoint(url, env).map_err(|e| format!("JWKS {e}"))?;
     let tls = crate::aws::tls_config(crate::aws::trust_store(env)?)?;

@@ -5,21 +5,17 @@
 //! A key that does not exist, has expired or is someone else's gets the same 404: the
 //! answer tells a caller nothing about other users' keys.
 
+use super::Keys;
 use super::key::RegistrationKey;
-use super::settings::RegistrationKeySettings;
-use super::store::{KeyStore, Revoked};
-use crate::clock::Clock;
-use crate::config::{APPCONFIG, APPCONFIG_ACTIONS, Settings};
-use crate::error::{ApiError, StartupError};
+use super::store::Revoked;
+use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
+use crate::error::ApiError;
+use crate::handler::{Deadline, HandlerResult, Path, PathParam};
 use crate::identity::Caller;
-use crate::init::Init;
 use crate::response::Response;
-use crate::route::{
-    Answer, BoxFuture, Build, HandlerResult, JwtHandler, Param, Request, Route, Use,
-};
+use crate::route::{Answer, Param, Route};
 use crate::telemetry::{self, Unit};
 use lambda_http::http::StatusCode;
-use std::sync::Arc;
 
 pub const ROUTE: Route = Route {
     key: "DELETE /registration-keys/{registrationKey}",
@@ -47,64 +43,52 @@ pub const ROUTE: Route = Route {
     ],
     scopes: &[],
     params: &[Param {
-        name: PARAM,
+        name: KeyParam::NAME,
         description: "The key to revoke, in any case (`7kq2mx` is `7KQ2MX`)",
         schema: r#"{"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{6}$"}"#,
     }],
-    build: Build::Jwt(build),
+    endpoint: crate::endpoint!(revoke, Keys::build),
 };
 
-/// The path parameter's name, as in the route key.
-const PARAM: &str = "registrationKey";
+/// The key in the path. Users type keys off a screen: lower case is accepted, nothing else
+/// non-canonical; the value is never echoed.
+pub struct KeyParam(RegistrationKey);
 
-fn build(init: &mut Init<'_>) -> Result<Box<dyn JwtHandler>, StartupError> {
-    Ok(Box::new(Revoke {
-        store: super::store(init)?,
-        settings: init.settings()?,
-        clock: init.clock(),
-    }))
-}
+impl PathParam for KeyParam {
+    const NAME: &'static str = "registrationKey";
 
-pub struct Revoke {
-    pub store: Arc<dyn KeyStore>,
-    pub settings: Arc<Settings<RegistrationKeySettings>>,
-    pub clock: Arc<dyn Clock>,
-}
-
-impl JwtHandler for Revoke {
-    fn call<'a>(&'a self, req: Request<'a>, caller: Caller) -> BoxFuture<'a, HandlerResult> {
-        Box::pin(self.revoke(req, caller))
+    fn parse(text: &str) -> Result<Self, ApiError> {
+        RegistrationKey::parse(&text.to_ascii_uppercase())
+            .map(KeyParam)
+            .ok_or(ApiError::BadRequest {
+                message: "registration key must be 6 characters of 0-9 and A-Z without I, L, O and U",
+            })
     }
 }
 
-impl Revoke {
-    async fn revoke(&self, req: Request<'_>, caller: Caller) -> HandlerResult {
-        // Users type keys off a screen: accept lower case, nothing else non-canonical.
-        let key = req
-            .param(PARAM)
-            .map(str::to_ascii_uppercase)
-            .and_then(|k| RegistrationKey::parse(&k))
-            .ok_or(ApiError::BadRequest {
-                detail: "The registration key in the path must be 6 characters of 0-9 and A-Z without I, L, O and U.",
-            })?;
-        // The same switch as minting: with the feature off, neither half of it runs.
-        if !self.settings.current().await.enabled {
-            return Err(ApiError::Disabled);
+/// The handler: one conditional delete of the caller's live key.
+pub async fn revoke(
+    keys: Keys,
+    deadline: Deadline,
+    caller: Caller,
+    Path(KeyParam(key)): Path<KeyParam>,
+) -> HandlerResult {
+    // The same switch as minting: with the feature off, neither half of it runs.
+    if !keys.settings.current().await.enabled {
+        return Err(ApiError::Disabled);
+    }
+    let now = keys.clock.now_epoch_seconds();
+    let revoked = deadline
+        .run(keys.store.revoke(key.expose(), &caller.user_id, now))
+        .await??;
+    match revoked {
+        Revoked::Deleted => {
+            telemetry::metric("KeysRevoked", Unit::Count, 1.0);
+            Ok(Response::empty(StatusCode::NO_CONTENT))
         }
-        let now = self.clock.now_epoch_seconds();
-        tracing::debug!("deleting the key if it is the caller's and live");
-        match req
-            .before_deadline(self.store.revoke(key.expose(), &caller.user_id, now))
-            .await??
-        {
-            Revoked::Deleted => {
-                telemetry::metric("KeysRevoked", Unit::Count, 1.0);
-                Ok(Response::empty(StatusCode::NO_CONTENT))
-            }
-            Revoked::NotLive => Err(ApiError::ResourceNotFound {
-                detail: "You have no live registration key with this value.",
-            }),
-        }
+        Revoked::NotLive => Err(ApiError::ResourceNotFound {
+            message: "Registration key not found",
+        }),
     }
 }
 
@@ -112,7 +96,11 @@ impl Revoke {
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use crate::registration_keys::store::{MemoryKeyStore, NewKey};
+    use crate::config::Settings;
+    use crate::random::SystemRandom;
+    use crate::registration_keys::settings::RegistrationKeySettings;
+    use crate::registration_keys::store::{KeyStore, MemoryKeyStore, NewKey};
+    use std::sync::Arc;
 
     const NOW: i64 = 1_795_731_191;
 
@@ -123,6 +111,7 @@ mod tests {
                 .insert_unless_live(NewKey {
                     key,
                     user_id: user,
+                    email: "",
                     nonce: "n",
                     created_at: NOW - 100,
                     expires_at,
@@ -134,29 +123,20 @@ mod tests {
     }
 
     async fn call(store: &Arc<MemoryKeyStore>, user: &str, key: &str, on: bool) -> HandlerResult {
-        let revoke = Revoke {
+        let keys = Keys {
             store: Arc::clone(store) as Arc<dyn KeyStore>,
             settings: Arc::new(Settings::fixed(RegistrationKeySettings {
                 enabled: on,
                 ..Default::default()
             })),
             clock: Arc::new(FixedClock(NOW)),
+            random: Arc::new(SystemRandom),
         };
-        let event = Default::default();
-        let req = Request {
-            request_id: "r",
-            params: vec![(PARAM.into(), key.into())],
-            event: &event,
-            deadline: None,
+        let caller = Caller {
+            user_id: user.into(),
+            email: String::new(),
         };
-        revoke
-            .call(
-                req,
-                Caller {
-                    user_id: user.into(),
-                },
-            )
-            .await
+        revoke(keys, Deadline(None), caller, Path(KeyParam::parse(key)?)).await
     }
 
     #[tokio::test]
@@ -164,6 +144,7 @@ mod tests {
         let store = seeded().await;
         let r = call(&store, "u1", "7kq2Mx", true).await.unwrap();
         assert_eq!(r.status, StatusCode::NO_CONTENT);
+        assert_eq!(r.headers["content-type"], "application/json");
         assert_eq!(r.headers["cache-control"], "no-store");
         assert!(r.body.is_empty());
         assert!(store.get("7KQ2MX").is_none());
@@ -178,7 +159,7 @@ mod tests {
         for (user, key) in [("u2", "7KQ2MX"), ("u1", "AAAAAA"), ("u1", "ZZZZZZ")] {
             let e = call(&store, user, key, true).await.unwrap_err();
             assert_eq!(e.status(), StatusCode::NOT_FOUND, "{user} {key}");
-            bodies.push(e.into_response("r").body);
+            bodies.push(e.into_response().body);
         }
         assert!(bodies.iter().all(|b| *b == bodies[0]), "{bodies:?}");
         assert_eq!(store.len(), 2, "nothing was deleted");
@@ -199,7 +180,7 @@ mod tests {
         ] {
             let e = call(&store, "u1", bad, true).await.unwrap_err();
             assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{bad:?}");
-            let body = e.into_response("r").body;
+            let body = e.into_response().body;
             assert!(bad.is_empty() || !body.contains(bad), "{body}");
         }
         assert_eq!(store.len(), 2);

@@ -1,24 +1,22 @@
 //! `POST /registration-keys`: mint a one-time device registration key for the caller.
 //!
-//! The key is stored with the caller's user id and an expiry; the device-side redeem flow
-//! (not in this function) looks it up, checks `expiresAt` and deletes it. The request body
+//! The key is stored as FireFly's function stores it (`key`, `ttl`, `generated_at`,
+//! `generated_by_sub`, `generated_by_email`), but never over a live key: FireFly's
+//! unconditional write could hand another user's live key to a new owner. The request body
 //! is ignored: there is nothing for the caller to choose.
 
+use super::Keys;
 use super::key::RegistrationKey;
-use super::settings::RegistrationKeySettings;
-use super::store::{Inserted, KeyStore, NewKey};
-use crate::clock::{Clock, rfc3339};
-use crate::config::{APPCONFIG, APPCONFIG_ACTIONS, Settings};
-use crate::error::{ApiError, StartupError};
+use super::store::{Inserted, NewKey};
+use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
+use crate::error::ApiError;
+use crate::handler::{Deadline, HandlerResult};
 use crate::identity::Caller;
-use crate::init::Init;
-use crate::random::SecureRandom;
 use crate::response::Response;
-use crate::route::{Answer, BoxFuture, Build, HandlerResult, JwtHandler, Request, Route, Use};
+use crate::route::{Answer, Route};
 use crate::telemetry::{self, Unit};
 use lambda_http::http::StatusCode;
 use serde::Serialize;
-use std::sync::Arc;
 
 pub const ROUTE: Route = Route {
     key: "POST /registration-keys",
@@ -37,11 +35,9 @@ pub const ROUTE: Route = Route {
     answers: &[
         Answer {
             status: 201,
-            description: "The key, its expiry time and its lifetime in seconds",
+            description: "The key (single use, valid for 30 minutes)",
             schema: Some(MINTED_SCHEMA),
-            example: Some(
-                r#"{"registrationKey":"7KQ2MX","expiresAt":"2026-11-26T22:43:11Z","expiresIn":1800}"#,
-            ),
+            example: Some(r#"{"key":"7KQ2MX"}"#),
         },
         super::UNEXPECTED,
         Answer::new(
@@ -51,18 +47,16 @@ pub const ROUTE: Route = Route {
     ],
     scopes: &[],
     params: &[],
-    build: Build::Jwt(build),
+    endpoint: crate::endpoint!(mint, Keys::build),
 };
 
-/// The 201 body.
+/// The 201 body, as FireFly's console reads it (`data.key`).
 const MINTED_SCHEMA: &str = r#"{
   "type": "object",
-  "required": ["registrationKey", "expiresAt", "expiresIn"],
+  "required": ["key"],
   "additionalProperties": false,
   "properties": {
-    "registrationKey": {"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Z]{6}$", "description": "6 symbols of Crockford's base 32; single use"},
-    "expiresAt": {"type": "string", "format": "date-time", "description": "When the key stops working (UTC)"},
-    "expiresIn": {"type": "integer", "minimum": 60, "maximum": 86400, "description": "Seconds from now until expiresAt"}
+    "key": {"type": "string", "pattern": "^[A-Z0-9]{6}$", "description": "6 characters of A-Z and 0-9 (this implementation draws from Crockford's base 32, without I, L, O and U); single use"}
   }
 }"#;
 
@@ -70,113 +64,84 @@ const MINTED_SCHEMA: &str = r#"{
 /// live keys to reach even 0.1%; five in a row means something is wrong, not unlucky.
 pub const MAX_DRAWS: u32 = 5;
 
-fn build(init: &mut Init<'_>) -> Result<Box<dyn JwtHandler>, StartupError> {
-    Ok(Box::new(Mint {
-        store: super::store(init)?,
-        settings: init.settings()?,
-        clock: init.clock(),
-        random: init.random(),
-    }))
-}
-
-/// The handler, with what it needs from start-up.
-pub struct Mint {
-    pub store: Arc<dyn KeyStore>,
-    pub settings: Arc<Settings<RegistrationKeySettings>>,
-    pub clock: Arc<dyn Clock>,
-    pub random: Arc<dyn SecureRandom>,
-}
-
 #[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
 struct Minted<'a> {
-    registration_key: &'a str,
-    expires_at: String,
-    expires_in: u32,
+    key: &'a str,
 }
 
-impl JwtHandler for Mint {
-    fn call<'a>(&'a self, req: Request<'a>, caller: Caller) -> BoxFuture<'a, HandlerResult> {
-        Box::pin(self.mint(req, caller))
+/// 128 random bits as hex: unique per mint request, so our own item is recognisable.
+fn nonce(keys: &Keys) -> Result<String, ApiError> {
+    let mut bytes = [0u8; 16];
+    keys.random
+        .fill(&mut bytes)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The handler: draw a key, write it unless a live key holds it, answer it.
+pub async fn mint(keys: Keys, deadline: Deadline, caller: Caller) -> HandlerResult {
+    let settings = keys.settings.current().await;
+    if !settings.enabled {
+        return Err(ApiError::Disabled);
     }
-}
-
-impl Mint {
-    /// 128 random bits as hex: unique per mint request, so our own item is recognisable.
-    fn nonce(&self) -> Result<String, ApiError> {
-        let mut bytes = [0u8; 16];
-        self.random
-            .fill(&mut bytes)
+    let ttl = settings.ttl_seconds;
+    let nonce = nonce(&keys)?;
+    for attempt in 1..=MAX_DRAWS {
+        let key = RegistrationKey::generate(&*keys.random)
             .map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-    }
-
-    async fn mint(&self, req: Request<'_>, caller: Caller) -> HandlerResult {
-        let settings = self.settings.current().await;
-        if !settings.enabled {
-            return Err(ApiError::Disabled);
-        }
-        let ttl = settings.ttl_seconds;
-        let nonce = self.nonce()?;
-        for attempt in 1..=MAX_DRAWS {
-            let key = RegistrationKey::generate(&*self.random)
-                .map_err(|e| ApiError::internal(e.to_string()))?;
-            let now = self.clock.now_epoch_seconds();
-            let expires_at = now + i64::from(ttl);
-            let item = NewKey {
-                key: key.expose(),
-                user_id: &caller.user_id,
-                nonce: &nonce,
-                created_at: now,
-                expires_at,
-            };
-            tracing::debug!(
+        let now = keys.clock.now_epoch_seconds();
+        let item = NewKey {
+            key: key.expose(),
+            user_id: &caller.user_id,
+            email: &caller.email,
+            nonce: &nonce,
+            created_at: now,
+            expires_at: now + i64::from(ttl),
+        };
+        tracing::debug!(
+            attempt,
+            ttl,
+            "writing a drawn key unless a live one holds it"
+        );
+        // Each draw gets what is left of the invocation: five draws of three attempts
+        // could outlast the function's timeout, and a 503 beats Lambda's bare 500.
+        let inserted = deadline.run(keys.store.insert_unless_live(item)).await??;
+        if inserted == Inserted::AlreadyOurs {
+            tracing::info!(
                 attempt,
-                ttl,
-                "writing a drawn key unless a live one holds it"
+                "an earlier attempt of this write went through and its answer was lost; the stored key is ours"
             );
-            // Each draw gets what is left of the invocation: five draws of three attempts
-            // could outlast the function's timeout, and a 503 beats Lambda's bare 500.
-            let inserted = req
-                .before_deadline(self.store.insert_unless_live(item))
-                .await??;
-            if inserted == Inserted::AlreadyOurs {
-                tracing::info!(
-                    attempt,
-                    "an earlier attempt of this write went through and its answer was lost; the stored key is ours"
-                );
+        }
+        match inserted {
+            Inserted::Stored | Inserted::AlreadyOurs => {
+                telemetry::metric("KeysMinted", Unit::Count, 1.0);
+                return Ok(Response::json(
+                    StatusCode::CREATED,
+                    &Minted { key: key.expose() },
+                ));
             }
-            match inserted {
-                Inserted::Stored | Inserted::AlreadyOurs => {
-                    telemetry::metric("KeysMinted", Unit::Count, 1.0);
-                    return Ok(Response::json(
-                        StatusCode::CREATED,
-                        &Minted {
-                            registration_key: key.expose(),
-                            expires_at: rfc3339(expires_at),
-                            expires_in: ttl,
-                        },
-                    ));
-                }
-                Inserted::Taken => {
-                    telemetry::metric("CollisionsRedrawn", Unit::Count, 1.0);
-                    tracing::warn!(attempt, "drawn key is held by a live key; drawing another");
-                }
+            Inserted::Taken => {
+                telemetry::metric("CollisionsRedrawn", Unit::Count, 1.0);
+                tracing::warn!(attempt, "drawn key is held by a live key; drawing another");
             }
         }
-        Err(ApiError::unavailable(format!(
-            "{MAX_DRAWS} drawn keys in a row were held by live keys"
-        )))
     }
+    Err(ApiError::unavailable(format!(
+        "{MAX_DRAWS} drawn keys in a row were held by live keys"
+    )))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::FixedClock;
-    use crate::random::{RandomError, SystemRandom};
-    use crate::registration_keys::store::{MemoryKeyStore, Revoked, StoreError};
-    use std::sync::Mutex;
+    use crate::handler::BoxFuture;
+    use crate::random::{RandomError, SecureRandom, SystemRandom};
+    use crate::registration_keys::settings::RegistrationKeySettings;
+    use crate::registration_keys::store::{
+        KeyStore, ListedKey, MemoryKeyStore, Revoked, StoreError,
+    };
+    use std::sync::{Arc, Mutex};
 
     type Settings = RegistrationKeySettings;
 
@@ -221,26 +186,17 @@ mod tests {
     }
 
     async fn call(services: &Services, user: &str, settings: Settings) -> HandlerResult {
-        let mint = Mint {
+        let keys = Keys {
             store: Arc::clone(&services.store),
             settings: Arc::new(crate::config::Settings::fixed(settings)),
             clock: Arc::new(FixedClock(1_795_731_191)),
             random: Arc::clone(&services.random),
         };
-        let event = Default::default();
-        let req = Request {
-            request_id: "r",
-            params: vec![],
-            event: &event,
-            deadline: None,
+        let caller = Caller {
+            user_id: user.into(),
+            email: format!("{user}@example.com"),
         };
-        mint.call(
-            req,
-            Caller {
-                user_id: user.into(),
-            },
-        )
-        .await
+        mint(keys, Deadline(None), caller).await
     }
 
     #[tokio::test]
@@ -252,13 +208,12 @@ mod tests {
         assert_eq!(r.headers["content-type"], "application/json");
         assert_eq!(r.headers["cache-control"], "no-store");
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-        let key = body["registrationKey"].as_str().unwrap();
+        let key = body["key"].as_str().unwrap();
         assert!(RegistrationKey::parse(key).is_some(), "{key}");
-        assert_eq!(body["expiresAt"], "2026-11-26T22:43:11Z");
-        assert_eq!(body["expiresIn"], 1800);
-        assert_eq!(body.as_object().unwrap().len(), 3);
+        assert_eq!(body.as_object().unwrap().len(), 1);
         let stored = store.get(key).unwrap();
         assert_eq!(stored.user_id, "user-1");
+        assert_eq!(stored.email, "user-1@example.com");
         assert_eq!(stored.created_at, 1_795_731_191);
         assert_eq!(stored.expires_at, 1_795_731_191 + 1800);
     }
@@ -304,10 +259,7 @@ mod tests {
         };
         let r = call(&s, "u", short).await.unwrap();
         let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-        assert_eq!(body["expiresIn"], 60);
-        let stored = store
-            .get(body["registrationKey"].as_str().unwrap())
-            .unwrap();
+        let stored = store.get(body["key"].as_str().unwrap()).unwrap();
         assert_eq!(stored.expires_at - stored.created_at, 60);
     }
 
@@ -335,6 +287,14 @@ mod tests {
             _: &'a str,
             _: i64,
         ) -> BoxFuture<'a, Result<Revoked, StoreError>> {
+            Box::pin(std::future::ready(Err(self.0.clone())))
+        }
+
+        fn list_live<'a>(
+            &'a self,
+            _: &'a str,
+            _: i64,
+        ) -> BoxFuture<'a, Result<Vec<ListedKey>, StoreError>> {
             Box::pin(std::future::ready(Err(self.0.clone())))
         }
     }

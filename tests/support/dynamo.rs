@@ -107,7 +107,9 @@ impl Dynalite {
         Client::from_conf(config)
     }
 
-    /// Creates the registration-keys table as the dynamodb-registration-keys stack does.
+    /// Creates the registration-keys table as FireFly's dynamodb-registration-keys stack
+    /// does: hash key `key` (S), on demand. (Its TTL on `ttl` is a setting dynalite lacks;
+    /// nothing here relies on DynamoDB deleting anything.)
     pub fn create_table(&self, name: &str) {
         let client = self.client();
         block_on(
@@ -116,14 +118,14 @@ impl Dynalite {
                 .table_name(name)
                 .attribute_definitions(
                     AttributeDefinition::builder()
-                        .attribute_name("registrationKey")
+                        .attribute_name("key")
                         .attribute_type(ScalarAttributeType::S)
                         .build()
                         .unwrap(),
                 )
                 .key_schema(
                     KeySchemaElement::builder()
-                        .attribute_name("registrationKey")
+                        .attribute_name("key")
                         .key_type(KeyType::Hash)
                         .build()
                         .unwrap(),
@@ -139,7 +141,7 @@ impl Dynalite {
             self.client()
                 .get_item()
                 .table_name(table)
-                .key("registrationKey", AttributeValue::S(key.into()))
+                .key("key", AttributeValue::S(key.into()))
                 .consistent_read(true)
                 .send(),
         )
@@ -147,15 +149,18 @@ impl Dynalite {
         .item
     }
 
+    /// Writes a key exactly as FireFly's Python `registration-keys-post` writes it (no
+    /// `mint_nonce`): the other implementation's item, during a migration.
     pub fn put(&self, table: &str, key: &str, user: &str, created_at: i64, expires_at: i64) {
         block_on(
             self.client()
                 .put_item()
                 .table_name(table)
-                .item("registrationKey", AttributeValue::S(key.into()))
-                .item("userId", AttributeValue::S(user.into()))
-                .item("createdAt", AttributeValue::N(created_at.to_string()))
-                .item("expiresAt", AttributeValue::N(expires_at.to_string()))
+                .item("key", AttributeValue::S(key.into()))
+                .item("ttl", AttributeValue::N(expires_at.to_string()))
+                .item("generated_at", AttributeValue::N(created_at.to_string()))
+                .item("generated_by_sub", AttributeValue::S(user.into()))
+                .item("generated_by_email", AttributeValue::S(String::new()))
                 .send(),
         )
         .expect("put item");

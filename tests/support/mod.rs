@@ -26,7 +26,7 @@ pub fn event() -> Value {
 
 /// The shipped example revoke event, for `key` (as the path carries it) and caller `sub`.
 pub fn revoke_event(key: &str, sub: &str) -> Value {
-    let text = include_str!("../../events/registration-keys-delete.json");
+    let text = include_str!("../../events/registration-keys-registrationKey-delete.json");
     let mut e: Value = serde_json::from_str(text).unwrap();
     let path = format!("/registration-keys/{key}");
     e["rawPath"] = path.clone().into();
@@ -101,7 +101,7 @@ pub fn function_on_table<K: AsRef<str>, V: AsRef<str>>(
     let table = table.to_owned();
     let mut env = env_of(function, extra);
     for (k, v) in [
-        ("REGISTRATION_KEYS_TABLE", table.clone()),
+        ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", table.clone()),
         ("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint()),
     ] {
         if !env.iter().any(|(name, _)| name == k) {

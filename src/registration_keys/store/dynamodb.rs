@@ -1,10 +1,13 @@
 //! The DynamoDB [`KeyStore`]: one conditional `PutItem` to mint, one conditional
-//! `DeleteItem` to revoke; each function's role grants only the one it uses.
+//! `DeleteItem` to revoke, a `Scan` of every page to list; each function's role grants
+//! only the one it uses.
 //!
-//! Item: `registrationKey` (S, key), `userId` (S), `createdAt` (N), `expiresAt` (N, the
-//! TTL attribute), `mintNonce` (S, one random value per mint request).
+//! Item, as FireFly-Cloud's stack and functions make it: `key` (S, hash key), `ttl` (N, the
+//! TTL attribute), `generated_at` (N), `generated_by_sub` (S), `generated_by_email` (S),
+//! and ours, which FireFly's readers ignore: `mint_nonce` (S, one random value per mint
+//! request). `key` and `ttl` are reserved words: expressions name them `#k` and `#t`.
 
-use super::{BoxFuture, Inserted, KeyStore, NewKey, Revoked, StoreError};
+use super::{BoxFuture, Inserted, KeyStore, ListedKey, NewKey, Revoked, StoreError};
 use crate::telemetry::{self, Unit};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
@@ -36,12 +39,24 @@ impl KeyStore for DynamoKeyStore {
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .item("registrationKey", AttributeValue::S(item.key.to_owned()))
-                .item("userId", AttributeValue::S(item.user_id.to_owned()))
-                .item("createdAt", AttributeValue::N(item.created_at.to_string()))
-                .item("expiresAt", AttributeValue::N(item.expires_at.to_string()))
-                .item("mintNonce", AttributeValue::S(item.nonce.to_owned()))
-                .condition_expression("attribute_not_exists(registrationKey) OR expiresAt < :now")
+                .item("key", AttributeValue::S(item.key.to_owned()))
+                .item("ttl", AttributeValue::N(item.expires_at.to_string()))
+                .item(
+                    "generated_at",
+                    AttributeValue::N(item.created_at.to_string()),
+                )
+                .item(
+                    "generated_by_sub",
+                    AttributeValue::S(item.user_id.to_owned()),
+                )
+                .item(
+                    "generated_by_email",
+                    AttributeValue::S(item.email.to_owned()),
+                )
+                .item("mint_nonce", AttributeValue::S(item.nonce.to_owned()))
+                .condition_expression("attribute_not_exists(#k) OR #t <= :now")
+                .expression_attribute_names("#k", "key")
+                .expression_attribute_names("#t", "ttl")
                 .expression_attribute_values(":now", AttributeValue::N(item.created_at.to_string()))
                 // The item that blocks the write comes back with the refusal: if it carries
                 // our nonce, an earlier attempt of this very call wrote it.
@@ -61,7 +76,7 @@ impl KeyStore for DynamoKeyStore {
                     };
                     let ours = refusal
                         .item()
-                        .and_then(|old| old.get("mintNonce"))
+                        .and_then(|old| old.get("mint_nonce"))
                         .and_then(|n| n.as_s().ok())
                         .is_some_and(|n| n == item.nonce);
                     Ok(if ours {
@@ -89,8 +104,9 @@ impl KeyStore for DynamoKeyStore {
                 .client
                 .delete_item()
                 .table_name(&self.table)
-                .key("registrationKey", AttributeValue::S(key.to_owned()))
-                .condition_expression("userId = :sub AND expiresAt >= :now")
+                .key("key", AttributeValue::S(key.to_owned()))
+                .condition_expression("generated_by_sub = :sub AND #t > :now")
+                .expression_attribute_names("#t", "ttl")
                 .expression_attribute_values(":sub", AttributeValue::S(user_id.to_owned()))
                 .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
                 .send()
@@ -102,6 +118,64 @@ impl KeyStore for DynamoKeyStore {
             }
         })
     }
+
+    fn list_live<'a>(
+        &'a self,
+        user_id: &'a str,
+        now: i64,
+    ) -> BoxFuture<'a, Result<Vec<ListedKey>, StoreError>> {
+        Box::pin(async move {
+            let started = Instant::now();
+            // Every page: a Scan stops at 1 MB, and FireFly's function read only the first.
+            let mut pages = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("generated_by_sub = :sub AND #t > :now")
+                .projection_expression("#k, #t, generated_at")
+                .expression_attribute_names("#k", "key")
+                .expression_attribute_names("#t", "ttl")
+                .expression_attribute_values(":sub", AttributeValue::S(user_id.to_owned()))
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .into_paginator()
+                .send();
+            let mut listed = Vec::new();
+            while let Some(page) = pages.next().await {
+                let page = match page {
+                    Ok(page) => page,
+                    Err(e) => {
+                        latency(started);
+                        classify(e, &self.table)?;
+                        return Err(StoreError::Other("scan refused".into()));
+                    }
+                };
+                for item in page.items() {
+                    listed.push(listed_key(item).ok_or_else(|| {
+                        StoreError::Other("an item without a string key or a numeric ttl".into())
+                    })?);
+                }
+            }
+            latency(started);
+            Ok(listed)
+        })
+    }
+}
+
+/// A listed item; `generated_at` missing (an item written by hand): `ttl` - 1800, as
+/// FireFly's function reads it.
+fn listed_key(item: &std::collections::HashMap<String, AttributeValue>) -> Option<ListedKey> {
+    let number = |name: &str| {
+        item.get(name)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<f64>().ok())
+            .map(|n| n as i64)
+    };
+    let expires_at = number("ttl")?;
+    Some(ListedKey {
+        key: item.get("key")?.as_s().ok()?.clone(),
+        generated_at: number("generated_at").unwrap_or(expires_at - 1800),
+        expires_at,
+    })
 }
 
 /// One call's time, retries included, into the request's metrics: `DynamoDBLatency`.

@@ -1,0 +1,69 @@
+//! Deployment facts: the AWS resources a route uses and the IAM actions it needs on them.
+//!
+//! A leaf module (it imports nothing of this crate): [`crate::route`] lists these facts per
+//! route, [`crate::init`] checks a handler asks only for what they declare, and
+//! `firefly-gen` writes the template's roles and environments from them.
+
+/// Something in AWS a route uses. It decides the IAM resource its actions are granted on
+/// and the environment the function gets.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// A DynamoDB table, deployed by its own stack before any function that uses it.
+    DynamoTable {
+        /// The table's name in AWS.
+        name: &'static str,
+        /// The variable that carries the name to the function.
+        env: &'static str,
+        /// The stack that creates the table, and the workflow that deploys that stack.
+        stack: &'static str,
+        workflow: &'static str,
+    },
+    /// The AppConfig profile, read through the AppConfig Lambda extension
+    /// ([`crate::config`]): the `FIREFLY_APPCONFIG_*` variables, actions on `*`.
+    AppConfig,
+}
+
+impl Resource {
+    /// The environment variables this resource gives a function, with their template
+    /// values (`!Ref`/`!Sub` expressions are written as in the template).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Self::DynamoTable { name, env, .. } => vec![(*env, (*name).to_owned())],
+            Self::AppConfig => TEMPLATE_ENV
+                .iter()
+                .map(|(k, v)| (*k, (*v).to_owned()))
+                .collect(),
+        }
+    }
+}
+
+/// Actions a route needs on one resource; its function's role grants exactly these.
+#[derive(Debug, Clone, Copy)]
+pub struct Use {
+    pub resource: &'static Resource,
+    pub actions: &'static [&'static str],
+}
+
+/// The resource a route lists in its `uses` when it reads settings.
+pub const APPCONFIG: Resource = Resource::AppConfig;
+
+/// What reading settings through the extension needs the role to grant (on `*`: the
+/// extension starts a configuration session for whatever profile the function names).
+pub const APPCONFIG_ACTIONS: &[&str] = &[
+    "appconfig:StartConfigurationSession",
+    "appconfig:GetLatestConfiguration",
+];
+
+/// The environment a function that reads settings gets, as template expressions.
+pub const TEMPLATE_ENV: [(&str, &str); 4] = [
+    ("FIREFLY_APPCONFIG_APPLICATION", "!Ref AppConfigApplication"),
+    ("FIREFLY_APPCONFIG_ENVIRONMENT", "!Ref AppConfigEnvironment"),
+    ("FIREFLY_APPCONFIG_PROFILE", "!Ref AppConfigProfile"),
+    (
+        "AWS_APPCONFIG_EXTENSION_PREFETCH_LIST",
+        "!Sub /applications/${AppConfigApplication}/environments/${AppConfigEnvironment}/configurations/${AppConfigProfile}",
+    ),
+];
+
+/// The function's environment, as a look-up: the process's real one, or a test's.
+pub type Env<'a> = dyn Fn(&str) -> Option<String> + 'a;
