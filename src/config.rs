@@ -7,6 +7,11 @@
 //! last good profile (or none: the built-in defaults) stays in force, and one log line says
 //! why.
 //!
+//! The names are FireFly-Cloud's, so its console's Configuration page manages our functions
+//! as it manages its own: application = the function's name, environment = `APP_CONFIG_ENV`,
+//! profile `features`. `APP_CONFIG_ENV` unset: no AppConfig, the built-in defaults (which
+//! behave as FireFly's functions do).
+//!
 //! The profile is a JSON object of sections, one per feature (`{"registrationKeys": {..}}`).
 //! A feature reads only its own section through [`Settings`], which parses and validates it
 //! when the profile changes: a bad section keeps that feature's last good settings and
@@ -23,12 +28,11 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The AppConfig names; all three set: AppConfig, none: the built-in defaults.
-const NAMES: [&str; 3] = [
-    "FIREFLY_APPCONFIG_APPLICATION",
-    "FIREFLY_APPCONFIG_ENVIRONMENT",
-    "FIREFLY_APPCONFIG_PROFILE",
-];
+/// The variable that names the AppConfig environment (FireFly's templates: `default`).
+pub const ENVIRONMENT_VAR: &str = "APP_CONFIG_ENV";
+
+/// The profile our settings live in: FireFly's feature flags.
+pub const PROFILE: &str = "features";
 
 /// One feature's section of the profile. Missing fields take their defaults; a missing
 /// section is all defaults.
@@ -105,42 +109,38 @@ pub struct Profile {
 }
 
 impl ConfigSource {
-    /// Reads the AppConfig names from the environment. All three names set: AppConfig; none:
-    /// defaults; some: a startup error, since that is a deployment mistake, not a choice.
+    /// `APP_CONFIG_ENV` set: AppConfig, application = the function's name (as the
+    /// dispatcher reads it), profile [`PROFILE`]; unset: defaults; `FIREFLY_CONFIG_FILE`: a
+    /// local file (not with `APP_CONFIG_ENV`: that is a mistake, not a choice).
     pub fn from_env(env: &crate::deploy::Env<'_>) -> Result<Self, ConfigError> {
-        if let Some(path) = env("FIREFLY_CONFIG_FILE").filter(|p| !p.is_empty()) {
-            if NAMES.iter().any(|n| env(n).is_some_and(|v| !v.is_empty())) {
-                return Err(ConfigError::Env(
-                    "FIREFLY_CONFIG_FILE and the AppConfig names are both set: choose one".into(),
-                ));
+        let set = |name: &str| env(name).filter(|v| !v.is_empty());
+        let environment = set(ENVIRONMENT_VAR);
+        if let Some(path) = set("FIREFLY_CONFIG_FILE") {
+            if environment.is_some() {
+                return Err(ConfigError::Env(format!(
+                    "FIREFLY_CONFIG_FILE and {ENVIRONMENT_VAR} are both set: choose one"
+                )));
             }
             return Ok(Self::File(Box::new(FileSource::new(path.into()))));
         }
-        let values: Vec<Option<String>> = NAMES
-            .iter()
-            .map(|n| env(n).filter(|v| !v.is_empty()))
-            .collect();
-        if values.iter().all(Option::is_none) {
+        let Some(environment) = environment else {
             return Ok(Self::Defaults);
-        }
-        let missing: Vec<&str> = NAMES
-            .iter()
-            .zip(&values)
-            .filter(|(_, v)| v.is_none())
-            .map(|(n, _)| *n)
-            .collect();
-        if !missing.is_empty() {
-            return Err(ConfigError::Env(format!(
-                "set all three AppConfig names or none; missing {}",
-                missing.join(", ")
-            )));
-        }
-        let [app, environment, profile] = [&values[0], &values[1], &values[2]]
-            .map(|v| v.as_deref().unwrap_or_default().to_owned());
+        };
+        let app = set("FIREFLY_FUNCTION_NAME")
+            .or_else(|| set("AWS_LAMBDA_FUNCTION_NAME"))
+            .ok_or_else(|| {
+                ConfigError::Env(format!(
+                    "{ENVIRONMENT_VAR} is set but AWS_LAMBDA_FUNCTION_NAME (the AppConfig application) is not"
+                ))
+            })?;
+        let profile = PROFILE.to_owned();
         let port: u16 = parse_env(env, "AWS_APPCONFIG_EXTENSION_HTTP_PORT", 2772, 1..=65_535)?;
         let timeout_ms: u64 = parse_env(env, "FIREFLY_APPCONFIG_TIMEOUT_MS", 250, 1..=1_000)?;
         let cache_seconds: u64 = parse_env(env, "FIREFLY_CONFIG_CACHE_SECONDS", 15, 0..=3_600)?;
-        for (name, value) in NAMES.iter().zip([&app, &environment, &profile]) {
+        for (name, value) in [
+            ("AWS_LAMBDA_FUNCTION_NAME", &app),
+            (ENVIRONMENT_VAR, &environment),
+        ] {
             // The names become URL path segments; refuse anything that would change the path.
             if !value
                 .bytes()
@@ -506,7 +506,7 @@ mod tests {
         assert_eq!(alpha.current().await.limit, 7);
         let both = |k: &str| match k {
             "FIREFLY_CONFIG_FILE" => Some("x.json".to_string()),
-            "FIREFLY_APPCONFIG_APPLICATION" => Some("a".to_string()),
+            "APP_CONFIG_ENV" => Some("default".to_string()),
             _ => None,
         };
         assert!(ConfigSource::from_env(&both).is_err());
@@ -529,10 +529,12 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    const NAMES: [(&str, &str); 3] = [
-        ("FIREFLY_APPCONFIG_APPLICATION", "firefly"),
-        ("FIREFLY_APPCONFIG_ENVIRONMENT", "prod"),
-        ("FIREFLY_APPCONFIG_PROFILE", "api"),
+    const NAMES: [(&str, &str); 2] = [
+        (
+            "AWS_LAMBDA_FUNCTION_NAME",
+            "firefly-func-api-registration-keys-post",
+        ),
+        ("APP_CONFIG_ENV", "default"),
     ];
 
     #[test]
@@ -550,7 +552,7 @@ mod tests {
         };
         assert_eq!(
             c.uri.to_string(),
-            "http://localhost:2772/applications/firefly/environments/prod/configurations/api"
+            "http://localhost:2772/applications/firefly-func-api-registration-keys-post/environments/default/configurations/features"
         );
         assert_eq!(c.timeout, Duration::from_millis(250));
         let mut with_port = NAMES.to_vec();
@@ -563,13 +565,19 @@ mod tests {
 
     #[test]
     fn some_names_bad_names_or_bad_numbers_are_startup_errors() {
-        let err = ConfigSource::from_env(&env(&NAMES[..2])).err().unwrap();
+        // APP_CONFIG_ENV without a function name: no application to read.
+        let err = ConfigSource::from_env(&env(&NAMES[1..])).err().unwrap();
         assert!(
-            err.to_string().contains("FIREFLY_APPCONFIG_PROFILE"),
+            err.to_string().contains("AWS_LAMBDA_FUNCTION_NAME"),
             "{err}"
         );
+        // The function's name alone is no AppConfig: FireFly's defaults.
+        assert!(matches!(
+            ConfigSource::from_env(&env(&NAMES[..1])),
+            Ok(ConfigSource::Defaults)
+        ));
         let mut bad = NAMES.to_vec();
-        bad[2] = ("FIREFLY_APPCONFIG_PROFILE", "../x");
+        bad[1] = ("APP_CONFIG_ENV", "../x");
         assert!(ConfigSource::from_env(&env(&bad)).is_err());
         for (k, v) in [
             ("AWS_APPCONFIG_EXTENSION_HTTP_PORT", "0"),

@@ -19,7 +19,7 @@ pub enum Resource {
         workflow: &'static str,
     },
     /// The AppConfig profile, read through the AppConfig Lambda extension
-    /// ([`crate::config`]): the `FIREFLY_APPCONFIG_*` variables, actions on `*`.
+    /// ([`crate::config`]): `APP_CONFIG_ENV`, actions on `*`.
     AppConfig,
 }
 
@@ -54,16 +54,10 @@ pub const APPCONFIG_ACTIONS: &[&str] = &[
     "appconfig:GetLatestConfiguration",
 ];
 
-/// The environment a function that reads settings gets, as template expressions.
-pub const TEMPLATE_ENV: [(&str, &str); 4] = [
-    ("FIREFLY_APPCONFIG_APPLICATION", "!Ref AppConfigApplication"),
-    ("FIREFLY_APPCONFIG_ENVIRONMENT", "!Ref AppConfigEnvironment"),
-    ("FIREFLY_APPCONFIG_PROFILE", "!Ref AppConfigProfile"),
-    (
-        "AWS_APPCONFIG_EXTENSION_PREFETCH_LIST",
-        "!Sub /applications/${AppConfigApplication}/environments/${AppConfigEnvironment}/configurations/${AppConfigProfile}",
-    ),
-];
+/// The environment a function that reads settings gets, as template expressions: FireFly's
+/// `APP_CONFIG_ENV`. The AppConfig application is the function's own name and the profile
+/// `features`, as FireFly's console manages them ([`crate::config`]).
+pub const TEMPLATE_ENV: [(&str, &str); 1] = [("APP_CONFIG_ENV", "!Ref AppConfigEnvironment")];
 
 /// The function's environment, as a look-up: the process's real one, or a test's.
 pub type Env<'a> = dyn Fn(&str) -> Option<String> + 'a;

@@ -138,14 +138,15 @@ fn a_collision_with_a_live_key_draws_again_and_leaves_the_live_key_alone() {
 #[test]
 fn an_expired_leftover_is_overwritten_and_a_live_key_never_is() {
     let now = NOW.to_string();
-    // CCCCCC expired a second ago; DDDDDD expires exactly now (still live); then EEEEEE.
+    // CCCCCC's ttl is now (expired, as FireFly's listing filters `ttl > now`); DDDDDD's is a
+    // second away (live); then EEEEEE.
     let (mut f, table) = function_with_table(&[
         ("FIREFLY_TEST_NOW", now.as_str()),
         ("FIREFLY_TEST_KEYS", "CCCCCC,DDDDDD,EEEEEE"),
     ]);
     let db = Dynalite::shared();
-    db.put(&table, "CCCCCC", "old", NOW - 1801, NOW - 1);
-    db.put(&table, "DDDDDD", "live", NOW - 1800, NOW);
+    db.put(&table, "CCCCCC", "old", NOW - 1800, NOW);
+    db.put(&table, "DDDDDD", "live", NOW - 1799, NOW + 1);
     assert_eq!(minted_key(&f.invoke(&event_for("new"))), "CCCCCC");
     let item = db.get(&table, "CCCCCC").unwrap();
     assert_eq!(s(&item, "generated_by_sub"), "new");
@@ -448,9 +449,9 @@ fn start_up_errors_exit_with_a_line_that_names_the_problem() {
         (
             vec![
                 ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", "t"),
-                ("FIREFLY_APPCONFIG_APPLICATION", "a"),
+                ("APP_CONFIG_ENV", "../x"),
             ],
-            "FIREFLY_APPCONFIG_ENVIRONMENT",
+            "APP_CONFIG_ENV may hold only",
         ),
         (
             vec![

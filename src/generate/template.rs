@@ -83,18 +83,11 @@ Parameters:
     Type: String
     AllowedPattern: "^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{{12}}:layer:[A-Za-z0-9_-]+:[0-9]+$"
     Description: The AWS AppConfig Lambda extension (output AppConfigExtensionLayerArn of firefly-shared-layer).
-  AppConfigApplication:
-    Type: String
-    Default: firefly
-    AllowedPattern: "^[A-Za-z0-9._-]+$"
   AppConfigEnvironment:
     Type: String
-    Default: prod
+    Default: default
     AllowedPattern: "^[A-Za-z0-9._-]+$"
-  AppConfigProfile:
-    Type: String
-    Default: api
-    AllowedPattern: "^[A-Za-z0-9._-]+$"
+    Description: FireFly's APP_CONFIG_ENV (each function's AppConfig application is its own name).
   MetricsNamespace:
     Type: String
     Default: Firefly
@@ -446,7 +439,10 @@ mod tests {
 
     #[test]
     fn values_pass_tags_through_and_quote_the_rest() {
-        assert_eq!(v("!Ref AppConfigProfile"), "!Ref \"AppConfigProfile\"");
+        assert_eq!(
+            v("!Ref AppConfigEnvironment"),
+            "!Ref \"AppConfigEnvironment\""
+        );
         assert_eq!(v("*"), "\"*\"");
         assert_eq!(v("a \"b\""), r#""a \"b\"""#);
     }

@@ -3,9 +3,10 @@
 use super::http::{self, Reply, Server};
 use std::sync::{Arc, Mutex};
 
-pub const APP: &str = "firefly";
+/// FireFly's names: application = the function's name, environment `APP_CONFIG_ENV`,
+/// profile `features`.
 pub const ENV: &str = "test";
-pub const PROFILE: &str = "api";
+pub const PROFILE: &str = "features";
 
 #[derive(Clone)]
 pub enum Mode {
@@ -25,10 +26,15 @@ impl AppConfigStub {
         let mode = Arc::new(Mutex::new(mode));
         let hits = Arc::new(Mutex::new(0));
         let (m, h) = (mode.clone(), hits.clone());
-        let expected = format!("/applications/{APP}/environments/{ENV}/configurations/{PROFILE}");
+        let suffix = format!("/environments/{ENV}/configurations/{PROFILE}");
         let server = http::serve(move |req| {
             *h.lock().unwrap() += 1;
-            if req.method != "GET" || req.path != expected {
+            // Any of our functions' applications, each named as the function.
+            let app = req
+                .path
+                .strip_prefix("/applications/firefly-func-api-")
+                .and_then(|rest| rest.strip_suffix(suffix.as_str()));
+            if req.method != "GET" || !app.is_some_and(|a| !a.is_empty() && !a.contains('/')) {
                 return Reply::status(404, "{}");
             }
             match m.lock().unwrap().clone() {
@@ -51,9 +57,7 @@ impl AppConfigStub {
     /// The function environment that points at this stub, reading it on every request.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("FIREFLY_APPCONFIG_APPLICATION", APP.into()),
-            ("FIREFLY_APPCONFIG_ENVIRONMENT", ENV.into()),
-            ("FIREFLY_APPCONFIG_PROFILE", PROFILE.into()),
+            ("APP_CONFIG_ENV", ENV.into()),
             (
                 "AWS_APPCONFIG_EXTENSION_HTTP_PORT",
                 self.server.port.to_string(),
