@@ -220,3 +220,44 @@ fn default_events_without_an_authorizer_revoke_nothing() {
     assert_eq!(r.header("allow"), "DELETE");
     assert!(Dynalite::shared().get(&table, "7KQ2MX").is_some());
 }
+
+#[test]
+fn keys_in_either_implementations_shape_are_listed_and_revoked_side_by_side() {
+    // A key FireFly's Python function wrote (no mint_nonce) and one ours wrote, on one
+    // table: GET /registration-keys lists both as the console reads them, oldest first;
+    // DELETE revokes the Python one.
+    let (mut post, mut delete, table) = pair(&[]);
+    let db = Dynalite::shared();
+    db.put(&table, "PY7H0N", ALICE, NOW - 60, NOW + 1740);
+    let ours = mint(&mut post, ALICE);
+    let mut list = function_on_table(
+        "firefly-func-api-registration-keys-get",
+        &table,
+        &[("FIREFLY_TEST_NOW", now())],
+    );
+    let mut get = event_for(ALICE);
+    get["routeKey"] = "GET /registration-keys".into();
+    get["requestContext"]["http"]["method"] = "GET".into();
+    let r = list.invoke(&get).http();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), "application/json");
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"registration_keys": [
+            {"key": "PY7H0N", "generated_at": NOW - 60, "expires_at": NOW + 1740},
+            {"key": ours, "generated_at": NOW, "expires_at": NOW + 1800},
+        ]})
+    );
+    let gone = delete.invoke(&revoke_event("PY7H0N", ALICE)).http();
+    assert_eq!(gone.status, 204, "{gone:?}");
+    assert_eq!(gone.header("content-type"), "application/json");
+    assert!(gone.body.is_empty());
+    assert!(db.get(&table, "PY7H0N").is_none());
+    // Someone else's listing sees none of Alice's keys.
+    let mut bobs = get.clone();
+    bobs["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = "bob".into();
+    assert_eq!(
+        list.invoke(&bobs).http().json(),
+        serde_json::json!({"registration_keys": []})
+    );
+}

@@ -12,8 +12,9 @@ warn() {
   printf '::warning::%s\n' "$1" >&2
 }
 
-# load_function NAME: sets STACK, LOG_GROUP and TABLE_STACKS (one "stack workflow" pair per
-# entry) from routes/functions.json, which firefly-gen writes from the route table. An
+# load_function NAME: sets STACK, LOG_GROUP, AUTHORIZER (true when a route of the function
+# is behind the JWT authorizer) and TABLE_STACKS (one "stack workflow" pair per entry) from
+# routes/functions.json, which firefly-gen writes from the route table. An
 # unknown or missing name stops the run with the list of functions.
 load_function() {
   local name=${1:-} facts
@@ -26,6 +27,7 @@ if name not in functions:
 f = functions[name]
 print(f["stack"])
 print(f["logGroup"])
+print("true" if f["authorizer"] else "false")
 for t in f["tableStacks"]:
     print(t["stack"], t["workflow"])
 PY
@@ -37,7 +39,9 @@ PY
   # shellcheck disable=SC2034
   LOG_GROUP=${lines[1]}
   # shellcheck disable=SC2034
-  TABLE_STACKS=("${lines[@]:2}")
+  AUTHORIZER=${lines[2]}
+  # shellcheck disable=SC2034
+  TABLE_STACKS=("${lines[@]:3}")
 }
 
 # aws_error TEXT: a one-line reason for a failed aws CLI call, naming what it means.

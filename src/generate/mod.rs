@@ -290,6 +290,9 @@ fn functions_manifest(functions: &[Function<'_>]) -> Value {
                 "logicalId": format!("{}Function", f.logical()),
                 "routes": f.routes.iter().map(|r| r.key).collect::<Vec<_>>(),
                 "tableStacks": tables,
+                // Only a function with a JWT route takes the authorizer: its deploy looks
+                // AuthorizerId up, the others' never do.
+                "authorizer": f.routes.iter().any(|r| r.auth() == crate::handler::Auth::Jwt),
             }),
         );
     }
@@ -302,7 +305,7 @@ fn samconfig(functions: &[Function<'_>]) -> String {
     );
     for f in functions {
         s.push_str(&format!(
-            "\n[{name}.deploy.parameters]\nstack_name = \"{name}\"\ncapabilities = \"CAPABILITY_NAMED_IAM\"\nresolve_s3 = true\nconfirm_changeset = false\nfail_on_empty_changeset = false\n\n[{name}.delete.parameters]\nstack_name = \"{name}\"\nno_prompts = true\n",
+            "\n[{name}.deploy.parameters]\nstack_name = \"{name}\"\ncapabilities = \"CAPABILITY_NAMED_IAM\"\nresolve_s3 = true\ns3_prefix = \"{name}\"\nconfirm_changeset = false\nfail_on_empty_changeset = false\n\n[{name}.delete.parameters]\nstack_name = \"{name}\"\nno_prompts = true\n",
             name = f.name
         ));
     }

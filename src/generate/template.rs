@@ -73,8 +73,9 @@ Parameters:
     Description: The Firefly HTTP API (output ApiId of the firefly-api-gateway stack).
   AuthorizerId:
     Type: String
-    AllowedPattern: "^[a-z0-9]{{6,10}}$"
-    Description: Its Cognito JWT authorizer (output AuthorizerId of the firefly-api-gateway stack).
+    Default: ""
+    AllowedPattern: "^([a-z0-9]{{6,10}})?$"
+    Description: Its Cognito JWT authorizer (output AuthorizerId of the firefly-api-gateway stack); only functions with a JWT route take it.
   SharedLayerArn:
     Type: String
     AllowedPattern: "^arn:aws[a-z-]*:lambda:[a-z0-9-]+:[0-9]{{12}}:layer:[A-Za-z0-9_-]+:[0-9]+$"
@@ -107,9 +108,15 @@ Parameters:
     Type: String
     Default: ""
     Description: An SNS topic for alarm and OK notifications (empty for none).
+  ReservedConcurrency:
+    Type: Number
+    Default: -1
+    MinValue: -1
+    Description: The function's reserved concurrency (its ceiling, which bounds how fast registration keys can be guessed); -1 for none.
 
 Conditions:
   TracingOn: !Equals [!Ref ActiveTracing, "true"]
+  HasReservedConcurrency: !Not [!Equals [!Ref ReservedConcurrency, -1]]
   AlarmsOn: !Equals [!Ref Alarms, "true"]
   HasAlarmTopic: !Not [!Equals [!Ref AlarmTopicArn, ""]]
 "#,
@@ -246,6 +253,7 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
       # 250 ms, so a healthy invoke never nears it and a stuck one still answers 503.
       Timeout: {TIMEOUT_S}
       Role: !GetAtt {l}Role.Arn
+      ReservedConcurrentExecutions: !If [HasReservedConcurrency, !Ref ReservedConcurrency, !Ref AWS::NoValue]
       Tracing: !If [TracingOn, Active, PassThrough]
       Layers:
         - !Ref SharedLayerArn

@@ -14,6 +14,13 @@ TABLE_USERS = [(f, stack, workflow) for f in FUNCTIONS for t in TABLE[f]["tableS
 POST = "firefly-func-api-registration-keys-post"
 each_function = pytest.mark.parametrize("function", FUNCTIONS)
 
+
+def overrides(function):
+    """The parameters a function's deploy passes: AuthorizerId only with a JWT route."""
+    if TABLE[function]["authorizer"]:
+        return OVERRIDES
+    return [o for o in OVERRIDES if not o.startswith("AuthorizerId=")]
+
 OVERRIDES = [
     "ApiId=abc123def4",
     "AuthorizerId=jwt7x2",
@@ -42,7 +49,9 @@ def test_deploy_looks_up_the_four_outputs_then_builds_and_deploys(aws, function)
     assert deploy[0] == "deploy"
     assert deploy[deploy.index("--stack-name") + 1] == function
     i = deploy.index("--parameter-overrides")
-    assert deploy[i + 1 : i + 5] == OVERRIDES
+    expected = overrides(function)
+    assert deploy[i + 1 : i + 1 + len(expected)] == expected
+    assert deploy[i + 1 + len(expected)].startswith("--")
     assert "--no-fail-on-empty-changeset" in deploy
     assert deploy[deploy.index("--capabilities") + 1] == "CAPABILITY_NAMED_IAM"
     assert "::warning::" not in result.stderr
@@ -53,7 +62,7 @@ def test_resolve_prints_the_overrides_and_deploy_takes_them_from_a_file(aws, tmp
     all_stacks(aws["cfn"])
     result = run("resolve", aws["env"], function)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == OVERRIDES
+    assert result.stdout.splitlines() == overrides(function)
     params = tmp_path / "params"
     params.write_text(result.stdout)
     result = run("deploy", aws["env"], function, "--params", str(params), "--skip-build")
@@ -61,7 +70,8 @@ def test_resolve_prints_the_overrides_and_deploy_takes_them_from_a_file(aws, tmp
     calls = aws["sam_calls"]()
     assert len(calls) == 1 and calls[0][0] == "deploy"
     i = calls[0].index("--parameter-overrides")
-    assert calls[0][i + 1 : i + 5] == OVERRIDES
+    expected = overrides(function)
+    assert calls[0][i + 1 : i + 1 + len(expected)] == expected
 
 
 @pytest.mark.parametrize(
@@ -89,6 +99,20 @@ def test_a_missing_output_is_caught_and_sam_never_runs(aws, output, stack):
     assert result.returncode != 0
     assert f"stack {stack} has no output {output}" in result.stderr
     assert aws["sam_calls"]() == []
+
+
+def test_a_function_without_jwt_routes_never_looks_up_the_authorizer(aws):
+    public = [f for f in FUNCTIONS if not TABLE[f]["authorizer"]]
+    assert public, "the table has a function without a JWT route (GET /health)"
+    # The authorizer's output is gone: a JWT function stops, the public ones deploy.
+    all_stacks(aws["cfn"], drop_output="AuthorizerId")
+    for f in public:
+        result = run("deploy", aws["env"], f)
+        assert result.returncode == 0, result.stderr
+        assert not any("AuthorizerId" in a for call in aws["sam_calls"]() for a in call)
+    result = run("deploy", aws["env"], POST)
+    assert result.returncode != 0
+    assert "stack firefly-api-gateway has no output AuthorizerId" in result.stderr
 
 
 def test_an_incomplete_params_file_never_deploys(aws, tmp_path):
@@ -172,7 +196,7 @@ def test_look_ups_keep_only_the_value_when_the_cli_warns(aws):
     fake_aws(aws, "", 0)
     result = run("resolve", aws["env"], POST)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == OVERRIDES
+    assert result.stdout.splitlines() == overrides(function)
 
 
 @pytest.mark.parametrize("text, reported", [

@@ -168,11 +168,13 @@ def test_every_function_ships_the_same_artifact(template):
 
 def test_parameters_are_the_four_lookups_plus_appconfig_names(template):
     params = template["Parameters"]
-    for name in ["ApiId", "AuthorizerId", "SharedLayerArn", "AppConfigExtensionLayerArn"]:
+    for name in ["ApiId", "SharedLayerArn", "AppConfigExtensionLayerArn"]:
         assert "Default" not in params[name], f"{name} must come from the stack look-up"
+    # Only a function with a JWT route takes (and looks up) the authorizer.
+    assert params["AuthorizerId"]["Default"] == ""
     assert params["AppConfigEnvironment"]["Default"] == "default"
     required = {k for k, v in params.items() if "Default" not in v}
-    assert required == {"ApiId", "AuthorizerId", "SharedLayerArn", "AppConfigExtensionLayerArn"}
+    assert required == {"ApiId", "SharedLayerArn", "AppConfigExtensionLayerArn"}
     # Observability switches default to the page's stack: no tracing, no alarms.
     assert params["ActiveTracing"]["Default"] == "false"
     assert params["Alarms"]["Default"] == "false"

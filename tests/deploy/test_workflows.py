@@ -30,7 +30,9 @@ def run_lines(doc):
 def test_deploy_is_manual_and_callable_with_oidc():
     doc = load("deploy.yml")
     assert {"workflow_dispatch", "workflow_call"} <= set(doc["on"])
-    assert doc["permissions"]["id-token"] == "write"
+    # The OIDC token only for the job that deploys, never the whole workflow.
+    assert "id-token" not in doc["permissions"]
+    assert doc["jobs"]["deploy"]["permissions"]["id-token"] == "write"
     creds = next(s for s in steps(doc) if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
     assert creds["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
 
@@ -75,7 +77,8 @@ def test_release_builds_once_and_deploys_every_function_from_that_artifact():
 def test_delete_is_manual_and_callable_and_runs_the_delete_script():
     doc = load("delete.yml")
     assert {"workflow_dispatch", "workflow_call"} <= set(doc["on"])
-    assert doc["permissions"]["id-token"] == "write"
+    assert "id-token" not in doc["permissions"]
+    assert doc["jobs"]["delete"]["permissions"]["id-token"] == "write"
     assert any("scripts/deploy/delete" in r for r in run_lines(doc))
 
 
