@@ -196,7 +196,7 @@ def test_look_ups_keep_only_the_value_when_the_cli_warns(aws):
     fake_aws(aws, "", 0)
     result = run("resolve", aws["env"], POST)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == overrides(function)
+    assert result.stdout.splitlines() == overrides(POST)
 
 
 @pytest.mark.parametrize("text, reported", [

@@ -182,7 +182,7 @@ def test_parameters_are_the_four_lookups_plus_appconfig_names(template):
 
 
 def granted_by(resources, truth=None):
-    resources = resolve_ifs(resources, truth or {"TracingOn": False, "HasAlarmTopic": False})
+    resources = resolve_ifs(resources, truth or {"TracingOn": False, "HasAlarmTopic": False, "HasReservedConcurrency": False})
     iam = {k: r for k, r in resources.items() if r["Type"].startswith("AWS::IAM::")}
     assert len(iam) == 1, f"only one IAM resource expected, found {list(iam)}"
     role = next(iter(iam.values()))["Properties"]
@@ -369,3 +369,13 @@ def test_alarms_of_one_function_never_appear_in_anothers_stack(template):
     post, _ = stack(template, POST, Alarms="true")
     delete, _ = stack(template, DELETE, Alarms="true")
     assert not set(alarms(post)) & set(alarms(delete))
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_reserved_concurrency_is_a_parameter_absent_by_default(template, function):
+    logical = FUNCTIONS[function]["logicalId"]
+    resources, _ = stack(template, function)
+    fn = resolve_ifs(resources, evaluate(template, function, {}))[logical]
+    assert "ReservedConcurrentExecutions" not in fn["Properties"]
+    fn = resolve_ifs(resources, evaluate(template, function, {"ReservedConcurrency": 10}))[logical]
+    assert fn["Properties"]["ReservedConcurrentExecutions"] == {"Ref": "ReservedConcurrency"}
