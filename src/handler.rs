@@ -190,6 +190,29 @@ impl<T: DeserializeOwned + Send + 'static> FromRequest for Json<T> {
     }
 }
 
+/// The body as text (decoded when API Gateway sent it base64-encoded); empty when there is
+/// none. For handlers that must answer each malformed body in their own words.
+#[derive(Debug)]
+pub struct Body(pub String);
+
+impl FromRequest for Body {
+    fn from_request(req: &Request<'_>) -> Result<Self, ApiError> {
+        let body = req.event.body.as_deref().unwrap_or("");
+        if !req.event.is_base64_encoded {
+            return Ok(Self(body.to_owned()));
+        }
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(Self)
+            .ok_or(ApiError::BadRequest {
+                message: "Invalid JSON body",
+            })
+    }
+}
+
 /// A handler: `async fn(state, extractors...) -> HandlerResult`, for up to four extractors.
 pub trait Handler<S, Args>: Copy + Send + Sync + 'static {
     /// What API Gateway must check before this handler runs: the union of its extractors'.

@@ -83,6 +83,20 @@ impl<'a> Init<'a> {
             .ok_or_else(|| self.error(format_args!("needs {name}, which is not set")))
     }
 
+    /// A variable the route may or may not declare: `None` when it does not (a store
+    /// shared by routes that use one table or two), else as [`Init::var`].
+    pub fn var_if_declared(&self, name: &str) -> Result<Option<String>, StartupError> {
+        let declared = self
+            .uses
+            .iter()
+            .any(|u| u.resource.env().iter().any(|(k, _)| *k == name));
+        if declared {
+            self.var(name).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     pub fn store_mode(&self) -> StoreMode {
         self.parts.store_mode
     }

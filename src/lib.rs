@@ -21,6 +21,7 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod deploy;
+pub mod devices;
 pub mod error;
 #[cfg(feature = "test-hooks")]
 pub mod fuzzing;

@@ -5,11 +5,14 @@
 //! (README, "Adding a route").
 
 use crate::route::Route;
-use crate::{health, registration_keys};
+use crate::{devices, health, registration_keys};
 
 pub static ROUTES: &[Route] = &[
     registration_keys::post::ROUTE,
     registration_keys::get::ROUTE,
     registration_keys::delete::ROUTE,
     health::get::ROUTE,
+    devices::register::ROUTE,
+    devices::registration::ROUTE,
+    devices::get::ROUTE,
 ];

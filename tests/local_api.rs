@@ -3,7 +3,7 @@
 
 mod support;
 
-use firefly_api::local_api::jwt::{DEV_AUDIENCE, DEV_ISSUER, DevKey};
+use firefly_api::local_api::jwt::{DEV_AUDIENCE, DEV_ISSUER, DevKey, Extra};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -233,28 +233,48 @@ fn tokens_that_do_not_check_out_never_reach_a_handler() {
         ("garbage", Some("not-a-token".to_owned())),
         (
             "expired",
-            Some(key.token("carol", now - 7200, 3600, None).unwrap()),
+            Some(
+                key.token("carol", now - 7200, 3600, &Extra::default())
+                    .unwrap(),
+            ),
         ),
         (
             "not yet valid",
-            Some(key.token("carol", now + 600, 3600, None).unwrap()),
+            Some(
+                key.token("carol", now + 600, 3600, &Extra::default())
+                    .unwrap(),
+            ),
         ),
         (
             "another key",
-            Some(other.token("carol", now, 3600, None).unwrap()),
+            Some(other.token("carol", now, 3600, &Extra::default()).unwrap()),
         ),
         (
             "another issuer",
             Some(
-                key.token_for("carol", "https://elsewhere", DEV_AUDIENCE, now, 3600, None)
-                    .unwrap(),
+                key.token_for(
+                    "carol",
+                    "https://elsewhere",
+                    DEV_AUDIENCE,
+                    now,
+                    3600,
+                    &Extra::default(),
+                )
+                .unwrap(),
             ),
         ),
         (
             "another audience",
             Some(
-                key.token_for("carol", DEV_ISSUER, "other-app", now, 3600, None)
-                    .unwrap(),
+                key.token_for(
+                    "carol",
+                    DEV_ISSUER,
+                    "other-app",
+                    now,
+                    3600,
+                    &Extra::default(),
+                )
+                .unwrap(),
             ),
         ),
         (
@@ -383,7 +403,7 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
         .unwrap()
         .as_secs() as i64;
     let token = key
-        .token_for("erin", &issuer, "app-client-1", now, 600, None)
+        .token_for("erin", &issuer, "app-client-1", now, 600, &Extra::default())
         .unwrap();
     let a = api.request("POST", "/registration-keys", Some(&token), b"");
     assert_eq!(a.status, 201, "{a:?}");

@@ -4,6 +4,7 @@
 //! Nothing here names a feature or a table; features ask [`crate::init::Init::dynamodb`]
 //! for the client and bring their own table names.
 
+pub mod errors;
 mod http1;
 
 pub use http1::tls_config;

@@ -3,13 +3,17 @@
 //! ```text
 //! firefly-local serve [--port 3000] [--store memory|dynamodb] [--config FILE]
 //!                     [--issuer URL --audience ID [--jwks FILE]] [--key-file FILE]
-//! firefly-local token --sub USER [--scope "a b"] [--ttl SECONDS] [--key-file FILE]
+//! firefly-local token --sub USER [--email ADDRESS] [--groups a,b] [--scope "a b"]
+//!                     [--ttl SECONDS] [--key-file FILE]
+//! firefly-local device register --key KEY [--uuid UUID] [--url URL] [--dir DIR]
+//! firefly-local device check UUID [--url URL] [--dir DIR]
 //! ```
 
 use firefly_api::app::App;
 use firefly_api::init::Parts;
 use firefly_api::local_api::Server;
-use firefly_api::local_api::jwt::{self, Authorizer, DevKey};
+use firefly_api::local_api::device;
+use firefly_api::local_api::jwt::{self, Authorizer, DevKey, Extra};
 use firefly_api::routes::ROUTES;
 use firefly_api::telemetry;
 use jsonwebtoken::jwk::JwkSet;
@@ -25,10 +29,23 @@ const USAGE: &str = "usage:
       JWT authorizer: by default it trusts the local development key; --issuer/--audience
       point it at a real Cognito user pool (its JWKS fetched once from
       ISSUER/.well-known/jwks.json, or read from --jwks). --store dynamodb uses
-      REGISTRATION_KEYS_TABLE and AWS_ENDPOINT_URL_DYNAMODB from the environment;
-      --config is an AppConfig-style profile file, re-read when it changes.
-  firefly-local token --sub USER [--scope \"a b\"] [--ttl SECONDS] [--key-file FILE]
-      Prints a token signed by the local development key (alone on stdout).";
+      DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and
+      AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is an AppConfig-style
+      profile file, re-read when it changes.
+  firefly-local token --sub USER [--email ADDRESS] [--groups a,b] [--scope \"a b\"]
+                      [--ttl SECONDS] [--key-file FILE]
+      Prints a token signed by the local development key (alone on stdout). --groups
+      super_users makes a user who may list every device.
+  firefly-local device register --key KEY [--uuid UUID] [--url URL] [--dir DIR]
+      A simulated controller registers with a registration key: makes and keeps a P-256
+      key pair (DIR, default .firefly-local/devices) and sends the firmware's payload to
+      URL (default http://127.0.0.1:3000). Prints the device's UUID.
+  firefly-local device check UUID [--url URL] [--dir DIR]
+      Checks that device's registration, signed as the firmware signs it. Prints the
+      answer's body.";
+
+/// Where simulated devices keep their key pairs unless --dir says otherwise.
+const DEFAULT_DEVICE_DIR: &str = ".firefly-local/devices";
 
 /// Where the development key lives unless --key-file says otherwise.
 const DEFAULT_KEY_FILE: &str = ".firefly-local/dev-signing-key.p8";
@@ -39,6 +56,9 @@ fn main() -> ExitCode {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
+    if command == "device" {
+        return device_command(rest);
+    }
     let flags = match parse_flags(rest) {
         Ok(f) => f,
         Err(e) => {
@@ -87,7 +107,7 @@ fn now() -> i64 {
 
 fn token(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCode {
     for name in flags.keys() {
-        if !["sub", "scope", "ttl", "key-file"].contains(&name.as_str()) {
+        if !["sub", "email", "groups", "scope", "ttl", "key-file"].contains(&name.as_str()) {
             eprintln!("firefly-local token: unknown option --{name}\n{USAGE}");
             return ExitCode::from(2);
         }
@@ -104,8 +124,16 @@ fn token(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
             return ExitCode::from(2);
         }
     };
-    let made = DevKey::load_or_create(key_file)
-        .and_then(|k| k.token(sub, now(), ttl, flags.get("scope").map(String::as_str)));
+    let groups: Vec<&str> = flags
+        .get("groups")
+        .map(|g| g.split([',', ' ']).filter(|g| !g.is_empty()).collect())
+        .unwrap_or_default();
+    let extra = Extra {
+        scope: flags.get("scope").map(String::as_str),
+        email: flags.get("email").map(String::as_str),
+        groups: &groups,
+    };
+    let made = DevKey::load_or_create(key_file).and_then(|k| k.token(sub, now(), ttl, &extra));
     match made {
         Ok(t) => {
             println!("{t}");
@@ -249,5 +277,90 @@ async fn authorizer(
             Ok(Authorizer::new(issuer, audience.clone(), jwks))
         }
         _ => Err("--issuer and --audience go together".into()),
+    }
+}
+
+/// `device register` and `device check`: a simulated controller.
+fn device_command(args: &[String]) -> ExitCode {
+    let usage = |e: &str| {
+        eprintln!("firefly-local device: {e}\n{USAGE}");
+        ExitCode::from(2)
+    };
+    let Some((verb, rest)) = args.split_first() else {
+        return usage("register or check?");
+    };
+    // `check UUID` takes the device as its one positional argument.
+    let (uuid, rest) = match (verb.as_str(), rest.split_first()) {
+        ("check", Some((u, r))) if !u.starts_with("--") => (Some(u.clone()), r),
+        _ => (None, rest),
+    };
+    let flags = match parse_flags(rest) {
+        Ok(f) => f,
+        Err(e) => return usage(&e),
+    };
+    let allowed: &[&str] = match verb.as_str() {
+        "register" => &["key", "uuid", "url", "dir"],
+        "check" => &["url", "dir"],
+        other => return usage(&format!("unknown command {other:?}")),
+    };
+    if let Some(name) = flags.keys().find(|n| !allowed.contains(&n.as_str())) {
+        return usage(&format!("unknown option --{name}"));
+    }
+    let url = flags
+        .get("url")
+        .map_or("http://127.0.0.1:3000", String::as_str)
+        .trim_end_matches('/')
+        .to_owned();
+    let dir = PathBuf::from(flags.get("dir").map_or(DEFAULT_DEVICE_DIR, String::as_str));
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("firefly-local: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match verb.as_str() {
+            "register" => {
+                let Some(key) = flags.get("key") else {
+                    return Err("--key KEY is required (mint one: POST /registration-keys)".into());
+                };
+                let (uuid, answer) =
+                    device::register(&url, key, flags.get("uuid").map(String::as_str), &dir)
+                        .await?;
+                if answer.status == 204 {
+                    println!("{uuid}");
+                    eprintln!("firefly-local device: registered {uuid}");
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "registration answered {}: {}",
+                        answer.status, answer.body
+                    ))
+                }
+            }
+            _ => {
+                let Some(uuid) = uuid else {
+                    return Err("check needs the device's UUID".to_string());
+                };
+                let answer = device::check(&url, &uuid, &dir).await?;
+                println!("{}", answer.body);
+                if answer.status == 200 {
+                    Ok(())
+                } else {
+                    Err(format!("the check answered {}", answer.status))
+                }
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("firefly-local device: {e}");
+            ExitCode::FAILURE
+        }
     }
 }

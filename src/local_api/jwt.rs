@@ -114,6 +114,17 @@ impl Authorizer {
     }
 }
 
+/// Claims a development token may carry besides its subject.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extra<'a> {
+    /// `scope`, space-separated.
+    pub scope: Option<&'a str>,
+    /// `email` (FireFly stores it with the keys a user mints).
+    pub email: Option<&'a str>,
+    /// `cognito:groups` (`super_users` may list every device).
+    pub groups: &'a [&'a str],
+}
+
 /// The local development key: a P-256 key kept in a file (made on first use), that signs
 /// tokens for `firefly-local token` and that `serve` trusts by default.
 pub struct DevKey {
@@ -173,9 +184,9 @@ impl DevKey {
         sub: &str,
         now: i64,
         ttl_seconds: i64,
-        scope: Option<&str>,
+        extra: &Extra<'_>,
     ) -> Result<String, String> {
-        self.token_for(sub, DEV_ISSUER, DEV_AUDIENCE, now, ttl_seconds, scope)
+        self.token_for(sub, DEV_ISSUER, DEV_AUDIENCE, now, ttl_seconds, extra)
     }
 
     /// As [`DevKey::token`], for another issuer and audience (tests of a configured issuer).
@@ -186,7 +197,7 @@ impl DevKey {
         audience: &str,
         now: i64,
         ttl_seconds: i64,
-        scope: Option<&str>,
+        extra: &Extra<'_>,
     ) -> Result<String, String> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = self.jwk.common.key_id.clone();
@@ -201,8 +212,16 @@ impl DevKey {
             "nbf": now,
             "exp": now + ttl_seconds,
         });
-        if let Some(scope) = scope {
+        if let Some(scope) = extra.scope {
             claims["scope"] = scope.into();
+        }
+        if let Some(email) = extra.email {
+            claims["email"] = email.into();
+        }
+        if !extra.groups.is_empty() {
+            // Cognito puts the user's groups in `cognito:groups`, a JSON array; API
+            // Gateway hands it to the function as `[a b]`.
+            claims["cognito:groups"] = extra.groups.into();
         }
         jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ec_der(&self.pkcs8))
             .map_err(|e| format!("signing: {e}"))
@@ -210,7 +229,7 @@ impl DevKey {
 }
 
 #[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
@@ -223,7 +242,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -253,7 +272,7 @@ mod tests {
     #[test]
     fn a_dev_token_passes_with_its_claims() {
         let k = key("ok");
-        let t = k.token("user-1", now(), 3600, None).unwrap();
+        let t = k.token("user-1", now(), 3600, &Extra::default()).unwrap();
         let ctx = authorizer(&k)
             .check(Some(&format!("Bearer {t}")), &[])
             .unwrap();
@@ -271,12 +290,12 @@ mod tests {
         let k = key("bad");
         let other = key("other");
         let a = authorizer(&k);
-        let good = k.token("u", now(), 3600, None).unwrap();
+        let good = k.token("u", now(), 3600, &Extra::default()).unwrap();
         assert!(a.check(None, &[]).is_err());
         assert!(a.check(Some("Bearer "), &[]).is_err());
         assert!(a.check(Some("Bearer not.a.jwt"), &[]).is_err());
         // Signed by another key (same kid looked up: no such kid).
-        let forged = other.token("u", now(), 3600, None).unwrap();
+        let forged = other.token("u", now(), 3600, &Extra::default()).unwrap();
         assert!(a.check(Some(&forged), &[]).is_err());
         // A tampered payload breaks the signature.
         let parts: Vec<&str> = good.split('.').collect();
@@ -299,13 +318,13 @@ mod tests {
             assert!(a.check(Some(&t), &[]).is_err(), "{alg}");
         }
         // Expired, not yet valid.
-        let expired = k.token("u", NOW - 7200, 3600, None).unwrap();
+        let expired = k.token("u", NOW - 7200, 3600, &Extra::default()).unwrap();
         assert!(
             a.check(Some(&expired), &[])
                 .unwrap_err()
                 .contains("Expired")
         );
-        let future = k.token("u", now() + 600, 3600, None).unwrap();
+        let future = k.token("u", now() + 600, 3600, &Extra::default()).unwrap();
         assert!(a.check(Some(&future), &[]).is_err());
         // Another issuer or audience.
         let wrong_iss = Authorizer::new("https://elsewhere".into(), DEV_AUDIENCE.into(), k.jwks());
@@ -324,7 +343,15 @@ mod tests {
         let k = key("scopes");
         let a = authorizer(&k);
         let t = k
-            .token("u", now(), 3600, Some("keys/read keys/write"))
+            .token(
+                "u",
+                now(),
+                3600,
+                &Extra {
+                    scope: Some("keys/read keys/write"),
+                    ..Default::default()
+                },
+            )
             .unwrap();
         let ctx = a.check(Some(&t), &["keys/write"]).unwrap();
         assert_eq!(
@@ -332,7 +359,7 @@ mod tests {
             Some(vec!["keys/read".into(), "keys/write".into()])
         );
         assert!(a.check(Some(&t), &["admin"]).is_err());
-        let none = k.token("u", now(), 3600, None).unwrap();
+        let none = k.token("u", now(), 3600, &Extra::default()).unwrap();
         assert!(a.check(Some(&none), &["keys/write"]).is_err());
     }
 }

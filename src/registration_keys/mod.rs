@@ -23,14 +23,18 @@ use settings::RegistrationKeySettings;
 use std::sync::Arc;
 use store::{DynamoKeyStore, KeyStore, MemoryKeyStore};
 
-const TABLE_ENV: &str = "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME";
+/// The variable that names the table (FireFly's).
+pub const TABLE_ENV: &str = "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME";
+
+/// The workflow that deploys the table's stack.
+pub const WORKFLOW: &str = "dynamodb-registration-keys";
 
 /// The table, deployed by FireFly's `dynamodb-registration-keys` workflow.
 pub const TABLE: Resource = Resource::DynamoTable {
     name: "firefly-registration-keys",
     env: TABLE_ENV,
     stack: "firefly-dynamodb-registration-keys",
-    workflow: "dynamodb-registration-keys",
+    workflow: WORKFLOW,
 };
 
 /// The 500 every route of the feature can answer.
@@ -61,11 +65,17 @@ impl Keys {
     }
 }
 
+/// The process's in-memory keys (local runs), shared with the devices feature, which
+/// redeems them.
+pub fn memory_store(init: &mut Init<'_>) -> Result<Arc<MemoryKeyStore>, StartupError> {
+    init.shared(|_| Ok(Arc::new(MemoryKeyStore::new())))
+}
+
 /// The feature's store, shared by its routes within one process.
 pub fn store(init: &mut Init<'_>) -> Result<Arc<dyn KeyStore>, StartupError> {
     init.shared(|init| {
         Ok(match init.store_mode() {
-            StoreMode::Memory => Arc::new(MemoryKeyStore::new()) as Arc<dyn KeyStore>,
+            StoreMode::Memory => memory_store(init)? as Arc<dyn KeyStore>,
             StoreMode::DynamoDb => {
                 let table = init.var(TABLE_ENV)?;
                 Arc::new(DynamoKeyStore::new(init.dynamodb()?, table))

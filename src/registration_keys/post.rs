@@ -303,7 +303,13 @@ mod tests {
     async fn store_failures_map_to_503_or_500() {
         for (err, status) in [
             (StoreError::Unavailable("throttled".into()), 503),
-            (StoreError::TableMissing("t".into()), 500),
+            (
+                StoreError::TableMissing {
+                    table: "t".into(),
+                    workflow: "w",
+                },
+                500,
+            ),
             (StoreError::Other("x".into()), 500),
         ] {
             let s = Services {

@@ -8,10 +8,10 @@
 //! request). `key` and `ttl` are reserved words: expressions name them `#k` and `#t`.
 
 use super::{BoxFuture, Inserted, KeyStore, ListedKey, NewKey, Revoked, StoreError};
+use crate::aws::errors::classify;
 use crate::telemetry::{self, Unit};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::http::HttpResponse;
-use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use std::time::Instant;
@@ -85,7 +85,9 @@ impl KeyStore for DynamoKeyStore {
                         Inserted::Taken
                     })
                 }
-                Err(e) => classify(e, &self.table).map(|()| Inserted::Taken),
+                Err(e) => {
+                    classify(e, &self.table, super::super::WORKFLOW).map(|()| Inserted::Taken)
+                }
             }
         })
     }
@@ -114,7 +116,9 @@ impl KeyStore for DynamoKeyStore {
             latency(started);
             match result {
                 Ok(_) => Ok(Revoked::Deleted),
-                Err(e) => classify(e, &self.table).map(|()| Revoked::NotLive),
+                Err(e) => {
+                    classify(e, &self.table, super::super::WORKFLOW).map(|()| Revoked::NotLive)
+                }
             }
         })
     }
@@ -145,7 +149,7 @@ impl KeyStore for DynamoKeyStore {
                     Ok(page) => page,
                     Err(e) => {
                         latency(started);
-                        classify(e, &self.table)?;
+                        classify(e, &self.table, super::super::WORKFLOW)?;
                         return Err(StoreError::Other("scan refused".into()));
                     }
                 };
@@ -185,70 +189,4 @@ fn latency(started: Instant) {
         Unit::Milliseconds,
         telemetry::millis(started.elapsed()),
     );
-}
-
-/// Sorts an SDK failure into what the caller should hear: `Ok(())` for a failed condition
-/// (the operation's own "no"), unavailable (503), table missing or other (500). The SDK's
-/// own error text is kept for the log only.
-fn classify<E>(err: SdkError<E, HttpResponse>, table: &str) -> Result<(), StoreError>
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let (service, server_side) = match err {
-        SdkError::ServiceError(e) => {
-            let server_side = e.raw().status().is_server_error();
-            (e.into_err(), server_side)
-        }
-        SdkError::TimeoutError(_) => return Err(StoreError::Unavailable("timed out".into())),
-        SdkError::DispatchFailure(e) if e.is_user() => {
-            // Refused before anything was sent (TLS that does not verify, a bad request):
-            // retrying cannot help, and the cause is ours to fix.
-            let cause = e
-                .as_connector_error()
-                .map(|c| c.to_string() + &chain(c))
-                .unwrap_or_else(|| format!("{e:?}"));
-            return Err(StoreError::Other(cause));
-        }
-        SdkError::DispatchFailure(e) => {
-            let kind = if e.is_timeout() {
-                "timed out"
-            } else if e.is_io() {
-                "connection failed"
-            } else {
-                "request could not be sent"
-            };
-            return Err(StoreError::Unavailable(format!("{kind}: {e:?}")));
-        }
-        SdkError::ResponseError(_) => {
-            return Err(StoreError::Unavailable("unreadable response".into()));
-        }
-        other => return Err(StoreError::Other(format!("{other:?}"))),
-    };
-    let code = service.code().unwrap_or("unknown error");
-    let detail = || format!("{code}: {}", service.message().unwrap_or(""));
-    match code {
-        "ConditionalCheckFailedException" => Ok(()),
-        "ResourceNotFoundException" => Err(StoreError::TableMissing(table.into())),
-        "ProvisionedThroughputExceededException"
-        | "RequestLimitExceeded"
-        | "ThrottlingException"
-        | "InternalServerError"
-        | "TransactionConflictException"
-        | "ReplicatedWriteConflictException" => Err(StoreError::Unavailable(detail())),
-        // Any other 5xx is DynamoDB's side and passing, modeled by the SDK or not.
-        _ if server_side => Err(StoreError::Unavailable(detail())),
-        _ => Err(StoreError::Other(detail())),
-    }
-}
-
-/// ": cause: its cause ..." for every error under `e`, for the operator's log line.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = String::new();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    out
 }

@@ -42,7 +42,9 @@ impl MemoryKeyStore {
         self.lock().clear();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StoredKey>> {
+    /// The items under the store's lock, for a change that must be atomic with another
+    /// store's (a device registration redeems a key).
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StoredKey>> {
         // A panic elsewhere while holding the lock leaves a consistent map (every write is a
         // single insert), so a poisoned lock is still safe to use.
         self.items.lock().unwrap_or_else(|p| p.into_inner())

@@ -13,6 +13,7 @@ pub mod memory;
 
 use std::fmt;
 
+pub use crate::aws::errors::StoreError;
 pub use crate::handler::BoxFuture;
 pub use dynamodb::DynamoKeyStore;
 pub use memory::MemoryKeyStore;
@@ -86,32 +87,6 @@ pub enum Revoked {
     NotLive,
 }
 
-/// Why an insert or a revoke failed. Texts are for operators; none reaches the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreError {
-    /// Throttled, unreachable, timed out: worth retrying later (503).
-    Unavailable(String),
-    /// The table does not exist: a deployment order problem (500).
-    TableMissing(String),
-    /// Anything else (500).
-    Other(String),
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Unavailable(m) => write!(f, "DynamoDB unavailable: {m}"),
-            Self::TableMissing(t) => write!(
-                f,
-                "DynamoDB table {t} does not exist: deploy dynamodb-registration-keys first"
-            ),
-            Self::Other(m) => write!(f, "DynamoDB error: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
-
 /// Storage for registration keys.
 pub trait KeyStore: Send + Sync {
     /// Writes `item` unless a live item (`ttl > created_at`) holds its key; a live item
@@ -136,14 +111,4 @@ pub trait KeyStore: Send + Sync {
         user_id: &'a str,
         now: i64,
     ) -> BoxFuture<'a, Result<Vec<ListedKey>, StoreError>>;
-}
-
-impl From<StoreError> for crate::error::ApiError {
-    /// Passing trouble is a 503 the caller may retry; anything else is ours to fix (500).
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Unavailable(_) => Self::unavailable(e.to_string()),
-            StoreError::TableMissing(_) | StoreError::Other(_) => Self::internal(e.to_string()),
-        }
-    }
 }

@@ -1,0 +1,74 @@
+//! Devices: controllers register themselves with a one-time registration key
+//! ([`register`]), check their registration with a signed request ([`registration`]), and
+//! super users list them all ([`get`]).
+//!
+//! The table is FireFly-Cloud's `firefly-devices` (hash key `uuid`, GSI
+//! `product_hex-index`), made by its own stack; items are FireFly's, attribute by
+//! attribute ([`store`]).
+
+pub mod get;
+pub mod register;
+pub mod registration;
+pub mod signature;
+pub mod store;
+
+use crate::clock::Clock;
+use crate::deploy::Resource;
+use crate::error::StartupError;
+use crate::init::{Init, StoreMode};
+use crate::route::Answer;
+use std::sync::Arc;
+use store::{DeviceStore, DynamoDeviceStore, MemoryDeviceStore};
+
+/// The variable that names the table (FireFly's).
+pub const TABLE_ENV: &str = "DYNAMODB_DEVICES_TABLE_NAME";
+
+/// The workflow that deploys the table's stack.
+pub const WORKFLOW: &str = "dynamodb-devices";
+
+/// The table, deployed by FireFly's `dynamodb-devices` workflow.
+pub const TABLE: Resource = Resource::DynamoTable {
+    name: "firefly-devices",
+    env: TABLE_ENV,
+    stack: "firefly-dynamodb-devices",
+    workflow: WORKFLOW,
+};
+
+/// The 500 every route of the feature can answer.
+pub const UNEXPECTED: Answer = Answer::new(
+    500,
+    "An unexpected failure (for example a table is missing)",
+);
+
+/// What the feature's handlers share.
+#[derive(Clone)]
+pub struct Devices {
+    pub store: Arc<dyn DeviceStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Devices {
+    /// The state of a route that reads or writes devices (and, to register, redeems keys).
+    pub fn build(init: &mut Init<'_>) -> Result<Self, StartupError> {
+        Ok(Self {
+            store: store(init)?,
+            clock: init.clock(),
+        })
+    }
+}
+
+/// The feature's store, shared by its routes within one process. Registering redeems a
+/// key too, so the DynamoDB store names the keys table when the route uses it.
+fn store(init: &mut Init<'_>) -> Result<Arc<dyn DeviceStore>, StartupError> {
+    Ok(match init.store_mode() {
+        StoreMode::Memory => {
+            let keys = crate::registration_keys::memory_store(init)?;
+            init.shared(|_| Ok(Arc::new(MemoryDeviceStore::new(keys))))? as Arc<dyn DeviceStore>
+        }
+        StoreMode::DynamoDb => {
+            let devices = init.var(TABLE_ENV)?;
+            let keys = init.var_if_declared(crate::registration_keys::TABLE_ENV)?;
+            Arc::new(DynamoDeviceStore::new(init.dynamodb()?, devices, keys))
+        }
+    })
+}

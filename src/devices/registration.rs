@@ -1,0 +1,128 @@
+//! `GET /devices/{uuid}/registration`: a controller checks that it is registered, with a
+//! signed request ([`super::signature`]), as FireFly's `devices-registration-get` answers:
+//! 404 `Device not registered` for an unknown device before any header is read (the
+//! firmware reads 404 as "not registered"), then the signature's checks, then 200 with
+//! exactly seven fields.
+
+use super::Devices;
+use super::signature::DeviceSignature;
+use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
+use crate::error::ApiError;
+use crate::handler::{Deadline, HandlerResult, Path, PathParam};
+use crate::response::Response;
+use crate::route::{Answer, Param, Route};
+use lambda_http::http::StatusCode;
+use serde_json::{Map, Value};
+
+pub const ROUTE: Route = Route {
+    key: "GET /devices/{uuid}/registration",
+    function: "firefly-func-api-devices-registration-get",
+    summary: "A device checks its registration with a signed request (X-Device-* headers)",
+    uses: &[
+        Use {
+            resource: &super::TABLE,
+            actions: &["dynamodb:GetItem"],
+        },
+        Use {
+            resource: &APPCONFIG,
+            actions: APPCONFIG_ACTIONS,
+        },
+    ],
+    answers: &[
+        Answer {
+            status: 200,
+            description: "Registered: the device's registration",
+            schema: Some(REGISTRATION_SCHEMA),
+            example: Some(
+                r#"{"uuid":"6f1c2b7e-0a4d-4c55-9e1b-3b2d7c9a1e10","product_id":"FFC3232-2603","product_hex":"0x0A1B2C3D","device_class":"CONTROLLER","registration_date":"2026-05-24T15:32:51.123456+00:00","registering_application":"HW-Reg","registering_version":"2026.03.01"}"#,
+            ),
+        },
+        Answer::new(400, "A missing or malformed X-Device-* header"),
+        Answer::new(
+            401,
+            "Timestamp outside ±10 s, or the signature does not verify",
+        ),
+        Answer::new(403, "X-Device-UUID does not match the path"),
+        Answer::new(404, "Device not registered"),
+        super::UNEXPECTED,
+        Answer::new(503, "DynamoDB unavailable"),
+    ],
+    scopes: &[],
+    params: &[Param {
+        name: DeviceUuid::NAME,
+        description: "The device's UUID, as it registered",
+        schema: r#"{"type": "string", "minLength": 1}"#,
+    }],
+    endpoint: crate::endpoint!(check, Devices::build),
+};
+
+const REGISTRATION_SCHEMA: &str = r#"{
+  "type": "object",
+  "required": ["uuid", "product_id", "product_hex", "device_class", "registration_date", "registering_application", "registering_version"],
+  "additionalProperties": false,
+  "properties": {
+    "uuid": {"type": "string"},
+    "product_id": {},
+    "product_hex": {"type": "string"},
+    "device_class": {},
+    "registration_date": {"type": "string"},
+    "registering_application": {},
+    "registering_version": {}
+  }
+}"#;
+
+/// The fields of a 200, FireFly's, in its order.
+pub const FIELDS: [&str; 7] = [
+    "uuid",
+    "product_id",
+    "product_hex",
+    "device_class",
+    "registration_date",
+    "registering_application",
+    "registering_version",
+];
+
+/// The `{uuid}` of the path, trimmed as FireFly trims it.
+pub struct DeviceUuid(String);
+
+impl PathParam for DeviceUuid {
+    const NAME: &'static str = "uuid";
+    fn parse(text: &str) -> Result<Self, ApiError> {
+        Ok(Self(text.trim().to_owned()))
+    }
+}
+
+const NOT_REGISTERED: ApiError = ApiError::ResourceNotFound {
+    message: "Device not registered",
+};
+
+/// The handler.
+pub async fn check(
+    devices: Devices,
+    deadline: Deadline,
+    Path(DeviceUuid(uuid)): Path<DeviceUuid>,
+    signature: DeviceSignature,
+) -> HandlerResult {
+    // No key DynamoDB would accept is no device (FireFly's call failed with a 500).
+    if uuid.is_empty() || uuid.len() > 1024 {
+        return Err(NOT_REGISTERED);
+    }
+    let Some(item) = deadline.run(devices.store.get(&uuid)).await?? else {
+        return Err(NOT_REGISTERED);
+    };
+    let public_key = item
+        .get("public_key")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    signature.verify(&uuid, public_key, devices.clock.now_epoch_micros())?;
+    let body: Map<String, Value> = FIELDS
+        .iter()
+        .map(|f| {
+            (
+                (*f).to_owned(),
+                item.get(*f).cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    Ok(Response::json(StatusCode::OK, &body))
+}

@@ -1,0 +1,218 @@
+//! A device's signed request: the four `X-Device-*` headers and their check, in FireFly's
+//! order and with its answers (`shared/device_auth.py`), so the firmware is never surprised.
+//!
+//! The signature is ECDSA P-256 over SHA-256 of the 32 raw nonce bytes followed by the
+//! timestamp header's exact ASCII bytes, DER-encoded, then Base64; the key is the device's
+//! stored 65-byte uncompressed point. ring (already linked for TLS) verifies it.
+
+use crate::clock::parse_iso8601;
+use crate::error::ApiError;
+use crate::handler::{FromRequest, Request};
+use base64::Engine as _;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::{DecodePaddingMode, general_purpose};
+use lambda_http::http::StatusCode;
+use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
+
+/// How far a device's clock may be from ours: ±10 s, as FireFly allows.
+pub const WINDOW_MICROS: i64 = 10_000_000;
+
+/// Python's `b64decode(..., validate=True)`: the standard alphabet, padding required,
+/// trailing bits not checked.
+const STRICT: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new()
+        .with_decode_padding_mode(DecodePaddingMode::RequireCanonical)
+        .with_decode_allow_trailing_bits(true),
+);
+
+/// Base64 as FireFly's `b64decode(..., validate=True)` reads it.
+pub fn decode_strict(text: &str) -> Option<Vec<u8>> {
+    STRICT.decode(text).ok()
+}
+
+/// The headers as sent (trimmed; empty when absent). Reading them never fails: FireFly
+/// answers 404 for an unknown device before it looks at any header, so the check runs in
+/// the handler, after the look-up ([`DeviceSignature::verify`]).
+#[derive(Debug, Clone, Default)]
+pub struct DeviceSignature {
+    uuid: String,
+    nonce: String,
+    timestamp: String,
+    signature: String,
+}
+
+impl FromRequest for DeviceSignature {
+    fn from_request(req: &Request<'_>) -> Result<Self, ApiError> {
+        let h = |name: &str| req.header(name).unwrap_or("").trim().to_owned();
+        Ok(Self {
+            uuid: h("x-device-uuid"),
+            nonce: h("x-device-nonce"),
+            timestamp: h("x-device-timestamp"),
+            signature: h("x-device-signature"),
+        })
+    }
+}
+
+fn refuse(status: StatusCode, message: &'static str) -> ApiError {
+    ApiError::Refused { status, message }
+}
+
+impl DeviceSignature {
+    /// Checks the request against the device `uuid` whose stored key is `public_key`
+    /// (Base64), at `now_micros`. Each refusal is FireFly's status and message.
+    pub fn verify(&self, uuid: &str, public_key: &str, now_micros: i64) -> Result<(), ApiError> {
+        if [&self.uuid, &self.nonce, &self.timestamp, &self.signature]
+            .iter()
+            .any(|v| v.is_empty())
+        {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "X-Device-UUID, X-Device-Nonce, X-Device-Timestamp, and X-Device-Signature headers are required",
+            ));
+        }
+        if self.uuid != uuid {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                "X-Device-UUID header does not match path parameter",
+            ));
+        }
+        let (Ok(nonce), Ok(signature)) =
+            (STRICT.decode(&self.nonce), STRICT.decode(&self.signature))
+        else {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "X-Device-Nonce and X-Device-Signature must be valid Base64",
+            ));
+        };
+        if nonce.len() != 32 {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "X-Device-Nonce must be 32 bytes",
+            ));
+        }
+        let Some(sent) = parse_iso8601(&self.timestamp) else {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "X-Device-Timestamp must be ISO 8601 UTC (e.g. 2025-05-09T12:00:00Z)",
+            ));
+        };
+        if (now_micros - sent).abs() > WINDOW_MICROS {
+            tracing::warn!(
+                skew_ms = (now_micros - sent) / 1000,
+                "device timestamp outside the acceptance window"
+            );
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "X-Device-Timestamp is outside the acceptance window",
+            ));
+        }
+        let key = general_purpose::STANDARD
+            .decode(public_key)
+            .ok()
+            .filter(|k| k.len() == 65 && k[0] == 0x04)
+            .ok_or_else(|| {
+                ApiError::internal(
+                    "the stored public key is not a valid 65-byte uncompressed P-256 point",
+                )
+            })?;
+        let mut message = nonce;
+        message.extend_from_slice(self.timestamp.as_bytes());
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, &key)
+            .verify(&message, &signature)
+            .map_err(|_| {
+                tracing::warn!("device signature verification failed");
+                refuse(StatusCode::UNAUTHORIZED, "Signature verification failed")
+            })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use ring::rand::SystemRandom;
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+
+    pub(crate) fn key_pair() -> EcdsaKeyPair {
+        let rng = SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap()
+    }
+
+    /// Signs as the firmware does: DER over nonce bytes then timestamp ASCII.
+    pub(crate) fn signed(pair: &EcdsaKeyPair, uuid: &str, timestamp: &str) -> DeviceSignature {
+        let nonce = [7u8; 32];
+        let mut message = nonce.to_vec();
+        message.extend_from_slice(timestamp.as_bytes());
+        let sig = pair.sign(&SystemRandom::new(), &message).unwrap();
+        DeviceSignature {
+            uuid: uuid.into(),
+            nonce: general_purpose::STANDARD.encode(nonce),
+            timestamp: timestamp.into(),
+            signature: general_purpose::STANDARD.encode(sig.as_ref()),
+        }
+    }
+
+    const NOW: i64 = 1_746_792_000_000_000; // 2025-05-09T12:00:00Z
+
+    fn status(r: Result<(), ApiError>) -> (u16, &'static str) {
+        let e = r.unwrap_err();
+        (e.status().as_u16(), e.message())
+    }
+
+    #[test]
+    fn every_check_in_firefly_order_with_its_answer() {
+        let pair = key_pair();
+        let public = general_purpose::STANDARD.encode(pair.public_key().as_ref());
+        let good = signed(&pair, "u1", "2025-05-09T12:00:00Z");
+        assert!(good.verify("u1", &public, NOW).is_ok());
+        // ±10 s inclusive, offsets converted.
+        assert!(good.verify("u1", &public, NOW + WINDOW_MICROS).is_ok());
+        let offset = signed(&pair, "u1", "2025-05-09T14:00:05+02:00");
+        assert!(offset.verify("u1", &public, NOW).is_ok());
+
+        let mut missing = good.clone();
+        missing.nonce.clear();
+        assert_eq!(status(missing.verify("u1", &public, NOW)).0, 400);
+        assert_eq!(
+            status(good.verify("u2", &public, NOW)),
+            (403, "X-Device-UUID header does not match path parameter")
+        );
+        let mut bad64 = good.clone();
+        bad64.signature = "not base64!".into();
+        assert_eq!(
+            status(bad64.verify("u1", &public, NOW)),
+            (
+                400,
+                "X-Device-Nonce and X-Device-Signature must be valid Base64"
+            )
+        );
+        let mut short = good.clone();
+        short.nonce = general_purpose::STANDARD.encode([1u8; 16]);
+        assert_eq!(
+            status(short.verify("u1", &public, NOW)),
+            (400, "X-Device-Nonce must be 32 bytes")
+        );
+        let mut when = good.clone();
+        when.timestamp = "yesterday".into();
+        assert_eq!(status(when.verify("u1", &public, NOW)).0, 400);
+        assert_eq!(
+            status(good.verify("u1", &public, NOW + WINDOW_MICROS + 1)),
+            (401, "X-Device-Timestamp is outside the acceptance window")
+        );
+        // Another key, or a timestamp changed after signing: 401.
+        let other = general_purpose::STANDARD.encode(key_pair().public_key().as_ref());
+        assert_eq!(
+            status(good.verify("u1", &other, NOW)),
+            (401, "Signature verification failed")
+        );
+        let mut moved = good.clone();
+        moved.timestamp = "2025-05-09T12:00:01Z".into();
+        assert_eq!(
+            status(moved.verify("u1", &public, NOW)),
+            (401, "Signature verification failed")
+        );
+        // A stored key that is not a point: ours to fix, 500.
+        assert_eq!(status(good.verify("u1", "AAAA", NOW)).0, 500);
+    }
+}

@@ -1,0 +1,467 @@
+//! Where devices are kept: FireFly's `firefly-devices` items, through DynamoDB or in memory.
+//!
+//! Item: `uuid` (S, hash key), `product_id`, `product_hex` (S, the GSI's key),
+//! `device_class`, `public_key` (S, Base64 as sent), `registration_date` (S, UTC ISO 8601
+//! with microseconds), `registering_application`, `registering_version`, `mcu` (M, as
+//! sent), `registered_by_email` (copied from the key's `generated_by_email`), and `network`
+//! and `partitions` (L) only when sent. Values keep their JSON types: strings S, numbers N,
+//! booleans BOOL, null NULL, arrays L, objects M.
+//!
+//! Registering redeems a key in the same atomic step: one `TransactWriteItems` deletes the
+//! key only if it exists and is live, and puts the device only if its `uuid` is new, so two
+//! devices racing with one key cannot both register.
+
+use crate::aws::errors::{StoreError, classify};
+use crate::handler::BoxFuture;
+use crate::registration_keys::store::MemoryKeyStore;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem};
+use serde_json::{Map, Number, Value};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// A device item, as JSON.
+pub type Item = Map<String, Value>;
+
+/// A device to register: its item without `registered_by_email`, which the store copies
+/// from the key it redeems.
+#[derive(Debug, Clone)]
+pub struct NewDevice {
+    pub uuid: String,
+    pub item: Item,
+}
+
+/// What a registration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    /// The device is stored and the key is gone.
+    Registered,
+    /// The device was already there: nothing changed, the key is still live.
+    AlreadyRegistered,
+    /// No live key has this value (missing, expired, or just used by another device).
+    KeyRefused,
+}
+
+/// Storage for devices.
+pub trait DeviceStore: Send + Sync {
+    /// Redeems `key` (live at `now`) and stores `device`, atomically.
+    fn register<'a>(
+        &'a self,
+        key: &'a str,
+        now: i64,
+        device: NewDevice,
+    ) -> BoxFuture<'a, Result<Registered, StoreError>>;
+
+    /// The device stored under `uuid`, if any.
+    fn get<'a>(&'a self, uuid: &'a str) -> BoxFuture<'a, Result<Option<Item>, StoreError>>;
+
+    /// Every device, every page of the table read, in no particular order.
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Item>, StoreError>>;
+}
+
+/// DynamoDB's limits on a value: numbers within its range (38 digits, magnitude below
+/// 10^126), map keys not empty, at most 32 levels of nesting. A value past them would be
+/// refused by DynamoDB (a 500 in FireFly's function); the handler answers 400 instead.
+pub fn storable(value: &Value) -> bool {
+    fn ok(v: &Value, depth: usize) -> bool {
+        if depth > 32 {
+            return false;
+        }
+        match v {
+            Value::Number(n) => n
+                .as_f64()
+                .is_some_and(|f| f.is_finite() && (f == 0.0 || (1e-129..1e126).contains(&f.abs()))),
+            Value::Array(a) => a.iter().all(|v| ok(v, depth + 1)),
+            Value::Object(o) => o.iter().all(|(k, v)| !k.is_empty() && ok(v, depth + 1)),
+            _ => true,
+        }
+    }
+    ok(value, 0)
+}
+
+/// A JSON value as DynamoDB stores it (the value is [`storable`]).
+pub fn to_attribute(value: &Value) -> AttributeValue {
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(s) => AttributeValue::S(s.clone()),
+        Value::Array(a) => AttributeValue::L(a.iter().map(to_attribute).collect()),
+        Value::Object(o) => AttributeValue::M(
+            o.iter()
+                .map(|(k, v)| (k.clone(), to_attribute(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// A stored value as JSON: numbers as JSON numbers (FireFly's function sent `"3"`; the
+/// console reads both through `Number()`), sets as arrays, binary as Base64.
+pub fn from_attribute(value: &AttributeValue) -> Value {
+    fn number(n: &str) -> Value {
+        if let Ok(i) = n.parse::<i64>() {
+            return Value::from(i);
+        }
+        if let Ok(u) = n.parse::<u64>() {
+            return Value::from(u);
+        }
+        n.parse::<f64>()
+            .ok()
+            .and_then(Number::from_f64)
+            .map_or_else(|| Value::String(n.to_owned()), Value::Number)
+    }
+    use base64::Engine as _;
+    let b64 = |b: &aws_sdk_dynamodb::primitives::Blob| {
+        Value::String(base64::engine::general_purpose::STANDARD.encode(b.as_ref()))
+    };
+    match value {
+        AttributeValue::S(s) => Value::String(s.clone()),
+        AttributeValue::N(n) => number(n),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::L(l) => Value::Array(l.iter().map(from_attribute).collect()),
+        AttributeValue::M(m) => Value::Object(from_item(m)),
+        AttributeValue::Ss(ss) => Value::Array(ss.iter().cloned().map(Value::String).collect()),
+        AttributeValue::Ns(ns) => Value::Array(ns.iter().map(|n| number(n)).collect()),
+        AttributeValue::B(b) => b64(b),
+        AttributeValue::Bs(bs) => Value::Array(bs.iter().map(b64).collect()),
+        _ => Value::Null,
+    }
+}
+
+fn from_item(item: &HashMap<String, AttributeValue>) -> Item {
+    // Sorted keys: a stable order for the same item, whatever DynamoDB's map order.
+    let sorted: BTreeMap<&String, &AttributeValue> = item.iter().collect();
+    sorted
+        .into_iter()
+        .map(|(k, v)| (k.clone(), from_attribute(v)))
+        .collect()
+}
+
+pub struct DynamoDeviceStore {
+    client: Client,
+    devices: String,
+    /// The registration-keys table, for the routes that redeem keys.
+    keys: Option<String>,
+}
+
+impl DynamoDeviceStore {
+    pub fn new(client: Client, devices: String, keys: Option<String>) -> Self {
+        Self {
+            client,
+            devices,
+            keys,
+        }
+    }
+}
+
+const KEYS_WORKFLOW: &str = crate::registration_keys::WORKFLOW;
+const DEVICES_WORKFLOW: &str = super::WORKFLOW;
+
+impl DeviceStore for DynamoDeviceStore {
+    fn register<'a>(
+        &'a self,
+        key: &'a str,
+        now: i64,
+        device: NewDevice,
+    ) -> BoxFuture<'a, Result<Registered, StoreError>> {
+        Box::pin(async move {
+            let Some(keys) = &self.keys else {
+                return Err(StoreError::Other(
+                    "this route registers devices but has no registration-keys table".into(),
+                ));
+            };
+            // The key first, as FireFly's function reads it: its email goes on the device.
+            // A consistent read: a key minted a moment ago is there.
+            let read = self
+                .client
+                .get_item()
+                .table_name(keys)
+                .key("key", AttributeValue::S(key.to_owned()))
+                .consistent_read(true)
+                .send()
+                .await;
+            let found = match read {
+                Ok(out) => out.item,
+                Err(e) => {
+                    classify(e, keys, KEYS_WORKFLOW)?;
+                    return Err(StoreError::Other("key read refused".into()));
+                }
+            };
+            let live = found.as_ref().filter(|item| {
+                item.get("ttl")
+                    .and_then(|t| t.as_n().ok())
+                    .and_then(|t| t.parse::<f64>().ok())
+                    .is_some_and(|ttl| ttl > now as f64)
+            });
+            let Some(key_item) = live else {
+                return Ok(Registered::KeyRefused);
+            };
+            let email = key_item
+                .get("generated_by_email")
+                .and_then(|e| e.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            let mut item: HashMap<String, AttributeValue> = device
+                .item
+                .iter()
+                .map(|(k, v)| (k.clone(), to_attribute(v)))
+                .collect();
+            item.insert("registered_by_email".into(), AttributeValue::S(email));
+            let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Other(e.to_string());
+            let redeem = Delete::builder()
+                .table_name(keys)
+                .key("key", AttributeValue::S(key.to_owned()))
+                .condition_expression("attribute_exists(#k) AND #t > :now")
+                .expression_attribute_names("#k", "key")
+                .expression_attribute_names("#t", "ttl")
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .build()
+                .map_err(build)?;
+            let put = Put::builder()
+                .table_name(&self.devices)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(#u)")
+                .expression_attribute_names("#u", "uuid")
+                .build()
+                .map_err(build)?;
+            // The SDK sets a ClientRequestToken and keeps it across its retries: a retry of
+            // a transaction that went through succeeds again instead of failing on the
+            // key it already deleted.
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(TransactWriteItem::builder().delete(redeem).build())
+                .transact_items(TransactWriteItem::builder().put(put).build())
+                .send()
+                .await;
+            match result {
+                Ok(_) => Ok(Registered::Registered),
+                Err(SdkError::ServiceError(e))
+                    if matches!(
+                        e.err(),
+                        TransactWriteItemsError::TransactionCanceledException(_)
+                    ) =>
+                {
+                    let TransactWriteItemsError::TransactionCanceledException(c) = e.err() else {
+                        unreachable!("matched above")
+                    };
+                    let failed = |i: usize| {
+                        c.cancellation_reasons()
+                            .get(i)
+                            .and_then(|r| r.code())
+                            .is_some_and(|code| code == "ConditionalCheckFailed")
+                    };
+                    // FireFly's order: the key is judged first.
+                    if failed(0) {
+                        Ok(Registered::KeyRefused)
+                    } else if failed(1) {
+                        Ok(Registered::AlreadyRegistered)
+                    } else {
+                        let codes: Vec<&str> = c
+                            .cancellation_reasons()
+                            .iter()
+                            .map(|r| r.code().unwrap_or("-"))
+                            .collect();
+                        Err(StoreError::Unavailable(format!(
+                            "transaction cancelled: {}",
+                            codes.join(", ")
+                        )))
+                    }
+                }
+                Err(e) => {
+                    classify(e, &self.devices, DEVICES_WORKFLOW)?;
+                    Err(StoreError::Other("transaction refused".into()))
+                }
+            }
+        })
+    }
+
+    fn get<'a>(&'a self, uuid: &'a str) -> BoxFuture<'a, Result<Option<Item>, StoreError>> {
+        Box::pin(async move {
+            let read = self
+                .client
+                .get_item()
+                .table_name(&self.devices)
+                .key("uuid", AttributeValue::S(uuid.to_owned()))
+                .consistent_read(true)
+                .send()
+                .await;
+            match read {
+                Ok(out) => Ok(out.item.as_ref().map(from_item)),
+                Err(e) => {
+                    classify(e, &self.devices, DEVICES_WORKFLOW)?;
+                    Err(StoreError::Other("device read refused".into()))
+                }
+            }
+        })
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
+        Box::pin(async move {
+            let mut pages = self
+                .client
+                .scan()
+                .table_name(&self.devices)
+                .into_paginator()
+                .send();
+            let mut items = Vec::new();
+            while let Some(page) = pages.next().await {
+                match page {
+                    Ok(page) => items.extend(page.items().iter().map(from_item)),
+                    Err(e) => {
+                        classify(e, &self.devices, DEVICES_WORKFLOW)?;
+                        return Err(StoreError::Other("scan refused".into()));
+                    }
+                }
+            }
+            Ok(items)
+        })
+    }
+}
+
+/// Devices in memory (local runs), redeeming keys from the process's in-memory keys.
+pub struct MemoryDeviceStore {
+    keys: Arc<MemoryKeyStore>,
+    devices: Mutex<BTreeMap<String, Item>>,
+}
+
+impl MemoryDeviceStore {
+    pub fn new(keys: Arc<MemoryKeyStore>) -> Self {
+        Self {
+            keys,
+            devices: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Item>> {
+        // Every change is one insert: a poisoned lock still guards a consistent map.
+        self.devices.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl DeviceStore for MemoryDeviceStore {
+    fn register<'a>(
+        &'a self,
+        key: &'a str,
+        now: i64,
+        device: NewDevice,
+    ) -> BoxFuture<'a, Result<Registered, StoreError>> {
+        // Devices, then keys: the one lock order, so the step is atomic, as the transaction.
+        let mut devices = self.lock();
+        let mut keys = self.keys.lock();
+        let live = keys
+            .get(key)
+            .filter(|k| k.expires_at > now)
+            .map(|k| k.email.clone());
+        let outcome = match (live, devices.entry(device.uuid)) {
+            (None, _) => Registered::KeyRefused,
+            (Some(_), std::collections::btree_map::Entry::Occupied(_)) => {
+                Registered::AlreadyRegistered
+            }
+            (Some(email), std::collections::btree_map::Entry::Vacant(slot)) => {
+                keys.remove(key);
+                let mut item = device.item;
+                item.insert("registered_by_email".into(), Value::String(email));
+                slot.insert(item);
+                Registered::Registered
+            }
+        };
+        Box::pin(std::future::ready(Ok(outcome)))
+    }
+
+    fn get<'a>(&'a self, uuid: &'a str) -> BoxFuture<'a, Result<Option<Item>, StoreError>> {
+        let found = self.lock().get(uuid).cloned();
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
+        let all = self.lock().values().cloned().collect();
+        Box::pin(std::future::ready(Ok(all)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registration_keys::store::{KeyStore, NewKey};
+    use serde_json::json;
+
+    #[test]
+    fn json_values_round_trip_through_attributes() {
+        let v = json!({"a": 1, "b": 1.5, "c": "x", "d": [true, null], "e": {"f": -7}, "g": ""});
+        assert!(storable(&v));
+        let back = from_attribute(&to_attribute(&v));
+        assert_eq!(back, v);
+        for bad in [json!(1e200), json!({"": 1}), json!(1e-200)] {
+            assert!(!storable(&bad), "{bad}");
+        }
+        let mut deep = json!(1);
+        for _ in 0..40 {
+            deep = json!([deep]);
+        }
+        assert!(!storable(&deep));
+    }
+
+    async fn keys_with(key: &str, ttl: i64) -> Arc<MemoryKeyStore> {
+        let keys = Arc::new(MemoryKeyStore::new());
+        keys.insert_unless_live(NewKey {
+            key,
+            user_id: "u",
+            email: "u@example.com",
+            nonce: "n",
+            created_at: ttl - 1800,
+            expires_at: ttl,
+        })
+        .await
+        .unwrap();
+        keys
+    }
+
+    fn device(uuid: &str) -> NewDevice {
+        let mut item = Item::new();
+        item.insert("uuid".into(), json!(uuid));
+        NewDevice {
+            uuid: uuid.into(),
+            item,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_key_registers_one_device_once_and_expired_keys_none() {
+        let keys = keys_with("AAAAAA", 1000).await;
+        let store = MemoryDeviceStore::new(Arc::clone(&keys));
+        assert_eq!(
+            store.register("AAAAAA", 999, device("d1")).await,
+            Ok(Registered::Registered)
+        );
+        assert!(keys.is_empty(), "the key is used up");
+        assert_eq!(
+            store.get("d1").await.unwrap().unwrap()["registered_by_email"],
+            "u@example.com"
+        );
+        assert_eq!(
+            store.register("AAAAAA", 999, device("d2")).await,
+            Ok(Registered::KeyRefused)
+        );
+        // An expired key that nothing deleted yet is refused (FireFly accepted it).
+        let keys = keys_with("BBBBBB", 1000).await;
+        let store = MemoryDeviceStore::new(Arc::clone(&keys));
+        assert_eq!(
+            store.register("BBBBBB", 1000, device("d3")).await,
+            Ok(Registered::KeyRefused)
+        );
+        // A device already there: nothing changes, and the key stays live.
+        let keys = keys_with("CCCCCC", 1000).await;
+        let store = MemoryDeviceStore::new(Arc::clone(&keys));
+        store.lock().insert("d4".into(), Item::new());
+        assert_eq!(
+            store.register("CCCCCC", 10, device("d4")).await,
+            Ok(Registered::AlreadyRegistered)
+        );
+        assert_eq!(keys.len(), 1);
+        assert!(store.get("d4").await.unwrap().unwrap().is_empty());
+    }
+}
