@@ -5,8 +5,8 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+    KeyType, Projection, ProjectionType, ScalarAttributeType,
 };
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -134,6 +134,74 @@ impl Dynalite {
                 .send(),
         )
         .expect("create table");
+    }
+
+    /// Creates the devices table as FireFly's dynamodb-devices stack does: hash key `uuid`
+    /// (S), on demand, GSI `product_hex-index` (hash `product_hex`, projection ALL).
+    pub fn create_devices_table(&self, name: &str) {
+        let attr = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap()
+        };
+        let hash = |n: &str| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(KeyType::Hash)
+                .build()
+                .unwrap()
+        };
+        block_on(
+            self.client()
+                .create_table()
+                .table_name(name)
+                .attribute_definitions(attr("uuid"))
+                .attribute_definitions(attr("product_hex"))
+                .key_schema(hash("uuid"))
+                .global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name("product_hex-index")
+                        .key_schema(hash("product_hex"))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::All)
+                                .build(),
+                        )
+                        .build()
+                        .unwrap(),
+                )
+                .billing_mode(BillingMode::PayPerRequest)
+                .send(),
+        )
+        .expect("create devices table");
+    }
+
+    /// The item under `uuid` in a devices table.
+    pub fn get_device(&self, table: &str, uuid: &str) -> Option<HashMap<String, AttributeValue>> {
+        block_on(
+            self.client()
+                .get_item()
+                .table_name(table)
+                .key("uuid", AttributeValue::S(uuid.into()))
+                .consistent_read(true)
+                .send(),
+        )
+        .expect("get device")
+        .item
+    }
+
+    /// Writes `item` as is (an item in the other implementation's exact shape).
+    pub fn put_item(&self, table: &str, item: HashMap<String, AttributeValue>) {
+        block_on(
+            self.client()
+                .put_item()
+                .table_name(table)
+                .set_item(Some(item))
+                .send(),
+        )
+        .expect("put item");
     }
 
     pub fn get(&self, table: &str, key: &str) -> Option<HashMap<String, AttributeValue>> {

@@ -4,7 +4,7 @@
 use super::http::{self, Reply, Request, Server};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Barrier, Mutex};
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Fault {
@@ -39,6 +39,9 @@ struct State {
     cut_every: u64,
     /// The headers of every request, in order.
     headers: Vec<Vec<(String, String)>>,
+    /// Requests for this DynamoDB operation wait until all of the barrier's have arrived,
+    /// then go on together: a race made certain, not left to scheduling.
+    gate: Option<(String, Arc<Barrier>)>,
 }
 
 impl Proxy {
@@ -50,9 +53,24 @@ impl Proxy {
             requests: 0,
             cut_every: 0,
             headers: Vec::new(),
+            gate: None,
         }));
         let st = state.clone();
         let server = http::serve(move |req: Request| {
+            let gate = {
+                let s = st.lock().unwrap();
+                s.gate.as_ref().and_then(|(op, barrier)| {
+                    req.headers
+                        .iter()
+                        .any(|(k, v)| {
+                            k.eq_ignore_ascii_case("x-amz-target") && v.ends_with(&format!(".{op}"))
+                        })
+                        .then(|| Arc::clone(barrier))
+                })
+            };
+            if let Some(barrier) = gate {
+                barrier.wait();
+            }
             let fault = {
                 let mut s = st.lock().unwrap();
                 s.requests += 1;
@@ -105,6 +123,11 @@ impl Proxy {
         let mut s = self.state.lock().unwrap();
         s.script = script;
         s.then = then;
+    }
+
+    /// Holds every `operation` request (`TransactWriteItems`) until `n` have arrived.
+    pub fn gather(&self, operation: &str, n: usize) {
+        self.state.lock().unwrap().gate = Some((operation.to_owned(), Arc::new(Barrier::new(n))));
     }
 
     pub fn cut_every(&self, n: u64) {
