@@ -52,6 +52,7 @@ fn invoke(c: &mut Criterion) {
         tracing_subscriber::filter::LevelFilter::INFO,
         firefly_api::telemetry::Output::Discard,
         firefly_api::telemetry::DEFAULT_NAMESPACE,
+        "bench",
     );
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()

@@ -133,31 +133,11 @@ impl ConfigSource {
                     "{ENVIRONMENT_VAR} is set but AWS_LAMBDA_FUNCTION_NAME (the AppConfig application) is not"
                 ))
             })?;
-        let profile = PROFILE.to_owned();
-        let port: u16 = parse_env(env, "AWS_APPCONFIG_EXTENSION_HTTP_PORT", 2772, 1..=65_535)?;
-        let timeout_ms: u64 = parse_env(env, "FIREFLY_APPCONFIG_TIMEOUT_MS", 250, 1..=1_000)?;
-        let cache_seconds: u64 = parse_env(env, "FIREFLY_CONFIG_CACHE_SECONDS", 15, 0..=3_600)?;
-        for (name, value) in [
-            ("AWS_LAMBDA_FUNCTION_NAME", &app),
-            (ENVIRONMENT_VAR, &environment),
-        ] {
-            // The names become URL path segments; refuse anything that would change the path.
-            if !value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            {
-                return Err(ConfigError::Env(format!(
-                    "{name} may hold only letters, digits, '-', '_' and '.'"
-                )));
-            }
-        }
-        let url = format!(
-            "http://localhost:{port}/applications/{app}/environments/{environment}/configurations/{profile}"
-        );
+        let ext = Extension::new(env, &app, &environment, PROFILE)?;
         Ok(Self::AppConfig(Box::new(AppConfigClient::new(
-            url,
-            Duration::from_millis(timeout_ms),
-            Duration::from_secs(cache_seconds),
+            ext.url,
+            ext.timeout,
+            ext.cache_for,
         )?)))
     }
 
@@ -169,6 +149,79 @@ impl ConfigSource {
             Self::File(f) => f.profile(),
         }
     }
+}
+
+/// Where the AppConfig extension serves one profile of this function, and how to read it.
+struct Extension {
+    url: String,
+    timeout: Duration,
+    cache_for: Duration,
+}
+
+impl Extension {
+    fn new(
+        env: &crate::deploy::Env<'_>,
+        app: &str,
+        environment: &str,
+        profile: &str,
+    ) -> Result<Self, ConfigError> {
+        let port: u16 = parse_env(env, "AWS_APPCONFIG_EXTENSION_HTTP_PORT", 2772, 1..=65_535)?;
+        let timeout_ms: u64 = parse_env(env, "FIREFLY_APPCONFIG_TIMEOUT_MS", 250, 1..=1_000)?;
+        let cache_seconds: u64 = parse_env(env, "FIREFLY_CONFIG_CACHE_SECONDS", 15, 0..=3_600)?;
+        for (name, value) in [
+            ("AWS_LAMBDA_FUNCTION_NAME", app),
+            (ENVIRONMENT_VAR, environment),
+        ] {
+            // The names become URL path segments; refuse anything that would change the path.
+            if !value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            {
+                return Err(ConfigError::Env(format!(
+                    "{name} may hold only letters, digits, '-', '_' and '.'"
+                )));
+            }
+        }
+        Ok(Self {
+            url: format!(
+                "http://localhost:{port}/applications/{app}/environments/{environment}/configurations/{profile}"
+            ),
+            timeout: Duration::from_millis(timeout_ms),
+            cache_for: Duration::from_secs(cache_seconds),
+        })
+    }
+}
+
+/// The profile FireFly's console sets each function's log level in: `{"logging": "LEVEL"}`.
+pub const LOGGING_PROFILE: &str = "logging";
+
+/// The log level FireFly's console set for this function, read once at start-up as
+/// FireFly's functions read it: `None` without `APP_CONFIG_ENV`; otherwise the profile's
+/// level in Python's names, folded to upper case, and `WARNING` when the profile or its
+/// level is missing, unreadable or unknown (FireFly's default).
+pub async fn logging_level(
+    env: &crate::deploy::Env<'_>,
+) -> Result<Option<&'static str>, ConfigError> {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty());
+    let Some(environment) = set(ENVIRONMENT_VAR) else {
+        return Ok(None);
+    };
+    let Some(app) = set("FIREFLY_FUNCTION_NAME").or_else(|| set("AWS_LAMBDA_FUNCTION_NAME")) else {
+        return Ok(None);
+    };
+    let ext = Extension::new(env, &app, &environment, LOGGING_PROFILE)?;
+    let client = AppConfigClient::new(ext.url, ext.timeout, Duration::ZERO)?;
+    let level = client.fetch().await.ok().and_then(|profile| {
+        let name = profile
+            .get("logging")?
+            .as_str()?
+            .trim()
+            .to_ascii_uppercase();
+        ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+            .into_iter()
+            .find(|l| *l == name)
+    });
+    Ok(Some(level.unwrap_or("WARNING")))
 }
 
 /// A profile in a local file, read again whenever its modification time or size changes

@@ -2,7 +2,7 @@
 //! See the library docs for how an event flows; this file only wires the process up.
 
 use firefly_api::app::{App, Invocation};
-use firefly_api::{local, routes::ROUTES, telemetry};
+use firefly_api::{config, local, routes::ROUTES, telemetry};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::process::ExitCode;
@@ -29,14 +29,27 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let level = telemetry::level_from_env(&env);
+    // FireFly's console sets each function's level in its AppConfig `logging` profile
+    // (read once, at start-up, as FireFly's functions read it); without APP_CONFIG_ENV,
+    // Lambda's AWS_LAMBDA_LOG_LEVEL or RUST_LOG.
+    let level = match runtime.block_on(config::logging_level(&env)) {
+        Ok(Some(python)) => telemetry::level_from_python(python),
+        Ok(None) => telemetry::level_from_env(&env),
+        Err(e) => {
+            eprintln!("bootstrap: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let logger = env("FIREFLY_FUNCTION_NAME")
+        .or_else(|| env("AWS_LAMBDA_FUNCTION_NAME"))
+        .unwrap_or_else(|| "bootstrap".into());
     match args.first().map(String::as_str) {
         None => {
-            telemetry::init(level, telemetry::Output::Stdout, &namespace);
+            telemetry::init(level, telemetry::Output::Stdout, &namespace, &logger);
             runtime.block_on(serve(&env))
         }
         Some("invoke") => {
-            telemetry::init(level, telemetry::Output::Stderr, &namespace);
+            telemetry::init(level, telemetry::Output::Stderr, &namespace, &logger);
             runtime.block_on(local::invoke(&args[1..]))
         }
         Some("-h" | "--help") => {
@@ -72,9 +85,8 @@ async fn serve(env: &firefly_api::deploy::Env<'_>) -> ExitCode {
     let routes = firefly_api::synthetic::table();
     #[cfg(not(feature = "synthetic-routes"))]
     let routes = ROUTES;
-    let app: &'static App = match App::from_env(routes, env) {
-        // The app lives as long as the process; leaking it gives handlers a plain reference.
-        Ok(app) => Box::leak(Box::new(app)),
+    let app = match App::from_env(routes, env) {
+        Ok(app) => app,
         Err(e) => {
             tracing::error!(error = %e, "start-up failed");
             return ExitCode::FAILURE;
@@ -82,14 +94,15 @@ async fn serve(env: &firefly_api::deploy::Env<'_>) -> ExitCode {
     };
     let routes: Vec<&str> = app.routes().map(|r| r.key).collect();
     tracing::info!(function = app.function(), routes = ?routes, "ready");
+    // The app is borrowed by every invocation (the runtime's shared-resource example):
+    // `run` returns only when the process ends.
+    let app = &app;
     let handler = service_fn(
         move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
             let ctx = &event.context;
             let invocation = Invocation {
                 request_id: &ctx.request_id,
-                deadline: Some(
-                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ctx.deadline),
-                ),
+                deadline: Some(ctx.deadline()),
                 trace_id: ctx.xray_trace_id.as_deref(),
             };
             Ok::<_, lambda_runtime::Error>(app.handle(&invocation, &event.payload).await)

@@ -4,8 +4,9 @@
 //! X-Ray trace id carried along.
 //!
 //! Logs are one JSON object per line on stdout with Powertools' field names, so Logs
-//! Insights queries written for Powertools work unchanged: `level`, `message`, `timestamp`,
-//! and within a request `function_name`, `function_request_id` (Lambda's), `correlation_id`
+//! Insights queries written for Powertools work unchanged: `level` (Python's names:
+//! `WARNING`, as FireFly's functions write them), `logger` (the function's name, as
+//! FireFly's), `message`, `timestamp`, and within a request `function_name`, `function_request_id` (Lambda's), `correlation_id`
 //! (API Gateway's `requestContext.requestId`), `xray_trace_id`, `route_key`, `cold_start`.
 //!
 //! Only this crate logs below INFO. Dependencies (the Lambda runtime, the AWS SDK, hyper)
@@ -46,6 +47,16 @@ pub fn level_from_env(env: &crate::deploy::Env<'_>) -> LevelFilter {
         .unwrap_or(LevelFilter::INFO)
 }
 
+/// A level in Python's names (FireFly's `logging` profile): CRITICAL is ERROR's level here.
+pub fn level_from_python(name: &str) -> LevelFilter {
+    match name {
+        "DEBUG" => LevelFilter::DEBUG,
+        "INFO" => LevelFilter::INFO,
+        "ERROR" | "CRITICAL" => LevelFilter::ERROR,
+        _ => LevelFilter::WARN,
+    }
+}
+
 /// The filter: `level` for this crate, at most INFO for everything else.
 pub fn filter(level: LevelFilter) -> Targets {
     Targets::new()
@@ -80,6 +91,8 @@ impl Output {
 struct Global {
     output: Output,
     namespace: String,
+    /// Every line's `logger`: the function's name, as FireFly's Python loggers are named.
+    logger: String,
 }
 
 static GLOBAL: OnceLock<Global> = OnceLock::new();
@@ -110,10 +123,11 @@ pub fn namespace_from_env(env: &crate::deploy::Env<'_>) -> Result<String, String
 
 /// Installs the JSON log layer writing to `output`, and sets the metrics namespace. Safe to
 /// call more than once (later calls do nothing), so tests and benches can share it.
-pub fn init(level: LevelFilter, output: Output, namespace: &str) {
+pub fn init(level: LevelFilter, output: Output, namespace: &str, logger: &str) {
     let _ = GLOBAL.set(Global {
         output,
         namespace: namespace.to_owned(),
+        logger: logger.to_owned(),
     });
     let _ = tracing_subscriber::registry()
         .with(JsonLines { output })
@@ -357,7 +371,10 @@ fn log_line(event: &Event<'_>, now: SystemTime) -> String {
     let mut line = String::with_capacity(256);
     line.push('{');
     push_str_field(&mut line, "timestamp", &rfc3339_millis(millis));
-    push_str_field(&mut line, "level", event.metadata().level().as_str());
+    push_str_field(&mut line, "level", level_name(event.metadata().level()));
+    if let Some(g) = GLOBAL.get() {
+        push_str_field(&mut line, "logger", &g.logger);
+    }
     push_str_field(&mut line, "message", &fields.message);
     let _ = CURRENT.try_with(|c| {
         push_str_field(&mut line, "function_name", &c.function_name);
@@ -373,6 +390,14 @@ fn log_line(event: &Event<'_>, now: SystemTime) -> String {
     push_str_field(&mut line, "target", event.metadata().target());
     line.push('}');
     line
+}
+
+/// Python's level names, which FireFly's console and queries use (WARN is WARNING).
+fn level_name(level: &tracing::Level) -> &'static str {
+    match *level {
+        tracing::Level::WARN => "WARNING",
+        ref other => other.as_str(),
+    }
 }
 
 /// `,"name":"value"` (or without the comma first), JSON-escaped.
@@ -620,7 +645,7 @@ mod tests {
         assert_eq!(lines[0]["timestamp"], "1970-01-01T00:00:00.000Z");
         assert!(lines[0].get("function_request_id").is_none());
         let inside = &lines[1];
-        assert_eq!(inside["level"], "WARN");
+        assert_eq!(inside["level"], "WARNING");
         assert_eq!(inside["error"], "a \"quoted\" error");
         assert_eq!(
             inside["function_name"],

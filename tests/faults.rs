@@ -191,7 +191,7 @@ fn a_slow_dynamodb_gets_a_503_before_the_invocations_deadline() {
     assert_eq!(h.header("retry-after"), "1");
     assert!(took < deadline, "answered after the deadline: {took:?}");
     assert!(
-        r.f.json_logs().iter().any(|l| l["level"] == "WARN"
+        r.f.json_logs().iter().any(|l| l["level"] == "WARNING"
             && l["error"].as_str().unwrap_or_default().contains("deadline")),
         "no log line naming the deadline"
     );

@@ -129,7 +129,7 @@ fn a_collision_with_a_live_key_draws_again_and_leaves_the_live_key_alone() {
     let logs = f.json_logs();
     assert!(
         logs.iter()
-            .any(|l| l["level"] == "WARN" && l["attempt"] == 1),
+            .any(|l| l["level"] == "WARNING" && l["attempt"] == 1),
         "{logs:?}"
     );
     assert_not_logged(&f, &["AAAAAA".into(), "BBBBBB".into()]);
@@ -339,7 +339,7 @@ fn dynamodb_stopped_is_503_and_the_same_process_recovers() {
         started.elapsed()
     );
     assert!(
-        f.json_logs().iter().any(|l| l["level"] == "WARN"
+        f.json_logs().iter().any(|l| l["level"] == "WARNING"
             && l["error"]
                 .as_str()
                 .unwrap_or_default()
@@ -408,7 +408,7 @@ fn bad_or_unreachable_config_keeps_the_last_good_settings() {
         f.json_logs()
             .into_iter()
             .filter(|l| {
-                l["level"] == "WARN" && l["message"].as_str().unwrap_or_default().contains(text)
+                l["level"] == "WARNING" && l["message"].as_str().unwrap_or_default().contains(text)
             })
             .count()
     };
@@ -431,7 +431,7 @@ fn config_extension_down_from_the_start_uses_the_defaults() {
     let item = Dynalite::shared().get(&table, &key).unwrap();
     assert_eq!(n(&item, "ttl") - n(&item, "generated_at"), 1800);
     assert!(f.json_logs().iter().any(|l| {
-        l["level"] == "WARN"
+        l["level"] == "WARNING"
             && l["error"]
                 .as_str()
                 .unwrap_or_default()

@@ -183,6 +183,59 @@ fn the_invocations_trace_header_reaches_dynamodb() {
 }
 
 #[test]
+fn firefly_consoles_logging_profile_sets_the_level_with_python_names_and_logger() {
+    use support::appconfig::{AppConfigStub, Mode};
+    // Without a logging profile, FireFly's default: WARNING (no INFO request lines).
+    let stub = AppConfigStub::start(Mode::Status(404));
+    let env: Vec<(String, String)> = stub
+        .env()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut r = rig(&env);
+    assert_eq!(r.post.invoke(&event_for(ALICE)).http().status, 201);
+    let lines = r.post.json_logs();
+    let logs: Vec<&Value> = lines.iter().filter(|l| l.get("_aws").is_none()).collect();
+    assert!(
+        logs.iter()
+            .all(|l| l["level"] == "WARNING" || l["level"] == "ERROR"),
+        "{logs:?}"
+    );
+    assert_eq!(
+        emf::documents(&lines).len(),
+        1,
+        "metrics whatever the level"
+    );
+
+    // The console sets DEBUG (any case): debug lines, each with FireFly's `logger`.
+    stub.set_logging(r#"{"logging": "debug"}"#);
+    let mut r = rig(&env);
+    assert_eq!(r.post.invoke(&event_for(ALICE)).http().status, 201);
+    let lines = r.post.json_logs();
+    let logs: Vec<&Value> = lines.iter().filter(|l| l.get("_aws").is_none()).collect();
+    assert!(logs.iter().any(|l| l["level"] == "DEBUG"), "{logs:?}");
+    assert!(
+        logs.iter()
+            .any(|l| l["level"] == "INFO" && l["message"] == "request completed")
+    );
+    assert!(logs.iter().all(|l| l["logger"] == FUNCTION), "{logs:?}");
+
+    // ERROR: not even the warnings.
+    stub.set_logging(r#"{"logging": "ERROR"}"#);
+    let mut r = rig(&env);
+    assert_eq!(r.post.invoke(&event_for(ALICE)).http().status, 201);
+    let lines = r.post.json_logs();
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.get("_aws").is_none())
+            .all(|l| l["level"] == "ERROR"),
+        "{lines:?}"
+    );
+}
+
+#[test]
 fn the_log_level_filters_lines_but_never_the_metrics() {
     let mut r = rig(&[("AWS_LAMBDA_LOG_LEVEL", "WARN")]);
     assert_eq!(r.post.invoke(&event_for(ALICE)).http().status, 201);
@@ -191,7 +244,7 @@ fn the_log_level_filters_lines_but_never_the_metrics() {
         lines
             .iter()
             .filter(|l| l.get("_aws").is_none())
-            .all(|l| l["level"] == "WARN" || l["level"] == "ERROR"),
+            .all(|l| l["level"] == "WARNING" || l["level"] == "ERROR"),
         "{lines:?}"
     );
     assert_eq!(emf::documents(&lines).len(), 1);

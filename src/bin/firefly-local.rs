@@ -183,6 +183,7 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
         telemetry::level_from_env(&env),
         telemetry::Output::Stdout,
         &namespace,
+        "firefly-local",
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

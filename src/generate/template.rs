@@ -258,10 +258,11 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
       Layers:
         - !Ref SharedLayerArn
         - !Ref AppConfigExtensionLayerArn
+      # No ApplicationLogLevel: FireFly's console sets each function's level in its
+      # AppConfig `logging` profile, and Lambda must not filter below it.
       LoggingConfig:
         LogFormat: JSON
         LogGroup: !Ref {l}LogGroup
-        ApplicationLogLevel: INFO
         SystemLogLevel: WARN
 "#,
         name = q(f.name),

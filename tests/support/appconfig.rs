@@ -19,16 +19,29 @@ pub struct AppConfigStub {
     pub server: Server,
     mode: Arc<Mutex<Mode>>,
     hits: Arc<Mutex<u32>>,
+    /// The `logging` profile's body (FireFly's console sets the level there); `None`: 404.
+    logging: Arc<Mutex<Option<String>>>,
 }
 
 impl AppConfigStub {
     pub fn start(mode: Mode) -> Self {
         let mode = Arc::new(Mutex::new(mode));
         let hits = Arc::new(Mutex::new(0));
-        let (m, h) = (mode.clone(), hits.clone());
+        let logging: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+        let (m, h, lg) = (mode.clone(), hits.clone(), logging.clone());
         let suffix = format!("/environments/{ENV}/configurations/{PROFILE}");
+        let logging_suffix = format!("/environments/{ENV}/configurations/logging");
         let server = http::serve(move |req| {
             *h.lock().unwrap() += 1;
+            if req.method == "GET"
+                && req.path.starts_with("/applications/firefly-func-api-")
+                && req.path.ends_with(logging_suffix.as_str())
+            {
+                return match lg.lock().unwrap().clone() {
+                    Some(body) => Reply::ok(body),
+                    None => Reply::status(404, "{}"),
+                };
+            }
             // Any of our functions' applications, each named as the function.
             let app = req
                 .path
@@ -43,7 +56,17 @@ impl AppConfigStub {
                 Mode::Hang => Reply::Hang,
             }
         });
-        Self { server, mode, hits }
+        Self {
+            server,
+            mode,
+            hits,
+            logging,
+        }
+    }
+
+    /// Serves `body` as the `logging` profile.
+    pub fn set_logging(&self, body: &str) {
+        *self.logging.lock().unwrap() = Some(body.to_owned());
     }
 
     pub fn set(&self, mode: Mode) {
