@@ -307,6 +307,8 @@ mod tests {
             answers: &[],
             scopes: &[],
             params: &[],
+            headers: &[],
+            request: None,
             endpoint: crate::endpoint!(teapot),
         },
     ];

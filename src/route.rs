@@ -15,7 +15,8 @@ pub struct Answer {
     pub status: u16,
     pub description: &'static str,
     /// The JSON Schema of a success body (errors are `{"message"}`, documented once), and
-    /// an example of it.
+    /// an example of it. A schema's `title` is its name in the OpenAPI document
+    /// (FireFly's names: `RegistrationKeyListResponse`, ...).
     pub schema: Option<&'static str>,
     pub example: Option<&'static str>,
 }
@@ -59,6 +60,12 @@ pub struct Route {
     /// What each `{name}` of the path accepts, for the generated documents (a parameter
     /// not listed is any non-empty string).
     pub params: &'static [Param],
+    /// Request headers the handler requires (its extractors read them), for the generated
+    /// documents.
+    pub headers: &'static [Param],
+    /// The JSON Schema of the request body, if it takes one (its `title` names it in the
+    /// OpenAPI document, as FireFly's names it).
+    pub request: Option<&'static str>,
     /// The handler, and its auth (read off the handler's argument types):
     /// [`crate::endpoint!`].
     pub endpoint: Endpoint,
@@ -77,6 +84,8 @@ impl Route {
             answers: &[],
             scopes: &[],
             params: &[],
+            headers: &[],
+            request: None,
             endpoint: Endpoint::MISSING,
         }
     }

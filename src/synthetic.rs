@@ -36,6 +36,8 @@ macro_rules! synthetic {
                 answers: &[],
                 scopes: &[],
                 params: &[],
+                headers: &[],
+                request: None,
                 endpoint: {
                     async fn h(_: (), caller: Caller, Path(Id(id)): Path<Id>) -> HandlerResult {
                         Ok(Response::json(

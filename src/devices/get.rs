@@ -30,7 +30,7 @@ pub const ROUTE: Route = Route {
             status: 200,
             description: "Every device, by registration_date ascending",
             schema: Some(
-                r#"{"type": "object", "required": ["devices"], "additionalProperties": false, "properties": {"devices": {"type": "array", "items": {"type": "object", "required": ["uuid"]}}}}"#,
+                r#"{"title": "DeviceListResponse", "type": "object", "required": ["devices"], "additionalProperties": false, "properties": {"devices": {"type": "array", "items": {"type": "object", "required": ["uuid"]}}}}"#,
             ),
             example: Some(
                 r#"{"devices":[{"uuid":"6f1c2b7e-0a4d-4c55-9e1b-3b2d7c9a1e10","product_id":"FFC3232-2603","product_hex":"0x0A1B2C3D","device_class":"CONTROLLER","registration_date":"2026-05-24T15:32:51.123456+00:00","registering_application":"HW-Reg","registering_version":"2026.03.01","mcu":{"chip":"ESP32"},"public_key":"BASE64","registered_by_email":"a@example.com"}]}"#,
@@ -42,6 +42,8 @@ pub const ROUTE: Route = Route {
     ],
     scopes: &[],
     params: &[],
+    headers: &[],
+    request: None,
     endpoint: crate::endpoint!(list, Devices::build),
 };
 

@@ -14,7 +14,7 @@ use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
 use crate::error::ApiError;
 use crate::handler::{Body, Deadline, FromRequest, HandlerResult, Request};
 use crate::response::Response;
-use crate::route::{Answer, Route};
+use crate::route::{Answer, Param, Route};
 use crate::telemetry::{self, Unit};
 use lambda_http::http::StatusCode;
 use serde_json::Value;
@@ -52,8 +52,46 @@ pub const ROUTE: Route = Route {
     ],
     scopes: &[],
     params: &[],
+    headers: &[Param {
+        name: "X-Registration-Key",
+        description: "The one-time registration key a signed-in user minted (6 characters)",
+        schema: r#"{"type": "string", "pattern": "^ *[A-Z0-9]{6} *$"}"#,
+    }],
+    request: Some(REQUEST_SCHEMA),
     endpoint: crate::endpoint!(register, Devices::build),
 };
+
+/// The body, as FireFly documents it (`RegisterDeviceRequest`).
+const REQUEST_SCHEMA: &str = r##"{
+  "title": "RegisterDeviceRequest",
+  "type": "object",
+  "required": ["uuid", "product_id", "product_hex", "device_class", "public_key", "registering_application", "registering_version", "mcu"],
+  "properties": {
+    "uuid": {"type": "string", "format": "uuid"},
+    "product_id": {"type": "string", "minLength": 1},
+    "product_hex": {"type": "string", "pattern": "^0x[0-9A-Fa-f]{8}$"},
+    "device_class": {"type": "string", "minLength": 1},
+    "public_key": {"type": "string", "pattern": "^B[A-P][A-Za-z0-9+/]{85}=$", "description": "Base64 of the 65-byte uncompressed P-256 point (prefix 0x04)"},
+    "registering_application": {"type": "string", "minLength": 1},
+    "registering_version": {"type": "string", "minLength": 1},
+    "mcu": {"type": "object", "minProperties": 1, "propertyNames": {"minLength": 1}, "additionalProperties": {"$ref": "#/components/schemas/StorableValue"}},
+    "network": {"type": "array", "items": {"type": "object", "propertyNames": {"minLength": 1}, "additionalProperties": {"$ref": "#/components/schemas/StorableValue"}}},
+    "partitions": {"type": "array", "items": {"type": "object", "propertyNames": {"minLength": 1}, "additionalProperties": {"$ref": "#/components/schemas/StorableValue"}}}
+  }
+}"##;
+
+/// A value DynamoDB can store ([`super::store::storable`]), as the document states it.
+pub const STORABLE_SCHEMA: &str = r##"{
+  "title": "StorableValue",
+  "anyOf": [
+    {"type": "string"},
+    {"type": "boolean"},
+    {"type": "null"},
+    {"type": "integer", "minimum": -1000000000000000, "maximum": 1000000000000000},
+    {"type": "array", "items": {"$ref": "#/components/schemas/StorableValue"}},
+    {"type": "object", "propertyNames": {"minLength": 1}, "additionalProperties": {"$ref": "#/components/schemas/StorableValue"}}
+  ]
+}"##;
 
 /// The body fields that must be present and not empty, in FireFly's order (its 400 names
 /// the first one missing).

@@ -12,6 +12,7 @@ const UNAUTHORIZED: &str = "No valid bearer token (API Gateway's authorizer answ
 
 pub fn document(routes: &[Route]) -> Value {
     let mut paths: Map<String, Value> = Map::new();
+    let mut named_schemas: Map<String, Value> = Map::new();
     for route in routes {
         let item = paths
             .entry(route.path().to_owned())
@@ -37,9 +38,9 @@ pub fn document(routes: &[Route]) -> Value {
         if !params.is_empty() {
             item["parameters"] = Value::Array(params);
         }
-        item[route.method().to_ascii_lowercase()] = operation(route);
+        item[route.method().to_ascii_lowercase()] = operation(route, &mut named_schemas);
     }
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "Firefly API",
@@ -50,7 +51,7 @@ pub fn document(routes: &[Route]) -> Value {
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "cognito": {
+                "CognitoJWT": {
                     "type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                     "description": "A Cognito ID or access token, checked by API Gateway's JWT authorizer (locally: `firefly-local token --sub USER`)",
                 },
@@ -63,15 +64,18 @@ pub fn document(routes: &[Route]) -> Value {
                     "properties": {"message": {"type": "string"}},
                     "description": "An error, as every FireFly function and API Gateway itself answer it",
                 },
-                "GatewayMessage": {
-                    "type": "object",
-                    "required": ["message"],
-                    "properties": {"message": {"type": "string"}},
-                    "description": "An answer of API Gateway itself (its authorizer, or no route)",
-                },
             },
         },
-    })
+    });
+    // Schemas the named ones refer to (a device's values).
+    let _ = named(
+        crate::devices::register::STORABLE_SCHEMA,
+        &mut named_schemas,
+    );
+    if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+        schemas.extend(named_schemas);
+    }
+    doc
 }
 
 fn message(description: &str) -> Value {
@@ -81,7 +85,34 @@ fn message(description: &str) -> Value {
     })
 }
 
-fn operation(route: &Route) -> Value {
+/// A schema with a `title` goes to `components/schemas` under that name (FireFly's names)
+/// and is referred to; one without stays inline.
+fn named(schema: &str, components: &mut Map<String, Value>) -> Value {
+    let schema: Value = serde_json::from_str(schema).unwrap_or(Value::Null);
+    let mut schema = schema;
+    if let Some(items) = schema.pointer_mut("/properties/registration_keys/items") {
+        let inner = items.take();
+        *items = lift(inner, components);
+    }
+    lift(schema, components)
+}
+
+fn lift(schema: Value, components: &mut Map<String, Value>) -> Value {
+    match schema
+        .get("title")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    {
+        Some(name) => {
+            let reference = json!({"$ref": format!("#/components/schemas/{name}")});
+            components.insert(name, schema);
+            reference
+        }
+        None => schema,
+    }
+}
+
+fn operation(route: &Route, components: &mut Map<String, Value>) -> Value {
     let mut responses = Map::new();
     for answer in route.answers {
         let response = if answer.status >= 400 {
@@ -89,8 +120,7 @@ fn operation(route: &Route) -> Value {
         } else {
             let mut r = json!({"description": answer.description});
             if let Some(schema) = answer.schema {
-                let schema: Value = serde_json::from_str(schema).unwrap_or(Value::Null);
-                let mut media = json!({"schema": schema});
+                let mut media = json!({"schema": named(schema, components)});
                 if let Some(example) = answer
                     .example
                     .and_then(|e| serde_json::from_str::<Value>(e).ok())
@@ -123,8 +153,71 @@ fn operation(route: &Route) -> Value {
         "description": format!("Served by the Lambda function `{}`.", route.function),
         "responses": responses,
     });
+    if !route.headers.is_empty() {
+        let headers: Vec<Value> = route
+            .headers
+            .iter()
+            .map(|h| {
+                json!({
+                    "name": h.name,
+                    "in": "header",
+                    "required": true,
+                    "description": h.description,
+                    "schema": serde_json::from_str::<Value>(h.schema).unwrap_or(Value::Null),
+                })
+            })
+            .collect();
+        op["parameters"] = Value::Array(headers);
+    }
+    if let Some(request) = route.request {
+        op["requestBody"] = json!({
+            "required": true,
+            "content": {"application/json": {"schema": named(request, components)}},
+        });
+    }
     if route.auth() == Auth::Jwt {
-        op["security"] = json!([{"cognito": route.scopes}]);
+        op["security"] = json!([{"CognitoJWT": route.scopes}]);
     }
     op
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firefly_schema_names_are_components_and_operations_refer_to_them() {
+        let doc = document(crate::routes::ROUTES);
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for name in [
+            "MessageResponse",
+            "RegistrationKeyCreateResponse",
+            "RegistrationKeyListResponse",
+            "RegistrationKeyRecord",
+            "RegisterDeviceRequest",
+            "DeviceRegistrationResponse",
+            "HealthResponse",
+        ] {
+            assert!(schemas.contains_key(name), "{name}");
+        }
+        let paths = &doc["paths"];
+        assert_eq!(
+            paths["/registration-keys"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+                ["$ref"],
+            "#/components/schemas/RegistrationKeyListResponse"
+        );
+        assert_eq!(
+            paths["/devices/register"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+                ["$ref"],
+            "#/components/schemas/RegisterDeviceRequest"
+        );
+        assert_eq!(
+            schemas["RegistrationKeyListResponse"]["properties"]["registration_keys"]["items"]["$ref"],
+            "#/components/schemas/RegistrationKeyRecord"
+        );
+        // FireFly's security scheme, on the JWT routes only.
+        assert!(doc["components"]["securitySchemes"]["CognitoJWT"].is_object());
+        assert!(paths["/health"]["get"].get("security").is_none());
+        assert!(paths["/devices"]["get"]["security"][0]["CognitoJWT"].is_array());
+    }
 }

@@ -14,12 +14,14 @@ pub const ROUTE: Route = Route {
         status: 200,
         description: "The API answers",
         schema: Some(
-            r#"{"type": "object", "required": ["status"], "additionalProperties": false, "properties": {"status": {"const": "OK"}}}"#,
+            r#"{"title": "HealthResponse", "type": "object", "required": ["status"], "additionalProperties": false, "properties": {"status": {"const": "OK"}}}"#,
         ),
         example: Some(r#"{"status":"OK"}"#),
     }],
     scopes: &[],
     params: &[],
+    headers: &[],
+    request: None,
     endpoint: crate::endpoint!(health),
 };
 

@@ -47,6 +47,8 @@ pub const ROUTE: Route = Route {
         description: "The key to revoke, in any case (`7kq2mx` is `7KQ2MX`)",
         schema: r#"{"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{6}$"}"#,
     }],
+    headers: &[],
+    request: None,
     endpoint: crate::endpoint!(revoke, Keys::build),
 };
 

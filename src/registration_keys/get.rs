@@ -41,10 +41,13 @@ pub const ROUTE: Route = Route {
     ],
     scopes: &[],
     params: &[],
+    headers: &[],
+    request: None,
     endpoint: crate::endpoint!(list, Keys::build),
 };
 
 const LIST_SCHEMA: &str = r#"{
+  "title": "RegistrationKeyListResponse",
   "type": "object",
   "required": ["registration_keys"],
   "additionalProperties": false,
@@ -52,6 +55,7 @@ const LIST_SCHEMA: &str = r#"{
     "registration_keys": {
       "type": "array",
       "items": {
+        "title": "RegistrationKeyRecord",
         "type": "object",
         "required": ["key", "generated_at", "expires_at"],
         "additionalProperties": false,

@@ -47,11 +47,14 @@ pub const ROUTE: Route = Route {
     ],
     scopes: &[],
     params: &[],
+    headers: &[],
+    request: None,
     endpoint: crate::endpoint!(mint, Keys::build),
 };
 
 /// The 201 body, as FireFly's console reads it (`data.key`).
 const MINTED_SCHEMA: &str = r#"{
+  "title": "RegistrationKeyCreateResponse",
   "type": "object",
   "required": ["key"],
   "additionalProperties": false,
