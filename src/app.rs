@@ -308,6 +308,7 @@ mod tests {
             scopes: &[],
             params: &[],
             headers: &[],
+            alarms: &[],
             request: None,
             endpoint: crate::endpoint!(teapot),
         },

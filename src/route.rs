@@ -34,6 +34,15 @@ impl Answer {
     }
 }
 
+/// An alarm on one of the route's own EMF metrics (created with the template's `Alarms`
+/// switch): the metric's 5-minute sum above `threshold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricAlarm {
+    pub metric: &'static str,
+    pub threshold: u32,
+    pub description: &'static str,
+}
+
 /// A path parameter's documentation: its name in the route key, and a JSON Schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Param {
@@ -63,6 +72,8 @@ pub struct Route {
     /// Request headers the handler requires (its extractors read them), for the generated
     /// documents.
     pub headers: &'static [Param],
+    /// Alarms on the route's own metrics, beside the 5xx-rate alarm every route has.
+    pub alarms: &'static [MetricAlarm],
     /// The JSON Schema of the request body, if it takes one (its `title` names it in the
     /// OpenAPI document, as FireFly's names it).
     pub request: Option<&'static str>,
@@ -85,6 +96,7 @@ impl Route {
             scopes: &[],
             params: &[],
             headers: &[],
+            alarms: &[],
             request: None,
             endpoint: Endpoint::MISSING,
         }

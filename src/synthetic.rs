@@ -37,6 +37,7 @@ macro_rules! synthetic {
                 scopes: &[],
                 params: &[],
                 headers: &[],
+                alarms: &[],
                 request: None,
                 endpoint: {
                     async fn h(_: (), caller: Caller, Path(Id(id)): Path<Id>) -> HandlerResult {

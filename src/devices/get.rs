@@ -43,6 +43,7 @@ pub const ROUTE: Route = Route {
     scopes: &[],
     params: &[],
     headers: &[],
+    alarms: &[],
     request: None,
     endpoint: crate::endpoint!(list, Devices::build),
 };

@@ -14,7 +14,7 @@ use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
 use crate::error::ApiError;
 use crate::handler::{Body, Deadline, FromRequest, HandlerResult, Request};
 use crate::response::Response;
-use crate::route::{Answer, Param, Route};
+use crate::route::{Answer, MetricAlarm, Param, Route};
 use crate::telemetry::{self, Unit};
 use lambda_http::http::StatusCode;
 use serde_json::Value;
@@ -57,8 +57,17 @@ pub const ROUTE: Route = Route {
         description: "The one-time registration key a signed-in user minted (6 characters)",
         schema: r#"{"type": "string", "pattern": "^ *[A-Z0-9]{6} *$"}"#,
     }],
+    alarms: &[REFUSALS_ALARM],
     request: Some(REQUEST_SCHEMA),
     endpoint: crate::endpoint!(register, Devices::build),
+};
+
+/// Refused registrations (unknown, used or expired keys) past what mistyping explains:
+/// someone may be guessing keys (docs/security.md has the arithmetic).
+pub const REFUSALS_ALARM: MetricAlarm = MetricAlarm {
+    metric: "RegistrationsRefused",
+    threshold: 20,
+    description: "More than 20 registrations refused for an invalid or expired key in 5 minutes: someone may be guessing registration keys",
 };
 
 /// The body, as FireFly documents it (`RegisterDeviceRequest`).

@@ -75,6 +75,7 @@ pub const ROUTE: Route = Route {
             schema: r#"{"type": "string"}"#,
         },
     ],
+    alarms: &[],
     request: None,
     endpoint: crate::endpoint!(check, Devices::build),
 };

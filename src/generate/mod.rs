@@ -270,6 +270,7 @@ fn route_manifest(route: &Route) -> Value {
         "authorization": route.auth().as_str(),
         "iam": iam,
         "environment": env,
+        "alarms": route.alarms.iter().map(|a| json!({"metric": a.metric, "threshold": a.threshold})).collect::<Vec<_>>(),
     })
 }
 

@@ -8,6 +8,7 @@
 use super::{Function, HEADER, iam_resource, pascal};
 use crate::deploy::Resource;
 use crate::handler::Auth;
+use crate::route::MetricAlarm;
 use std::fmt::Write;
 
 /// Settings every function shares (README, Cold start: the measurements behind them).
@@ -333,6 +334,9 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
             arn = arn_route(r.key),
         );
         route_alarm(t, f, &rl, r.key, &r.slug());
+        for alarm in r.alarms {
+            metric_alarm(t, f, &rl, r.key, alarm);
+        }
     }
     function_alarms(t, f);
     t.push('\n');
@@ -377,6 +381,41 @@ fn route_alarm(t: &mut String, f: &Function<'_>, rl: &str, key: &str, slug: &str
         )),
         errors = metric("errors", "Errors5xx"),
         requests = metric("requests", "Requests"),
+    );
+}
+
+/// An alarm on one of a route's own metrics (its 5-minute sum above a threshold).
+fn metric_alarm(t: &mut String, f: &Function<'_>, rl: &str, key: &str, alarm: &MetricAlarm) {
+    let l = f.logical();
+    let _ = write!(
+        t,
+        r#"
+  {rl}{metric}Alarm:
+    Type: AWS::CloudWatch::Alarm
+    Condition: {l}Alarms
+    Properties:
+      AlarmName: {name}
+      AlarmDescription: {description}
+      Namespace: !Ref MetricsNamespace
+      MetricName: {metric}
+      Dimensions:
+        - Name: function
+          Value: {function}
+        - Name: route
+          Value: {route}
+      Statistic: Sum
+      Period: 300
+      EvaluationPeriods: 1
+      Threshold: {threshold}
+      ComparisonOperator: GreaterThanThreshold
+      TreatMissingData: notBreaching
+{ALARM_ACTIONS}"#,
+        metric = alarm.metric,
+        name = q(&format!("{}-{}", f.name, alarm.metric)),
+        description = q(alarm.description),
+        function = q(f.name),
+        route = q(key),
+        threshold = alarm.threshold,
     );
 }
 

@@ -21,6 +21,7 @@ pub const ROUTE: Route = Route {
     scopes: &[],
     params: &[],
     headers: &[],
+    alarms: &[],
     request: None,
     endpoint: crate::endpoint!(health),
 };

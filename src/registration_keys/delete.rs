@@ -48,6 +48,7 @@ pub const ROUTE: Route = Route {
         schema: r#"{"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{6}$"}"#,
     }],
     headers: &[],
+    alarms: &[],
     request: None,
     endpoint: crate::endpoint!(revoke, Keys::build),
 };

@@ -42,6 +42,7 @@ pub const ROUTE: Route = Route {
     scopes: &[],
     params: &[],
     headers: &[],
+    alarms: &[],
     request: None,
     endpoint: crate::endpoint!(list, Keys::build),
 };

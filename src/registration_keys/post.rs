@@ -48,6 +48,7 @@ pub const ROUTE: Route = Route {
     scopes: &[],
     params: &[],
     headers: &[],
+    alarms: &[],
     request: None,
     endpoint: crate::endpoint!(mint, Keys::build),
 };

@@ -328,13 +328,22 @@ def alarms(resources):
 
 
 @pytest.mark.parametrize("function", sorted(FUNCTIONS))
-def test_alarms_exist_only_when_asked_for_and_watch_each_route_and_the_function(template, function):
+def test_alarms_exist_only_when_asked_for_and_watch_each_route_and_the_function(template, routes, function):
     assert alarms(stack(template, function)[0]) == {}
     resources, _ = stack(template, function, Alarms="true")
     found = alarms(resources)
     logical = FUNCTIONS[function]["logicalId"]
+    manifests = [r for r in routes if r["function"] == function]
+    metric_alarms = [(m["routeKey"], a) for m in manifests for a in m["alarms"]]
     routes = FUNCTIONS[function]["routes"]
-    assert len(found) == 2 + len(routes)
+    assert len(found) == 2 + len(routes) + len(metric_alarms)
+    # Each route's own metric alarms (refused registrations: someone guessing keys).
+    for route_key, wanted in metric_alarms:
+        alarm = next(a for a in found.values() if a.get("MetricName") == wanted["metric"])
+        assert alarm["Namespace"] == {"Ref": "MetricsNamespace"}
+        assert alarm["Dimensions"] == [{"Name": "function", "Value": function},
+                                       {"Name": "route", "Value": route_key}]
+        assert alarm["Threshold"] == wanted["threshold"]
     throttles = next(a for a in found.values() if a.get("MetricName") == "Throttles")
     assert throttles["Namespace"] == "AWS/Lambda"
     assert throttles["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": logical}}]
@@ -363,6 +372,11 @@ def test_alarms_exist_only_when_asked_for_and_watch_each_route_and_the_function(
     truth = evaluate(template, function, {"Alarms": "true", "AlarmTopicArn": "arn:aws:sns:eu-west-1:123456789012:ops"})
     for a in alarms(resolve_ifs(resources, truth)).values():
         assert a["AlarmActions"] == [{"Ref": "AlarmTopicArn"}]
+
+
+def test_refused_registrations_have_an_opt_in_alarm(routes):
+    register = next(r for r in routes if r["routeKey"] == "POST /devices/register")
+    assert [a["metric"] for a in register["alarms"]] == ["RegistrationsRefused"]
 
 
 def test_alarms_of_one_function_never_appear_in_anothers_stack(template):
