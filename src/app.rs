@@ -28,6 +28,8 @@ pub struct App {
     function: Option<String>,
     /// Built handlers, by route index; `None` for routes of other functions.
     endpoints: Vec<Option<Box<dyn Erased>>>,
+    /// Opens the DynamoDB connection during init, when the function uses DynamoDB.
+    warm: Option<crate::aws::Warm>,
 }
 
 /// What Lambda says about one invocation besides its event.
@@ -117,11 +119,21 @@ impl App {
                 None
             });
         }
+        let warm = parts.shared.remove::<crate::aws::Warm>();
         Ok(Self {
             table,
             function: function.map(str::to_owned),
             endpoints,
+            warm,
         })
+    }
+
+    /// Opens the function's DynamoDB connection (a `GET /`, which needs no permission), so
+    /// the first request does not pay TCP and TLS. Call it during init.
+    pub async fn warm_up(&self) {
+        if let Some(warm) = &self.warm {
+            warm.run().await;
+        }
     }
 
     /// The function this process serves (`firefly-local` when it serves them all).

@@ -116,7 +116,12 @@ impl<'a> Init<'a> {
             return Err(self.error("asks for DynamoDB but uses no DynamoDB table"));
         }
         let env = self.env;
-        self.shared(|init| crate::aws::dynamodb_client(env).map_err(|e| init.error(e)))
+        self.shared(|init| {
+            let (client, warm) =
+                crate::aws::dynamodb_client_and_warm(env).map_err(|e| init.error(e))?;
+            init.parts.shared.insert(warm);
+            Ok(client)
+        })
     }
 
     /// The feature's settings section, shared by every route of the function that reads

@@ -92,6 +92,7 @@ async fn serve(env: &firefly_api::deploy::Env<'_>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    app.warm_up().await;
     let routes: Vec<&str> = app.routes().map(|r| r.key).collect();
     tracing::info!(function = app.function(), routes = ?routes, "ready");
     // The app is borrowed by every invocation (the runtime's shared-resource example):

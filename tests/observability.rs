@@ -173,7 +173,16 @@ fn the_invocations_trace_header_reaches_dynamodb() {
     let mut r = rig(&[]);
     r.proxy.set(vec![], Fault::Pass);
     assert_eq!(r.post.invoke(&event_for(ALICE)).http().status, 201);
-    let headers = r.proxy.headers();
+    // The operations only: each function's init also opened its connection (a bare GET).
+    let headers: Vec<_> = r
+        .proxy
+        .headers()
+        .into_iter()
+        .filter(|h| {
+            h.iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
+        })
+        .collect();
     assert_eq!(headers.len(), 1);
     let sent = headers[0]
         .iter()
@@ -287,4 +296,25 @@ fn the_checker_refuses_what_the_specification_refuses() {
     for bad in [bad_unit, no_value, no_dimension, seconds, wide] {
         assert!(emf::check(&bad).is_err(), "{bad}");
     }
+}
+
+#[test]
+fn the_dynamodb_connection_is_opened_during_init_with_a_bare_get() {
+    // Each function's init sends one request with no operation (DynamoDB answers `GET /`
+    // without any permission), so its first invoke finds TCP and TLS done: the rig's two
+    // functions, the DELETE one never invoked.
+    let mut r = rig(&[]);
+    assert_eq!(r.post.invoke(&event_for(ALICE)).http().status, 201);
+    assert_eq!(r.proxy.warmups(), 2);
+    let operations: Vec<String> = r
+        .proxy
+        .headers()
+        .iter()
+        .filter_map(|h| {
+            h.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert_eq!(operations, ["DynamoDB_20120810.PutItem"]);
 }

@@ -51,6 +51,38 @@ impl Http1Client {
     }
 }
 
+impl Http1Client {
+    /// Opens a pooled connection to `url`'s host with one `GET` (DynamoDB answers `GET /`
+    /// without credentials), so the first real call finds TCP and TLS already done. Any
+    /// failure is only logged: the call it would have sped up will report it properly.
+    pub async fn warm(&self, url: &str) {
+        let Ok(uri) = url.parse::<hyper::Uri>() else {
+            return;
+        };
+        let request = match hyper::Request::get(uri).body(SdkBody::empty()) {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        let started = std::time::Instant::now();
+        let exchange = async {
+            let response = self.client.request(request).await?;
+            let status = response.status();
+            // Read the body to its end, so the connection goes back to the pool.
+            let _ = http_body_util::BodyExt::collect(response.into_body()).await;
+            Ok::<_, hyper_util::client::legacy::Error>(status)
+        };
+        match tokio::time::timeout(Duration::from_secs(1), exchange).await {
+            Ok(Ok(status)) => tracing::debug!(
+                status = status.as_u16(),
+                micros = started.elapsed().as_micros() as u64,
+                "DynamoDB connection opened during init"
+            ),
+            Ok(Err(e)) => tracing::debug!(error = %e, "DynamoDB warm-up failed"),
+            Err(_) => tracing::debug!("DynamoDB warm-up timed out"),
+        }
+    }
+}
+
 /// The client TLS configuration of every outbound HTTPS call: ring, safe protocol
 /// versions, `roots` as the only trust anchors.
 pub fn tls_config(roots: rustls::RootCertStore) -> Result<rustls::ClientConfig, String> {

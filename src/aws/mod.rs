@@ -5,7 +5,7 @@
 //! for the client and bring their own table names.
 
 pub mod errors;
-mod http1;
+pub mod http1;
 
 pub use http1::tls_config;
 
@@ -36,14 +36,38 @@ const MAX_ATTEMPTS: u32 = 3;
 /// credentials in the environment, and the full default chain (profiles, SSO, IMDS, STS)
 /// costs binary size and start-up work for providers that can never apply here.
 pub fn dynamodb_client(env: &crate::deploy::Env<'_>) -> Result<Client, String> {
+    dynamodb_client_and_warm(env).map(|(client, _)| client)
+}
+
+/// What opens the client's connection before the first request: its transport, and the
+/// endpoint the SDK will call (`None` when the endpoint resolver picks a FIPS or dual-stack
+/// host, which this does not guess).
+#[derive(Clone, Debug)]
+pub struct Warm {
+    http: Http1Client,
+    url: Option<String>,
+}
+
+impl Warm {
+    /// One `GET /` to the endpoint during init (see [`Http1Client::warm`]).
+    pub async fn run(&self) {
+        if let Some(url) = &self.url {
+            self.http.warm(url).await;
+        }
+    }
+}
+
+/// [`dynamodb_client`], and what warms its connection.
+pub fn dynamodb_client_and_warm(env: &crate::deploy::Env<'_>) -> Result<(Client, Warm), String> {
     let region = env("AWS_REGION")
         .or_else(|| env("AWS_DEFAULT_REGION"))
         .filter(|r| !r.is_empty())
         .ok_or("AWS_REGION is not set (Lambda sets it; set it for local runs)")?;
     let http = Http1Client::new(trust_store(env)?, CONNECT_TIMEOUT)?;
+    let transport = http.clone();
     let mut config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region))
+        .region(Region::new(region.clone()))
         .credentials_provider(EnvironmentVariableCredentialsProvider::new())
         .http_client(http)
         .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
@@ -54,25 +78,45 @@ pub fn dynamodb_client(env: &crate::deploy::Env<'_>) -> Result<Client, String> {
                 .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         );
+    let region_name = region.clone();
+    let mut warm_url = None;
     if let Some(url) = env("AWS_ENDPOINT_URL_DYNAMODB")
         .or_else(|| env("AWS_ENDPOINT_URL"))
         .filter(|u| !u.is_empty())
     {
         check_endpoint(&url, env)?;
+        warm_url = Some(url.clone());
         config = config.endpoint_url(url);
     }
     // The SDK's standard switches, honoured (never silently ignored): FIPS and dual-stack
     // endpoints are chosen by the endpoint resolver from these two flags.
-    if let Some(fips) = flag(env, "AWS_USE_FIPS_ENDPOINT")? {
+    let fips = flag(env, "AWS_USE_FIPS_ENDPOINT")?;
+    let dual = flag(env, "AWS_USE_DUALSTACK_ENDPOINT")?;
+    if let Some(fips) = fips {
         config = config.use_fips(fips);
     }
-    if let Some(dual) = flag(env, "AWS_USE_DUALSTACK_ENDPOINT")? {
+    if let Some(dual) = dual {
         config = config.use_dual_stack(dual);
+    }
+    if warm_url.is_none() && fips != Some(true) && dual != Some(true) {
+        let suffix = if region_name.starts_with("cn-") {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
+        warm_url = Some(format!("https://dynamodb.{region_name}.{suffix}/"));
     }
     // The trace header needs nothing here: the SDK's recursion-detection interceptor sends
     // the invocation's `_X_AMZN_TRACE_ID` (which the Lambda runtime sets per invocation) as
     // `X-Amzn-Trace-Id` on every call, so X-Ray links the function and the table.
-    Ok(Client::from_conf(config.interceptor(CountAttempts).build()))
+    let warm = Warm {
+        http: transport,
+        url: warm_url,
+    };
+    Ok((
+        Client::from_conf(config.interceptor(CountAttempts).build()),
+        warm,
+    ))
 }
 
 /// Counts every attempt of every DynamoDB call (retries included) into the current

@@ -42,6 +42,9 @@ struct State {
     /// Requests for this DynamoDB operation wait until all of the barrier's have arrived,
     /// then go on together: a race made certain, not left to scheduling.
     gate: Option<(String, Arc<Barrier>)>,
+    /// Requests without an operation: a function's init opening its connection (`GET /`).
+    /// Passed through, and neither scripted nor counted with the operations.
+    warmups: u64,
 }
 
 impl Proxy {
@@ -54,9 +57,18 @@ impl Proxy {
             cut_every: 0,
             headers: Vec::new(),
             gate: None,
+            warmups: 0,
         }));
         let st = state.clone();
         let server = http::serve(move |req: Request| {
+            let operation = req
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"));
+            if !operation {
+                st.lock().unwrap().warmups += 1;
+                return forward(upstream_port, &req);
+            }
             let gate = {
                 let s = st.lock().unwrap();
                 s.gate.as_ref().and_then(|(op, barrier)| {
@@ -137,6 +149,11 @@ impl Proxy {
     /// The headers of every request so far (names as sent).
     pub fn headers(&self) -> Vec<Vec<(String, String)>> {
         self.state.lock().unwrap().headers.clone()
+    }
+
+    /// Requests without an operation so far (connections opened during init).
+    pub fn warmups(&self) -> u64 {
+        self.state.lock().unwrap().warmups
     }
 
     /// The faults injected so far.
