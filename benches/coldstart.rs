@@ -31,6 +31,8 @@ use std::time::{Duration, Instant};
 use tls::{Tls, make_ca};
 
 const TABLE: &str = "firefly-registration-keys-bench";
+/// The devices table's name in the functions' environment (init never reads it).
+const DEVICES_TABLE: &str = "firefly-devices-bench";
 
 struct Build {
     name: String,
@@ -124,6 +126,23 @@ fn main() {
     );
     let endpoint = format!("https://localhost:{}", dynalite.port);
 
+    // Init instructions of every function of the table (only the first build: ours). A
+    // function with a table opens its DynamoDB connection during init (TLS included).
+    let mut functions: Vec<&str> = firefly_api::routes::ROUTES
+        .iter()
+        .map(|r| r.function)
+        .collect();
+    functions.sort_unstable();
+    functions.dedup();
+    let mut by_function = Vec::new();
+    for f in &functions {
+        let mut e = env(&endpoint, &tls);
+        e.retain(|(k, _)| k != "AWS_LAMBDA_FUNCTION_NAME");
+        e.push(("AWS_LAMBDA_FUNCTION_NAME".into(), (*f).into()));
+        e.push(("DYNAMODB_DEVICES_TABLE_NAME".into(), DEVICES_TABLE.into()));
+        by_function.push((*f, callgrind_init(&builds[0].path, &e, &work)));
+    }
+
     let mut results: Vec<Stats> = Vec::new();
     for b in &builds {
         let mut s = Stats {
@@ -146,6 +165,7 @@ fn main() {
             let r = timed_round(&b.path, &env(&endpoint, &tls), warm);
             s.init_ms.push(r.init_ms);
             s.cold_ms.push(r.cold_ms);
+            s.first_ms.push(r.cold_ms - r.init_ms);
             s.warm_us.extend(r.warm_us);
             s.rss_kib.push(r.rss_kib);
         }
@@ -153,6 +173,22 @@ fn main() {
     }
     eprintln!();
     report(&results);
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "\n| function ({}) | init instructions (M) |\n|---|---|", builds[0].name).unwrap();
+    for (f, n) in &by_function {
+        writeln!(out, "| {f} | {:.3} |", *n as f64 / 1e6).unwrap();
+    }
+    for s in &results {
+        writeln!(
+            out,
+            "{}: first invoke {:.3} ms, warm invoke {:.3} ms: the first is {:.3} ms slower",
+            s.name,
+            median(&s.first_ms),
+            median(&s.warm_us) / 1000.0,
+            median(&s.first_ms) - median(&s.warm_us) / 1000.0
+        )
+        .unwrap();
+    }
     drop(dynalite);
 }
 
@@ -180,7 +216,7 @@ fn env(endpoint: &str, tls: &Tls) -> Vec<(String, String)> {
         ("AWS_ACCESS_KEY_ID", "bench"),
         ("AWS_SECRET_ACCESS_KEY", "bench"),
         ("AWS_SESSION_TOKEN", "bench"),
-        ("REGISTRATION_KEYS_TABLE", TABLE),
+        ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", TABLE),
         ("AWS_ENDPOINT_URL_DYNAMODB", endpoint),
         ("SSL_CERT_FILE", tls.bundle.to_str().unwrap()),
         ("FIREFLY_EXTRA_CA_FILE", tls.ca.to_str().unwrap()),
@@ -367,6 +403,8 @@ struct Stats {
     init_instructions: u64,
     init_ms: Vec<f64>,
     cold_ms: Vec<f64>,
+    /// From the first `GET /next` to the first answer: the first invoke alone.
+    first_ms: Vec<f64>,
     warm_us: Vec<f64>,
     rss_kib: Vec<u64>,
 }

@@ -184,5 +184,55 @@ fn observability(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, invoke, key, response, route_cost, observability);
+/// The device signature check (`GET /devices/{uuid}/registration`) against the bare ECDSA
+/// verification it wraps.
+fn device(c: &mut Criterion) {
+    use base64::Engine as _;
+    use firefly_api::handler::FromRequest;
+    use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+    let public = base64::engine::general_purpose::STANDARD.encode(pair.public_key().as_ref());
+    let now = 1_795_731_191;
+    let headers = firefly_api::local_api::device::signed_headers(&pair, "u1", now).unwrap();
+    let mut event = ApiGatewayV2httpRequest::default();
+    for (k, v) in &headers {
+        event.headers.insert(
+            lambda_http::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let req = firefly_api::handler::Request {
+        request_id: "r",
+        params: vec![],
+        event: &event,
+        deadline: None,
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let nonce = b64.decode(&headers[1].1).unwrap();
+    let signature = b64.decode(&headers[3].1).unwrap();
+    let mut message = nonce.clone();
+    message.extend_from_slice(headers[2].1.as_bytes());
+    let point = pair.public_key().as_ref().to_vec();
+    let mut g = c.benchmark_group("device");
+    g.bench_function("ring-verify", |b| {
+        b.iter(|| {
+            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, &point)
+                .verify(std::hint::black_box(&message), &signature)
+                .unwrap()
+        })
+    });
+    g.bench_function("signature-check", |b| {
+        b.iter(|| {
+            let sig = firefly_api::devices::signature::DeviceSignature::from_request(&req).unwrap();
+            sig.verify("u1", std::hint::black_box(&public), now * 1_000_000)
+                .unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, invoke, key, response, route_cost, observability, device);
 criterion_main!(benches);

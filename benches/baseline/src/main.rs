@@ -10,7 +10,7 @@ const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 async fn main() -> Result<(), Error> {
     let config = aws_config::load_from_env().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = std::env::var("REGISTRATION_KEYS_TABLE")?;
+    let table = std::env::var("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME")?;
     run(service_fn(|req: Request| {
         let client = client.clone();
         let table = table.clone();
@@ -32,15 +32,18 @@ async fn main() -> Result<(), Error> {
             client
                 .put_item()
                 .table_name(table)
-                .item("registrationKey", AttributeValue::S(key.clone()))
-                .item("userId", AttributeValue::S(sub))
-                .item("createdAt", AttributeValue::N(now.to_string()))
-                .item("expiresAt", AttributeValue::N((now + 1800).to_string()))
-                .condition_expression("attribute_not_exists(registrationKey) OR expiresAt < :now")
+                .item("key", AttributeValue::S(key.clone()))
+                .item("ttl", AttributeValue::N((now + 1800).to_string()))
+                .item("generated_at", AttributeValue::N(now.to_string()))
+                .item("generated_by_sub", AttributeValue::S(sub))
+                .item("generated_by_email", AttributeValue::S(String::new()))
+                .condition_expression("attribute_not_exists(#k) OR #t <= :now")
+                .expression_attribute_names("#k", "key")
+                .expression_attribute_names("#t", "ttl")
                 .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
                 .send()
                 .await?;
-            let body = serde_json::json!({"registrationKey": key, "expiresIn": 1800}).to_string();
+            let body = serde_json::json!({"key": key}).to_string();
             Ok::<_, Error>(Response::builder().status(201).body(Body::Text(body))?)
         }
     }))
