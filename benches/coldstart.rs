@@ -174,7 +174,12 @@ fn main() {
     eprintln!();
     report(&results);
     let mut out = std::io::stdout().lock();
-    writeln!(out, "\n| function ({}) | init instructions (M) |\n|---|---|", builds[0].name).unwrap();
+    writeln!(
+        out,
+        "\n| function ({}) | init instructions (M) |\n|---|---|",
+        builds[0].name
+    )
+    .unwrap();
     for (f, n) in &by_function {
         writeln!(out, "| {f} | {:.3} |", *n as f64 / 1e6).unwrap();
     }

@@ -196,7 +196,19 @@ fn device(c: &mut Criterion) {
         EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng).unwrap();
     let public = base64::engine::general_purpose::STANDARD.encode(pair.public_key().as_ref());
     let now = 1_795_731_191;
-    let headers = firefly_api::local_api::device::signed_headers(&pair, "u1", now).unwrap();
+    // Signed as the firmware signs: nonce bytes then the timestamp's ASCII, DER, Base64.
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let timestamp = firefly_api::clock::rfc3339(now);
+    let nonce = [9u8; 32];
+    let mut signed = nonce.to_vec();
+    signed.extend_from_slice(timestamp.as_bytes());
+    let sig = pair.sign(&rng, &signed).unwrap();
+    let headers = [
+        ("x-device-uuid".to_string(), "u1".to_string()),
+        ("x-device-nonce".to_string(), b64.encode(nonce)),
+        ("x-device-timestamp".to_string(), timestamp),
+        ("x-device-signature".to_string(), b64.encode(sig.as_ref())),
+    ];
     let mut event = ApiGatewayV2httpRequest::default();
     for (k, v) in &headers {
         event.headers.insert(
@@ -210,7 +222,6 @@ fn device(c: &mut Criterion) {
         event: &event,
         deadline: None,
     };
-    let b64 = base64::engine::general_purpose::STANDARD;
     let nonce = b64.decode(&headers[1].1).unwrap();
     let signature = b64.decode(&headers[3].1).unwrap();
     let mut message = nonce.clone();
@@ -219,9 +230,12 @@ fn device(c: &mut Criterion) {
     let mut g = c.benchmark_group("device");
     g.bench_function("ring-verify", |b| {
         b.iter(|| {
-            ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, &point)
-                .verify(std::hint::black_box(&message), &signature)
-                .unwrap()
+            ring::signature::UnparsedPublicKey::new(
+                &ring::signature::ECDSA_P256_SHA256_ASN1,
+                &point,
+            )
+            .verify(std::hint::black_box(&message), &signature)
+            .unwrap()
         })
     });
     g.bench_function("signature-check", |b| {
@@ -234,5 +248,13 @@ fn device(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, invoke, key, response, route_cost, observability, device);
+criterion_group!(
+    benches,
+    invoke,
+    key,
+    response,
+    route_cost,
+    observability,
+    device
+);
 criterion_main!(benches);

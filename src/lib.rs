@@ -25,12 +25,14 @@ pub mod devices;
 pub mod error;
 #[cfg(feature = "test-hooks")]
 pub mod fuzzing;
+#[cfg(feature = "tools")]
 pub mod generate;
 pub mod handler;
 pub mod health;
 pub mod identity;
 pub mod init;
 pub mod local;
+#[cfg(feature = "tools")]
 pub mod local_api;
 pub mod random;
 pub mod registration_keys;

@@ -1,7 +1,7 @@
 //! The route table: every route of every Firefly function, in one list.
 //!
 //! Adding a route is one handler file (a `Route` constant and its handler) and one line
-//! here; `cargo run --bin firefly-gen` then writes everything that repeats its facts
+//! here; `cargo run --features tools --bin firefly-gen` then writes everything that repeats its facts
 //! (README, "Adding a route").
 
 use crate::route::Route;
