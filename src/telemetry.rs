@@ -377,7 +377,11 @@ fn log_line(event: &Event<'_>, now: SystemTime) -> String {
     }
     push_str_field(&mut line, "message", &fields.message);
     let _ = CURRENT.try_with(|c| {
-        push_str_field(&mut line, "function_name", &c.function_name);
+        // The function that owns the route, once the event resolved to one: the same as
+        // the process's in Lambda, the route's own in firefly-local (which serves them all).
+        let owner = *c.route.lock().unwrap_or_else(|p| p.into_inner());
+        let function = owner.map_or(c.function_name.as_str(), |(_, f)| f);
+        push_str_field(&mut line, "function_name", function);
         push_str_field(&mut line, "function_request_id", &c.function_request_id);
         push_str_field(&mut line, "correlation_id", &c.correlation_id);
         if let Some(t) = &c.xray_trace_id {

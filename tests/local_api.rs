@@ -91,10 +91,27 @@ impl Local {
     }
 
     fn request(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> Answer {
+        self.request_for(
+            &format!("127.0.0.1:{}", self.port),
+            method,
+            path,
+            token,
+            body,
+        )
+    }
+
+    /// As [`Local::request`], with `host` as the `Host` header.
+    fn request_for(
+        &self,
+        host: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> Answer {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\nconnection: close\r\ncontent-length: {}\r\n",
-            self.port,
+            "{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n",
             body.len()
         );
         if let Some(t) = token {
@@ -366,8 +383,8 @@ fn settings_come_from_a_local_file_that_is_re_read_when_it_changes() {
 #[test]
 fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
     let dir = scratch("issuer");
-    let key = DevKey::load_or_create(&dir.join("pool-key.p8")).unwrap();
-    let jwks = serde_json::to_vec(&key.jwks()).unwrap();
+    // A Cognito-style pool: an RSA key with a kid (API Gateway's authorizer accepts RSA only).
+    let jwks = include_bytes!("../src/local_api/testdata/cognito-test-jwks.json").to_vec();
     let pool = http::serve(move |req| {
         if req.path == "/pool/.well-known/jwks.json" {
             Reply::ok(jwks.clone())
@@ -392,6 +409,8 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
         ],
         &[
             ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", table.as_str()),
+            // Every route is served: the device routes name their table too (unused here).
+            ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
             ("AWS_REGION", "eu-west-1"),
             ("AWS_ACCESS_KEY_ID", "test"),
@@ -402,9 +421,19 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    let token = key
-        .token_for("erin", &issuer, "app-client-1", now, 600, &Extra::default())
-        .unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("cognito-test-1".into());
+    let token = jsonwebtoken::encode(
+        &header,
+        &serde_json::json!({
+            "sub": "erin", "iss": issuer, "client_id": "app-client-1", "token_use": "access",
+            "iat": now, "exp": now + 600,
+        }),
+        &jsonwebtoken::EncodingKey::from_rsa_der(include_bytes!(
+            "../src/local_api/testdata/cognito-test-key.der"
+        )),
+    )
+    .unwrap();
     let a = api.request("POST", "/registration-keys", Some(&token), b"");
     assert_eq!(a.status, 201, "{a:?}");
     let minted = a.json()["key"].as_str().unwrap().to_owned();
@@ -416,6 +445,137 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
     let dev = api.token("erin");
     assert_eq!(
         api.request("POST", "/registration-keys", Some(&dev), b"")
+            .status,
+        401
+    );
+}
+
+#[test]
+fn only_this_machines_names_are_served_and_every_answer_has_a_request_id() {
+    let dir = scratch("hosts");
+    let api = Local::start(&dir, &[], &[]);
+    let port = api.port;
+    // DNS rebinding: a page's own name resolving to 127.0.0.1 gets nothing.
+    for host in ["evil.example", "evil.example:80", "127.0.0.1.evil.example"] {
+        let a = api.request_for(host, "GET", "/health", None, b"");
+        assert_eq!(a.status, 403, "{host}");
+        assert!(a.header("apigw-requestid").is_some());
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("[::1]:{port}"),
+        format!("127.0.0.1:{port}"),
+    ] {
+        let a = api.request_for(&host, "GET", "/health", None, b"");
+        assert_eq!(a.status, 200, "{host}");
+        assert_eq!(a.json(), serde_json::json!({"status": "OK"}));
+    }
+    // API Gateway's own answers carry its request id too; an unrouted request is logged.
+    let nowhere = api.request("GET", "/nowhere", None, b"");
+    assert_eq!(nowhere.status, 404);
+    assert!(nowhere.header("apigw-requestid").is_some());
+    let refused = api.request("GET", "/registration-keys", None, b"");
+    assert_eq!(refused.status, 401);
+    assert!(refused.header("apigw-requestid").is_some());
+    let logs = api.logs_when(|l| l.contains("no route"));
+    assert!(logs.contains("no route"), "{logs}");
+    // Handler lines name the route's own function, as its Lambda would.
+    let token = api.token("frank");
+    assert_eq!(
+        api.request("POST", "/registration-keys", Some(&token), b"")
+            .status,
+        201
+    );
+    let logs = api.logs_when(|l| {
+        l.lines().any(|line| {
+            line.contains("request completed")
+                && line.contains(r#""route_key":"POST /registration-keys""#)
+        })
+    });
+    let completed: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| {
+            l["message"] == "request completed" && l["route_key"] == "POST /registration-keys"
+        })
+        .collect();
+    assert!(!completed.is_empty(), "{logs}");
+    assert!(
+        completed
+            .iter()
+            .all(|l| l["function_name"] == "firefly-func-api-registration-keys-post")
+    );
+}
+
+#[test]
+fn the_development_key_is_never_trusted_on_real_data() {
+    let dir = scratch("realdata");
+    for endpoint in [
+        None,
+        Some("https://dynamodb.eu-west-1.amazonaws.com"),
+        Some("http://10.0.0.5:8000"),
+        Some("http://localhost:80@evil.example"),
+    ] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--port", "0", "--store", "dynamodb", "--key-file"])
+            .arg(dir.join("k.p8"))
+            .env_clear()
+            .env(
+                "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME",
+                "firefly-registration-keys",
+            )
+            .env("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices")
+            .env("AWS_REGION", "eu-west-1")
+            .env("FIREFLY_ALLOW_PLAINTEXT_ENDPOINT", "true");
+        if let Some(e) = endpoint {
+            cmd.env("AWS_ENDPOINT_URL_DYNAMODB", e);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{endpoint:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("development key would let anyone"),
+            "{endpoint:?}: {err}"
+        );
+    }
+    // Without a usable key file, no token either: a key others can read is refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.join("shared.p8");
+        assert!(
+            Command::new(BIN)
+                .args(["token", "--sub", "x", "--key-file"])
+                .arg(&key)
+                .output()
+                .unwrap()
+                .status
+                .success()
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let out = Command::new(BIN)
+            .args(["token", "--sub", "x", "--key-file"])
+            .arg(&key)
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(String::from_utf8_lossy(&out.stderr).contains("chmod 600"));
+    }
+    // `--ttl=0`: a token that has already expired, refused.
+    let api = Local::start(&dir, &[], &[]);
+    let out = Command::new(BIN)
+        .args(["token", "--sub", "x", "--ttl=0", "--key-file"])
+        .arg(&api.key_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expired = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        api.request("GET", "/registration-keys", Some(expired.trim()), b"")
             .status,
         401
     );

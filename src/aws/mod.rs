@@ -148,15 +148,36 @@ pub const ALLOW_PLAINTEXT: &str = "FIREFLY_ALLOW_PLAINTEXT_ENDPOINT";
 /// needs `FIREFLY_ALLOW_PLAINTEXT_ENDPOINT=true`: keys must not cross a network in clear
 /// because of a typo in a URL.
 pub fn check_endpoint(url: &str, env: &crate::deploy::Env<'_>) -> Result<(), String> {
-    if url.starts_with("https://") {
-        return Ok(());
-    }
-    let Some(rest) = url.strip_prefix("http://") else {
+    check_url(url, flag(env, ALLOW_PLAINTEXT)? == Some(true))
+}
+
+/// As [`check_endpoint`], never allowing plaintext to another host: for what must not
+/// cross a network in clear whatever `FIREFLY_ALLOW_PLAINTEXT_ENDPOINT` says (a JWKS).
+pub fn check_url_strict(url: &str) -> Result<(), String> {
+    check_url(url, false)
+}
+
+fn check_url(url: &str, allow_plaintext: bool) -> Result<(), String> {
+    let scheme_rest = url
+        .strip_prefix("https://")
+        .map(|r| (true, r))
+        .or_else(|| url.strip_prefix("http://").map(|r| (false, r)));
+    let Some((tls, rest)) = scheme_rest else {
         return Err(format!(
             "endpoint override {url:?}: expected an https:// or http:// URL"
         ));
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // `http://localhost:80@evil.example` is a request to evil.example: a URL with user
+    // information is refused, whatever its scheme (the host is what the check reads).
+    if authority.contains('@') {
+        return Err(format!(
+            "endpoint override {url:?}: user information (`user@`) in an endpoint URL is refused"
+        ));
+    }
+    if tls {
+        return Ok(());
+    }
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next().unwrap_or_default(),
         None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
@@ -165,7 +186,7 @@ pub fn check_endpoint(url: &str, env: &crate::deploy::Env<'_>) -> Result<(), Str
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback());
-    if loopback || flag(env, ALLOW_PLAINTEXT)? == Some(true) {
+    if loopback || allow_plaintext {
         return Ok(());
     }
     Err(format!(
@@ -268,6 +289,26 @@ mod tests {
         let typo = env_of(&[(ALLOW_PLAINTEXT, "yes")]);
         let err = check_endpoint("http://dynamodb-local:8000", &typo).unwrap_err();
         assert!(err.contains(ALLOW_PLAINTEXT), "{err}");
+    }
+
+    #[test]
+    fn user_information_never_hides_the_real_host() {
+        let none = env_of(&[]);
+        let opted = env_of(&[(ALLOW_PLAINTEXT, "true")]);
+        for bad in [
+            "http://localhost:80@evil.example",
+            "http://[::1]@evil.example",
+            "http://127.0.0.1:4567@evil.example:80/",
+            "https://user:pass@dynamodb.eu-west-1.amazonaws.com",
+        ] {
+            assert!(check_endpoint(bad, &none).is_err(), "{bad}");
+            assert!(check_endpoint(bad, &opted).is_err(), "{bad}");
+        }
+        // The opt-in for DynamoDB Local never opens a plaintext JWKS.
+        assert!(check_endpoint("http://auth.example/jwks.json", &opted).is_ok());
+        assert!(check_url_strict("http://auth.example/jwks.json").is_err());
+        assert!(check_url_strict("http://127.0.0.1:9/pool/.well-known/jwks.json").is_ok());
+        assert!(check_url_strict("https://cognito-idp.eu-west-1.amazonaws.com/x").is_ok());
     }
 
     #[test]

@@ -38,17 +38,24 @@ const USAGE: &str = "usage:
       super_users makes a user who may list every device.
   firefly-local device register --key KEY [--uuid UUID] [--url URL] [--dir DIR]
       A simulated controller registers with a registration key: makes and keeps a P-256
-      key pair (DIR, default .firefly-local/devices) and sends the firmware's payload to
+      key pair (DIR, default ~/.config/firefly-local/devices) and sends the firmware's payload to
       URL (default http://127.0.0.1:3000). Prints the device's UUID.
   firefly-local device check UUID [--url URL] [--dir DIR]
       Checks that device's registration, signed as the firmware signs it. Prints the
       answer's body.";
 
-/// Where simulated devices keep their key pairs unless --dir says otherwise.
-const DEFAULT_DEVICE_DIR: &str = ".firefly-local/devices";
-
-/// Where the development key lives unless --key-file says otherwise.
-const DEFAULT_KEY_FILE: &str = ".firefly-local/dev-signing-key.p8";
+/// Where firefly-local keeps its development key and simulated devices unless told
+/// otherwise: `$XDG_CONFIG_HOME/firefly-local`, else `~/.config/firefly-local`. Never
+/// relative to the working directory, so the key trusted does not depend on where a
+/// command runs (nor can a checkout plant one).
+fn state_dir() -> PathBuf {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("/nonexistent"))
+        .join("firefly-local")
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -66,11 +73,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let key_file = PathBuf::from(
-        flags
-            .get("key-file")
-            .map_or(DEFAULT_KEY_FILE, String::as_str),
-    );
+    let key_file = flags
+        .get("key-file")
+        .map_or_else(|| state_dir().join("dev-signing-key.p8"), PathBuf::from);
     match command.as_str() {
         "token" => token(&flags, &key_file),
         "serve" => serve(&flags, &key_file),
@@ -85,15 +90,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--name value` or `--name=value`, each at most once.
 fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
     let mut flags = HashMap::new();
     let mut it = args.iter();
     while let Some(arg) = it.next() {
-        let name = arg
+        let flag = arg
             .strip_prefix("--")
             .ok_or_else(|| format!("unexpected argument {arg:?}"))?;
-        let value = it.next().ok_or_else(|| format!("--{name} needs a value"))?;
-        flags.insert(name.to_owned(), value.clone());
+        let (name, value) = match flag.split_once('=') {
+            Some((name, value)) => (name.to_owned(), value.to_owned()),
+            None => {
+                let value = it.next().ok_or_else(|| format!("--{flag} needs a value"))?;
+                (flag.to_owned(), value.clone())
+            }
+        };
+        if flags.insert(name.clone(), value).is_some() {
+            return Err(format!("--{name} is given twice"));
+        }
     }
     Ok(flags)
 }
@@ -116,11 +130,12 @@ fn token(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
         eprintln!("firefly-local token: --sub USER is required\n{USAGE}");
         return ExitCode::from(2);
     };
+    // 0 makes a token that has already expired (exp = now): for testing refusals.
     let ttl: i64 = match flags.get("ttl").map(|t| t.parse()) {
         None => 3600,
-        Some(Ok(t)) if (1..=86_400).contains(&t) => t,
+        Some(Ok(t)) if (0..=86_400).contains(&t) => t,
         Some(_) => {
-            eprintln!("firefly-local token: --ttl is seconds, 1 to 86400");
+            eprintln!("firefly-local token: --ttl is seconds, 0 (already expired) to 86400");
             return ExitCode::from(2);
         }
     };
@@ -252,6 +267,12 @@ async fn authorizer(
             if flags.contains_key("jwks") {
                 return Err("--jwks needs --issuer and --audience".into());
             }
+            // Anyone who can run `token` is then anyone: only on data that is not real.
+            if let Some(reason) = real_data(flags, env) {
+                return Err(format!(
+                    "{reason}: the local development key would let anyone who can run `firefly-local token` act as any user there; trust the real user pool instead (--issuer and --audience)"
+                ));
+            }
             let key = DevKey::load_or_create(key_file)?;
             Ok(Authorizer::new(
                 jwt::DEV_ISSUER.into(),
@@ -312,7 +333,9 @@ fn device_command(args: &[String]) -> ExitCode {
         .map_or("http://127.0.0.1:3000", String::as_str)
         .trim_end_matches('/')
         .to_owned();
-    let dir = PathBuf::from(flags.get("dir").map_or(DEFAULT_DEVICE_DIR, String::as_str));
+    let dir = flags
+        .get("dir")
+        .map_or_else(|| state_dir().join("devices"), PathBuf::from);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -364,4 +387,33 @@ fn device_command(args: &[String]) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Why the store may hold real data (`None`: the memory store, or DynamoDB on a loopback
+/// endpoint such as dynalite or moto).
+fn real_data(
+    flags: &HashMap<String, String>,
+    env: &firefly_api::deploy::Env<'_>,
+) -> Option<String> {
+    if flags.get("store").is_none_or(|s| s == "memory") {
+        return None;
+    }
+    let endpoint = env("AWS_ENDPOINT_URL_DYNAMODB")
+        .or_else(|| env("AWS_ENDPOINT_URL"))
+        .filter(|e| !e.is_empty());
+    let Some(endpoint) = endpoint else {
+        return Some("--store dynamodb without AWS_ENDPOINT_URL_DYNAMODB is AWS itself".into());
+    };
+    let local = endpoint
+        .parse::<lambda_http::http::Uri>()
+        .ok()
+        .filter(|u| u.authority().is_some_and(|a| !a.as_str().contains('@')))
+        .and_then(|u| u.host().map(str::to_owned))
+        .is_some_and(|h| {
+            let h = h.trim_start_matches('[').trim_end_matches(']');
+            h.eq_ignore_ascii_case("localhost")
+                || h.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        });
+    (!local).then(|| format!("--store dynamodb on {endpoint}, which is not this machine"))
 }

@@ -27,6 +27,14 @@ pub struct Authorizer {
     keys: JwkSet,
 }
 
+/// Seconds since the epoch, now.
+fn now_seconds() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 impl Authorizer {
     pub fn new(issuer: String, audience: String, keys: JwkSet) -> Self {
         Self {
@@ -34,6 +42,12 @@ impl Authorizer {
             audience,
             keys,
         }
+    }
+
+    /// The local development issuer (its P-256 key): API Gateway would accept RSA only,
+    /// and always a `kid`; development tokens are the one local exception.
+    fn is_dev(&self) -> bool {
+        self.issuer == DEV_ISSUER
     }
 
     pub fn issuer(&self) -> &str {
@@ -56,15 +70,21 @@ impl Authorizer {
             return Err("an empty token".into());
         }
         let header = jsonwebtoken::decode_header(token).map_err(|e| format!("not a JWT: {e}"))?;
-        // Only asymmetric algorithms, and only the one the key is for: no `none`, no HS256
-        // with a public key as its secret.
-        if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
+        // As API Gateway's JWT authorizer: RSA only (RS256), and a `kid` naming a key of
+        // the JWKS. The development issuer signs with P-256 (ES256): accepted from it only.
+        // Never `none`, never HS256 with a public key as its secret.
+        let accepted = if self.is_dev() {
+            matches!(header.alg, Algorithm::RS256 | Algorithm::ES256)
+        } else {
+            header.alg == Algorithm::RS256
+        };
+        if !accepted {
             return Err(format!("algorithm {:?} is not accepted", header.alg));
         }
         let jwk = match &header.kid {
             Some(kid) => self.keys.find(kid),
-            None if self.keys.keys.len() == 1 => self.keys.keys.first(),
-            None => None,
+            None if self.is_dev() && self.keys.keys.len() == 1 => self.keys.keys.first(),
+            None => return Err("the token has no kid".into()),
         }
         .ok_or("no key in the JWKS for the token's kid")?;
         let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable JWKS key: {e}"))?;
@@ -88,13 +108,27 @@ impl Authorizer {
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|e| format!("token refused: {e}"))?;
         let claims = data.claims;
+        // API Gateway: `exp` after now (equal is expired), `iat` and `nbf` not after now.
+        let now = now_seconds();
+        let number = |name: &str| claims.get(name).and_then(Value::as_i64);
+        if number("exp").is_none_or(|exp| exp <= now) {
+            return Err("the token has expired".into());
+        }
+        if number("iat").is_some_and(|iat| iat > now) {
+            return Err("the token was issued in the future (iat)".into());
+        }
+        // `client_id` counts only when there is no `aud` (Cognito access tokens).
         let aud_ok = match claims.get("aud") {
             Some(Value::String(a)) => *a == self.audience,
             Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(&self.audience)),
-            _ => false,
-        } || claims.get("client_id").and_then(Value::as_str) == Some(&self.audience);
+            Some(_) => false,
+            None => claims.get("client_id").and_then(Value::as_str) == Some(&self.audience),
+        };
         if !aud_ok {
-            return Err("neither aud nor client_id is the configured audience".into());
+            return Err(
+                "the token's aud (or, without one, client_id) is not the configured audience"
+                    .into(),
+            );
         }
         let token_scopes: Option<Vec<String>> = claims
             .get("scope")
@@ -136,7 +170,10 @@ impl DevKey {
     /// Loads the key at `path`, or makes one there (readable by its owner only).
     pub fn load_or_create(path: &Path) -> Result<Self, String> {
         let pkcs8 = match std::fs::read(path) {
-            Ok(bytes) => bytes,
+            Ok(bytes) => {
+                refuse_shared(path)?;
+                bytes
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let doc = EcdsaKeyPair::generate_pkcs8(
                     &ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -228,6 +265,30 @@ impl DevKey {
     }
 }
 
+/// A signing key others can read signs for anyone: refused, with the fix.
+#[cfg(unix)]
+fn refuse_shared(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} is readable by others (mode {:o}): anyone who can read it can sign tokens; run `chmod 600 {}`",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn refuse_shared(_: &Path) -> Result<(), String> {
+    Ok(())
+}
+
 #[cfg(unix)]
 pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     use std::io::Write;
@@ -267,6 +328,21 @@ mod tests {
 
     fn authorizer(k: &DevKey) -> Authorizer {
         Authorizer::new(DEV_ISSUER.into(), DEV_AUDIENCE.into(), k.jwks())
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("firefly-jwt-{}-shared", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("key.der");
+        DevKey::load_or_create(&path).unwrap();
+        assert!(DevKey::load_or_create(&path).is_ok());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = DevKey::load_or_create(&path).err().unwrap();
+        assert!(err.contains("chmod 600"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -361,5 +437,87 @@ mod tests {
         assert!(a.check(Some(&t), &["admin"]).is_err());
         let none = k.token("u", now(), 3600, &Extra::default()).unwrap();
         assert!(a.check(Some(&none), &["keys/write"]).is_err());
+    }
+
+    /// A Cognito-style issuer: an RSA key with a `kid` (a fixed test key).
+    fn cognito() -> (Authorizer, EncodingKey) {
+        let jwks: JwkSet =
+            serde_json::from_str(include_str!("testdata/cognito-test-jwks.json")).unwrap();
+        let key = EncodingKey::from_rsa_der(include_bytes!("testdata/cognito-test-key.der"));
+        (
+            Authorizer::new(
+                "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Test".into(),
+                "client-1".into(),
+                jwks,
+            ),
+            key,
+        )
+    }
+
+    fn rs256(key: &EncodingKey, kid: Option<&str>, claims: Value) -> String {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    #[test]
+    fn api_gateways_documented_rules_for_a_cognito_issuer() {
+        let (a, key) = cognito();
+        let iss = a.issuer().to_owned();
+        let t = now();
+        let check = |token: String| a.check(Some(&format!("Bearer {token}")), &[]);
+        let access = |extra: Value| {
+            let mut c = serde_json::json!({
+                "sub": "u", "iss": iss, "client_id": "client-1", "token_use": "access",
+                "iat": t, "exp": t + 600,
+            });
+            for (k, v) in extra.as_object().unwrap() {
+                if v.is_null() {
+                    c.as_object_mut().unwrap().remove(k);
+                } else {
+                    c[k] = v.clone();
+                }
+            }
+            c
+        };
+        // A Cognito access token: client_id, no aud.
+        let ok = check(rs256(&key, Some("cognito-test-1"), access(json!({}))));
+        assert!(ok.is_ok(), "{ok:?}");
+        // aud, when present, decides alone: a wrong aud is refused even with the right
+        // client_id.
+        let wrong_aud = access(json!({"aud": "someone-else"}));
+        assert!(check(rs256(&key, Some("cognito-test-1"), wrong_aud)).is_err());
+        let right_aud = access(json!({"aud": "client-1", "client_id": "other"}));
+        assert!(check(rs256(&key, Some("cognito-test-1"), right_aud)).is_ok());
+        // No kid, an unknown kid: refused.
+        assert!(check(rs256(&key, None, access(json!({})))).is_err());
+        assert!(check(rs256(&key, Some("other"), access(json!({})))).is_err());
+        // iat in the future; exp equal to now.
+        assert!(
+            check(rs256(
+                &key,
+                Some("cognito-test-1"),
+                access(json!({"iat": t + 60}))
+            ))
+            .is_err()
+        );
+        assert!(
+            check(rs256(
+                &key,
+                Some("cognito-test-1"),
+                access(json!({"exp": t}))
+            ))
+            .is_err()
+        );
+        // ES256 from a Cognito issuer: refused (API Gateway accepts RSA only).
+        let dev = key_for_es256();
+        let es = dev
+            .token_for("u", &iss, "client-1", t, 600, &Extra::default())
+            .unwrap();
+        assert!(check(es).unwrap_err().contains("not accepted"));
+    }
+
+    fn key_for_es256() -> DevKey {
+        key("es256")
     }
 }

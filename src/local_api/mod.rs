@@ -97,6 +97,27 @@ impl Server {
         peer: SocketAddr,
     ) -> http::Response<Full<Bytes>> {
         let (parts, body) = req.into_parts();
+        // API Gateway's request id on every answer, its own refusals included.
+        let (gateway_id, lambda_id, trace) = ids();
+        let with_id = |mut r: http::Response<Full<Bytes>>| {
+            if let Ok(v) = HeaderValue::from_str(&gateway_id) {
+                r.headers_mut().insert("apigw-requestid", v);
+            }
+            r
+        };
+        // A page in a browser must not reach this server through a name of its own that
+        // resolves here (DNS rebinding): only loopback names are served.
+        if !loopback_host(&parts) {
+            tracing::warn!(
+                host = parts
+                    .headers
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("-"),
+                "refused a request for a host that is not this machine (DNS rebinding?)"
+            );
+            return with_id(gateway(StatusCode::FORBIDDEN, "Forbidden"));
+        }
         if parts.method == http::Method::GET && parts.uri.path() == "/openapi.json" {
             return reply(
                 StatusCode::OK,
@@ -109,11 +130,21 @@ impl Server {
             .await
             .map(|b| b.to_bytes())
         else {
-            return gateway(StatusCode::PAYLOAD_TOO_LARGE, "Request Entity Too Large");
+            return with_id(gateway(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Request Entity Too Large",
+            ));
         };
         let Some(selected) = event::select(self.routes, parts.method.as_str(), parts.uri.path())
         else {
-            return gateway(StatusCode::NOT_FOUND, "Not Found");
+            tracing::info!(
+                method = parts.method.as_str(),
+                path = parts.uri.path(),
+                status = 404u16,
+                correlation_id = gateway_id.as_str(),
+                "no route: API Gateway's 404"
+            );
+            return with_id(gateway(StatusCode::NOT_FOUND, "Not Found"));
         };
         let route = &self.routes[selected.index];
         let jwt = match route.auth() {
@@ -125,19 +156,18 @@ impl Server {
                 match self.authorizer.check(header, route.scopes) {
                     Ok(ctx) => Some(ctx),
                     Err(reason) => {
-                        tracing::info!(route_key = route.key, reason = %reason, status = 401u16, "refused by the JWT authorizer; the handler did not run");
+                        tracing::info!(route_key = route.key, reason = %reason, status = 401u16, correlation_id = gateway_id.as_str(), "refused by the JWT authorizer; the handler did not run");
                         let mut r = gateway(StatusCode::UNAUTHORIZED, "Unauthorized");
                         r.headers_mut().insert(
                             http::header::WWW_AUTHENTICATE,
                             HeaderValue::from_static("Bearer"),
                         );
-                        return r;
+                        return with_id(r);
                     }
                 }
             }
             Auth::None => None,
         };
-        let (gateway_id, lambda_id, trace) = ids();
         let source_ip = peer.ip().to_string();
         let http_req = event::HttpRequest {
             method: &parts.method,
@@ -153,7 +183,10 @@ impl Server {
             Ok(e) => e,
             Err(e) => {
                 tracing::error!(error = %e, "the event did not deserialize");
-                return gateway(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error");
+                return with_id(gateway(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error",
+                ));
             }
         };
         let invocation = Invocation {
@@ -164,6 +197,32 @@ impl Server {
         let response = self.app.handle(&invocation, &event).await;
         to_http(response, &gateway_id)
     }
+}
+
+/// Whether the request names this machine: `Host` (or the URI's authority) is
+/// `127.0.0.1`, `localhost` or `[::1]`, with any port.
+fn loopback_host(parts: &http::request::Parts) -> bool {
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+    let Some(host) = host else {
+        // HTTP/1.0 without a Host: a local tool, not a browser.
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default().to_owned(),
+        None => host
+            .rsplit_once(':')
+            .map_or(host.as_str(), |(h, _)| h)
+            .to_owned(),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// API Gateway's own answers: `{"message": "..."}`.
@@ -246,7 +305,8 @@ pub async fn fetch_jwks(
     url: &str,
     env: &crate::deploy::Env<'_>,
 ) -> Result<jsonwebtoken::jwk::JwkSet, String> {
-    crate::aws::check_endpoint(url, env).map_err(|e| format!("JWKS {e}"))?;
+    // FIREFLY_ALLOW_PLAINTEXT_ENDPOINT is for DynamoDB Local; never a plaintext JWKS.
+    crate::aws::check_url_strict(url).map_err(|e| format!("JWKS {e}"))?;
     let tls = crate::aws::tls_config(crate::aws::trust_store(env)?)?;
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
