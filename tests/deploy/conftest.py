@@ -24,6 +24,7 @@ PREREQUISITES = {
         "AppConfigExtensionLayerArn": "arn:aws:lambda:eu-west-1:434848589818:layer:AWS-AppConfig-Extension-Arm64:207",
     },
     "firefly-dynamodb-registration-keys": {"TableName": "firefly-registration-keys"},
+    "firefly-dynamodb-devices": {"DevicesTableName": "firefly-devices"},
 }
 
 
@@ -69,7 +70,13 @@ def aws(moto, tmp_path):
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "SAM_RECORD": str(tmp_path / "sam.jsonl"),
+        "SAM_BUILD_DIR": str(tmp_path / "build"),
     }
+    # What `sam build` leaves: one executable bootstrap per function.
+    built = tmp_path / "build" / "RegistrationKeysPostFunction"
+    built.mkdir(parents=True)
+    (built / "bootstrap").write_bytes(b"\x7fELF")
+    (built / "bootstrap").chmod(0o755)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     sam = bin_dir / "sam"

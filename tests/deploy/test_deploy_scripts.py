@@ -237,3 +237,14 @@ def test_the_stacks_own_log_group_is_no_obstacle(aws):
     result = run("deploy", aws["env"], POST)
     assert result.returncode == 0, result.stderr
     assert [c[0] for c in aws["sam_calls"]()] == ["build", "deploy"]
+
+
+def test_a_bootstrap_without_the_execute_bit_is_never_deployed(aws, tmp_path):
+    all_stacks(aws["cfn"])
+    built = Path(aws["env"]["SAM_BUILD_DIR"]) / "RegistrationKeysPostFunction" / "bootstrap"
+    built.chmod(0o644)
+    result = run("deploy", aws["env"], POST, "--skip-build")
+    assert result.returncode != 0
+    assert "is not executable" in result.stderr
+    assert "Runtime.InvalidEntrypoint" in result.stderr
+    assert all(c[0] != "deploy" for c in aws["sam_calls"]())

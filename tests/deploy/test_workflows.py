@@ -154,3 +154,45 @@ def test_the_look_up_step_under_githubs_shell_stops_a_deploy_without_its_prerequ
     # The same text under GitHub's default shell would have passed the step (tee succeeds):
     # what this test guards against.
     assert run(["bash", "-e"]).returncode == 0
+
+
+def test_a_downloaded_artifact_keeps_bootstrap_executable_through_the_zip(tmp_path):
+    """The artifact actions drop file modes; the deploy job's step restores +x, and the
+    zip SAM makes then carries it (Lambda runs what the zip's mode says)."""
+    import shutil
+    import stat
+    import subprocess
+    import zipfile
+    doc = load("deploy.yml")
+    step = next(s for s in steps(doc) if s.get("name") == "Keep bootstrap executable")
+    built = tmp_path / "src" / "Fn"
+    built.mkdir(parents=True)
+    (built / "bootstrap").write_bytes(b"\x7fELF")
+    (built / "bootstrap").chmod(0o755)
+    # As upload-artifact/download-artifact do: the bytes, not the mode.
+    downloaded = tmp_path / "work" / ".aws-sam" / "build" / "Fn"
+    downloaded.mkdir(parents=True)
+    shutil.copyfile(built / "bootstrap", downloaded / "bootstrap")
+    (downloaded / "bootstrap").chmod(0o644)
+    subprocess.run(["bash", "-eo", "pipefail", "-c", step["run"]], cwd=tmp_path / "work", check=True)
+    # As SAM packages a function: each file with the mode it finds.
+    archive = tmp_path / "fn.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(downloaded / "bootstrap", "bootstrap")
+    with zipfile.ZipFile(archive) as z:
+        mode = z.getinfo("bootstrap").external_attr >> 16
+    assert mode & stat.S_IXUSR, oct(mode)
+
+
+def test_without_the_step_the_zip_would_carry_no_execute_bit(tmp_path):
+    """The round trip above fails without the step: the test can tell."""
+    import stat
+    import zipfile
+    f = tmp_path / "bootstrap"
+    f.write_bytes(b"\x7fELF")
+    f.chmod(0o644)
+    archive = tmp_path / "fn.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(f, "bootstrap")
+    with zipfile.ZipFile(archive) as z:
+        assert not (z.getinfo("bootstrap").external_attr >> 16) & stat.S_IXUSR
