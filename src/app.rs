@@ -47,15 +47,18 @@ impl Parts {
     /// The real clock and CSPRNG (or, with the `test-hooks` feature, the test's), and the
     /// store mode from `FIREFLY_STORE`.
     pub fn from_env(env: &Env<'_>) -> Result<Self, StartupError> {
-        let store_mode = match env("FIREFLY_STORE").as_deref() {
+        let store_mode = match env(crate::vars::FIREFLY_STORE.name).as_deref() {
             None | Some("") | Some("dynamodb") => StoreMode::DynamoDb,
             // Inside a real Lambda sandbox the memory store would answer 201 for keys
             // stored nowhere. Lambda sets these for every runtime; local emulators such as
             // `cargo lambda watch` do not.
             Some("memory")
-                if ["AWS_LAMBDA_INITIALIZATION_TYPE", "LAMBDA_TASK_ROOT"]
-                    .iter()
-                    .any(|v| env(v).is_some()) =>
+                if [
+                    crate::vars::AWS_LAMBDA_INITIALIZATION_TYPE.name,
+                    crate::vars::LAMBDA_TASK_ROOT.name,
+                ]
+                .iter()
+                .any(|v| env(v).is_some()) =>
             {
                 return Err(StartupError(
                     "FIREFLY_STORE=memory inside a Lambda sandbox: keys would be stored nowhere; remove FIREFLY_STORE from the function's environment".into(),
@@ -82,8 +85,8 @@ impl App {
     /// Builds the app of the function named by `FIREFLY_FUNCTION_NAME`, else
     /// `AWS_LAMBDA_FUNCTION_NAME` (see README's configuration table).
     pub fn from_env(routes: &'static [Route], env: &Env<'_>) -> Result<Self, StartupError> {
-        let function = env("FIREFLY_FUNCTION_NAME")
-            .or_else(|| env("AWS_LAMBDA_FUNCTION_NAME"))
+        let function = env(crate::vars::FIREFLY_FUNCTION_NAME.name)
+            .or_else(|| env(crate::vars::AWS_LAMBDA_FUNCTION_NAME.name))
             .filter(|f| !f.is_empty())
             .ok_or_else(|| StartupError("AWS_LAMBDA_FUNCTION_NAME is not set".into()))?;
         Self::build(routes, Some(&function), Parts::from_env(env)?, env)

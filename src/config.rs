@@ -115,7 +115,7 @@ impl ConfigSource {
     pub fn from_env(env: &crate::deploy::Env<'_>) -> Result<Self, ConfigError> {
         let set = |name: &str| env(name).filter(|v| !v.is_empty());
         let environment = set(ENVIRONMENT_VAR);
-        if let Some(path) = set("FIREFLY_CONFIG_FILE") {
+        if let Some(path) = set(crate::vars::FIREFLY_CONFIG_FILE.name) {
             if environment.is_some() {
                 return Err(ConfigError::Env(format!(
                     "FIREFLY_CONFIG_FILE and {ENVIRONMENT_VAR} are both set: choose one"
@@ -126,8 +126,8 @@ impl ConfigSource {
         let Some(environment) = environment else {
             return Ok(Self::Defaults);
         };
-        let app = set("FIREFLY_FUNCTION_NAME")
-            .or_else(|| set("AWS_LAMBDA_FUNCTION_NAME"))
+        let app = set(crate::vars::FIREFLY_FUNCTION_NAME.name)
+            .or_else(|| set(crate::vars::AWS_LAMBDA_FUNCTION_NAME.name))
             .ok_or_else(|| {
                 ConfigError::Env(format!(
                     "{ENVIRONMENT_VAR} is set but AWS_LAMBDA_FUNCTION_NAME (the AppConfig application) is not"
@@ -165,9 +165,24 @@ impl Extension {
         environment: &str,
         profile: &str,
     ) -> Result<Self, ConfigError> {
-        let port: u16 = parse_env(env, "AWS_APPCONFIG_EXTENSION_HTTP_PORT", 2772, 1..=65_535)?;
-        let timeout_ms: u64 = parse_env(env, "FIREFLY_APPCONFIG_TIMEOUT_MS", 250, 1..=1_000)?;
-        let cache_seconds: u64 = parse_env(env, "FIREFLY_CONFIG_CACHE_SECONDS", 15, 0..=3_600)?;
+        let port: u16 = parse_env(
+            env,
+            crate::vars::AWS_APPCONFIG_EXTENSION_HTTP_PORT.name,
+            2772,
+            1..=65_535,
+        )?;
+        let timeout_ms: u64 = parse_env(
+            env,
+            crate::vars::FIREFLY_APPCONFIG_TIMEOUT_MS.name,
+            250,
+            1..=1_000,
+        )?;
+        let cache_seconds: u64 = parse_env(
+            env,
+            crate::vars::FIREFLY_CONFIG_CACHE_SECONDS.name,
+            15,
+            0..=3_600,
+        )?;
         for (name, value) in [
             ("AWS_LAMBDA_FUNCTION_NAME", app),
             (ENVIRONMENT_VAR, environment),
@@ -206,7 +221,9 @@ pub async fn logging_level(
     let Some(environment) = set(ENVIRONMENT_VAR) else {
         return Ok(None);
     };
-    let Some(app) = set("FIREFLY_FUNCTION_NAME").or_else(|| set("AWS_LAMBDA_FUNCTION_NAME")) else {
+    let Some(app) = set(crate::vars::FIREFLY_FUNCTION_NAME.name)
+        .or_else(|| set(crate::vars::AWS_LAMBDA_FUNCTION_NAME.name))
+    else {
         return Ok(None);
     };
     let ext = Extension::new(env, &app, &environment, LOGGING_PROFILE)?;

@@ -45,3 +45,4 @@ pub mod synthetic;
 pub mod telemetry;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
+pub mod vars;

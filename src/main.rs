@@ -2,7 +2,7 @@
 //! See the library docs for how an event flows; this file only wires the process up.
 
 use firefly_api::app::{App, Invocation};
-use firefly_api::{config, local, routes::ROUTES, telemetry};
+use firefly_api::{config, local, telemetry};
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::process::ExitCode;
@@ -40,8 +40,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let logger = env("FIREFLY_FUNCTION_NAME")
-        .or_else(|| env("AWS_LAMBDA_FUNCTION_NAME"))
+    let logger = env(firefly_api::vars::FIREFLY_FUNCTION_NAME.name)
+        .or_else(|| env(firefly_api::vars::AWS_LAMBDA_FUNCTION_NAME.name))
         .unwrap_or_else(|| "bootstrap".into());
     match args.first().map(String::as_str) {
         None => {
@@ -66,10 +66,10 @@ fn main() -> ExitCode {
 async fn serve(env: &firefly_api::deploy::Env<'_>) -> ExitCode {
     // lambda_runtime panics without these; say what is missing instead.
     for required in [
-        "AWS_LAMBDA_RUNTIME_API",
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        firefly_api::vars::AWS_LAMBDA_RUNTIME_API.name,
+        firefly_api::vars::AWS_LAMBDA_FUNCTION_NAME.name,
+        firefly_api::vars::AWS_LAMBDA_FUNCTION_VERSION.name,
+        firefly_api::vars::AWS_LAMBDA_FUNCTION_MEMORY_SIZE.name,
     ] {
         if env(required).is_none() {
             tracing::error!(
@@ -84,7 +84,7 @@ async fn serve(env: &firefly_api::deploy::Env<'_>) -> ExitCode {
     #[cfg(feature = "synthetic-routes")]
     let routes = firefly_api::synthetic::table();
     #[cfg(not(feature = "synthetic-routes"))]
-    let routes = ROUTES;
+    let routes = firefly_api::routes::ROUTES;
     let app = match App::from_env(routes, env) {
         Ok(app) => app,
         Err(e) => {

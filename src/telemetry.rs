@@ -40,10 +40,10 @@ pub fn level_from_env(env: &crate::deploy::Env<'_>) -> LevelFilter {
                 other => other.parse().ok(),
             })
     };
-    env("AWS_LAMBDA_LOG_LEVEL")
+    env(crate::vars::AWS_LAMBDA_LOG_LEVEL.name)
         .as_deref()
         .and_then(parse)
-        .or_else(|| env("RUST_LOG").as_deref().and_then(parse))
+        .or_else(|| env(crate::vars::RUST_LOG.name).as_deref().and_then(parse))
         .unwrap_or(LevelFilter::INFO)
 }
 
@@ -104,7 +104,8 @@ pub const DEFAULT_NAMESPACE: &str = "Firefly";
 /// `MetricsNamespace`), else [`DEFAULT_NAMESPACE`]. CloudWatch accepts 1 to 255 characters
 /// of letters, digits and `.-_/#:`, not starting with a colon.
 pub fn namespace_from_env(env: &crate::deploy::Env<'_>) -> Result<String, String> {
-    let Some(ns) = env("FIREFLY_METRICS_NAMESPACE").filter(|v| !v.is_empty()) else {
+    let Some(ns) = env(crate::vars::FIREFLY_METRICS_NAMESPACE.name).filter(|v| !v.is_empty())
+    else {
         return Ok(DEFAULT_NAMESPACE.into());
     };
     let ok = ns.len() <= 255

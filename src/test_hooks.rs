@@ -26,7 +26,7 @@ impl SecureRandom for ScriptedRandom {
 }
 
 pub fn random(env: &crate::deploy::Env<'_>) -> Result<Option<Arc<dyn SecureRandom>>, String> {
-    let Some(list) = env("FIREFLY_TEST_KEYS") else {
+    let Some(list) = env(crate::vars::FIREFLY_TEST_KEYS.name) else {
         return Ok(None);
     };
     let mut bytes = VecDeque::new();
@@ -38,7 +38,7 @@ pub fn random(env: &crate::deploy::Env<'_>) -> Result<Option<Arc<dyn SecureRando
 }
 
 pub fn clock(env: &crate::deploy::Env<'_>) -> Result<Option<Arc<dyn Clock>>, String> {
-    env("FIREFLY_TEST_NOW")
+    env(crate::vars::FIREFLY_TEST_NOW.name)
         .map(|v| {
             v.parse::<i64>()
                 .map(|n| Arc::new(FixedClock(n)) as Arc<dyn Clock>)

@@ -59,8 +59,8 @@ impl Warm {
 
 /// [`dynamodb_client`], and what warms its connection.
 pub fn dynamodb_client_and_warm(env: &crate::deploy::Env<'_>) -> Result<(Client, Warm), String> {
-    let region = env("AWS_REGION")
-        .or_else(|| env("AWS_DEFAULT_REGION"))
+    let region = env(crate::vars::AWS_REGION.name)
+        .or_else(|| env(crate::vars::AWS_DEFAULT_REGION.name))
         .filter(|r| !r.is_empty())
         .ok_or("AWS_REGION is not set (Lambda sets it; set it for local runs)")?;
     let http = Http1Client::new(trust_store(env)?, CONNECT_TIMEOUT)?;
@@ -80,8 +80,8 @@ pub fn dynamodb_client_and_warm(env: &crate::deploy::Env<'_>) -> Result<(Client,
         );
     let region_name = region.clone();
     let mut warm_url = None;
-    if let Some(url) = env("AWS_ENDPOINT_URL_DYNAMODB")
-        .or_else(|| env("AWS_ENDPOINT_URL"))
+    if let Some(url) = env(crate::vars::AWS_ENDPOINT_URL_DYNAMODB.name)
+        .or_else(|| env(crate::vars::AWS_ENDPOINT_URL.name))
         .filter(|u| !u.is_empty())
     {
         check_endpoint(&url, env)?;
@@ -90,8 +90,8 @@ pub fn dynamodb_client_and_warm(env: &crate::deploy::Env<'_>) -> Result<(Client,
     }
     // The SDK's standard switches, honoured (never silently ignored): FIPS and dual-stack
     // endpoints are chosen by the endpoint resolver from these two flags.
-    let fips = flag(env, "AWS_USE_FIPS_ENDPOINT")?;
-    let dual = flag(env, "AWS_USE_DUALSTACK_ENDPOINT")?;
+    let fips = flag(env, crate::vars::AWS_USE_FIPS_ENDPOINT.name)?;
+    let dual = flag(env, crate::vars::AWS_USE_DUALSTACK_ENDPOINT.name)?;
     if let Some(fips) = fips {
         config = config.use_fips(fips);
     }
@@ -224,7 +224,7 @@ pub fn trust_store(env: &crate::deploy::Env<'_>) -> Result<rustls::RootCertStore
     for pem in AWS_ROOTS {
         add_pem_certificates(&mut roots, pem.as_bytes())?;
     }
-    if let Some(path) = env("FIREFLY_EXTRA_CA_FILE").filter(|p| !p.is_empty()) {
+    if let Some(path) = env(crate::vars::FIREFLY_EXTRA_CA_FILE.name).filter(|p| !p.is_empty()) {
         let pem = std::fs::read(&path).map_err(|e| format!("FIREFLY_EXTRA_CA_FILE={path}: {e}"))?;
         add_pem_certificates(&mut roots, &pem)
             .map_err(|e| format!("FIREFLY_EXTRA_CA_FILE={path}: {e}"))?;

@@ -398,8 +398,8 @@ fn real_data(
     if flags.get("store").is_none_or(|s| s == "memory") {
         return None;
     }
-    let endpoint = env("AWS_ENDPOINT_URL_DYNAMODB")
-        .or_else(|| env("AWS_ENDPOINT_URL"))
+    let endpoint = env(firefly_api::vars::AWS_ENDPOINT_URL_DYNAMODB.name)
+        .or_else(|| env(firefly_api::vars::AWS_ENDPOINT_URL.name))
         .filter(|e| !e.is_empty());
     let Some(endpoint) = endpoint else {
         return Some("--store dynamodb without AWS_ENDPOINT_URL_DYNAMODB is AWS itself".into());

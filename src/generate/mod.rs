@@ -233,6 +233,13 @@ pub fn files(routes: &'static [Route]) -> Result<Vec<Output>, String> {
         path: "samconfig.toml".into(),
         content: Content::Whole(samconfig(&functions)),
     });
+    out.push(Output {
+        path: "docs/configuration.md".into(),
+        content: Content::Block {
+            name: "variables",
+            lines: crate::vars::table(),
+        },
+    });
     let names: Vec<String> = functions.iter().map(|f| format!("- {}", f.name)).collect();
     for workflow in ["deploy.yml", "delete.yml", "release.yml"] {
         out.push(Output {
@@ -319,13 +326,18 @@ pub fn apply(output: &Output, current: Option<&str>) -> Result<String, String> {
         Content::Whole(text) => Ok(text.clone()),
         Content::Block { name, lines } => {
             let current = current.ok_or_else(|| format!("{} does not exist", output.path))?;
+            // `# BEGIN ...` in YAML, `<!-- BEGIN ... -->` in Markdown.
             let begin = format!("# BEGIN firefly-gen {name}");
             let end = format!("# END firefly-gen {name}");
+            let marks = |mark: &str, line: &str| {
+                let t = line.trim();
+                t == mark || t == format!("<!-- {} -->", &mark[2..])
+            };
             let mut out = String::new();
             let mut inside = false;
             let mut found = false;
             for line in current.lines() {
-                if line.trim() == begin {
+                if marks(&begin, line) {
                     let indent = &line[..line.len() - line.trim_start().len()];
                     out.push_str(line);
                     out.push('\n');
@@ -334,7 +346,7 @@ pub fn apply(output: &Output, current: Option<&str>) -> Result<String, String> {
                     }
                     inside = true;
                     found = true;
-                } else if line.trim() == end {
+                } else if marks(&end, line) {
                     inside = false;
                     out.push_str(line);
                     out.push('\n');
