@@ -109,11 +109,27 @@ impl Local {
         token: Option<&str>,
         body: &[u8],
     ) -> Answer {
+        self.request_with(host, method, path, token, &[], body)
+    }
+
+    /// As [`Local::request_for`], with more headers.
+    fn request_with(
+        &self,
+        host: &str,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        extra: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\ncontent-length: {}\r\n",
             body.len()
         );
+        for (k, v) in extra {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
         if let Some(t) = token {
             head.push_str(&format!("authorization: Bearer {t}\r\n"));
         }
@@ -579,4 +595,80 @@ fn the_development_key_is_never_trusted_on_real_data() {
             .status,
         401
     );
+}
+
+#[test]
+fn cors_as_fireflys_gateway_answers_its_console() {
+    let dir = scratch("cors");
+    let console = "http://localhost:5173";
+    let api = Local::start(
+        &dir,
+        &[
+            "--cors-origin",
+            console,
+            "--cors-origin=http://127.0.0.1:4173",
+        ],
+        &[],
+    );
+    let host = format!("127.0.0.1:{}", api.port);
+    let preflight = |origin: &str, path: &str| {
+        api.request_with(
+            &host,
+            "OPTIONS",
+            path,
+            None,
+            &[
+                ("origin", origin),
+                ("access-control-request-method", "POST"),
+                (
+                    "access-control-request-headers",
+                    "content-type,authorization",
+                ),
+            ],
+            b"",
+        )
+    };
+    // Answered before any route or authorizer: a JWT route's preflight needs no token.
+    for origin in [console, "http://127.0.0.1:4173"] {
+        let p = preflight(origin, "/registration-keys");
+        assert_eq!(p.status, 200, "{p:?}");
+        assert_eq!(p.header("access-control-allow-origin"), Some(origin));
+        let methods = p.header("access-control-allow-methods").unwrap();
+        for m in ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] {
+            assert!(methods.contains(m), "{methods}");
+        }
+        assert_eq!(
+            p.header("access-control-allow-headers"),
+            Some("Content-Type,Authorization")
+        );
+        assert_eq!(p.header("access-control-max-age"), Some("300"));
+    }
+    // Another origin: no CORS headers at all (the browser then refuses the call).
+    let other = preflight("http://evil.example", "/registration-keys");
+    assert!(other.header("access-control-allow-origin").is_none());
+    assert!(other.header("access-control-allow-methods").is_none());
+    // Every other answer to the console carries the origin: success, the authorizer's 401
+    // (so the page can read it), API Gateway's 404.
+    let token = api.token("gina");
+    let with_origin = |method: &str, path: &str, token: Option<&str>, origin: &str| {
+        api.request_with(&host, method, path, token, &[("origin", origin)], b"")
+    };
+    let minted = with_origin("POST", "/registration-keys", Some(&token), console);
+    assert_eq!(minted.status, 201);
+    assert_eq!(minted.header("access-control-allow-origin"), Some(console));
+    let refused = with_origin("GET", "/registration-keys", None, console);
+    assert_eq!(refused.status, 401);
+    assert_eq!(refused.header("access-control-allow-origin"), Some(console));
+    assert_eq!(
+        with_origin("GET", "/nowhere", None, console).header("access-control-allow-origin"),
+        Some(console)
+    );
+    let foreign = with_origin(
+        "POST",
+        "/registration-keys",
+        Some(&token),
+        "http://evil.example",
+    );
+    assert_eq!(foreign.status, 201);
+    assert!(foreign.header("access-control-allow-origin").is_none());
 }

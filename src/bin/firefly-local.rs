@@ -25,13 +25,15 @@ use std::sync::Arc;
 const USAGE: &str = "usage:
   firefly-local serve [--port 3000] [--store memory|dynamodb] [--config FILE]
                       [--issuer URL --audience ID [--jwks FILE]] [--key-file FILE]
+                      [--cors-origin URL]...
       Serves every route of every function on 127.0.0.1 as API Gateway would, with its
       JWT authorizer: by default it trusts the local development key; --issuer/--audience
       point it at a real Cognito user pool (its JWKS fetched once from
       ISSUER/.well-known/jwks.json, or read from --jwks). --store dynamodb uses
       DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and
       AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is an AppConfig-style
-      profile file, re-read when it changes.
+      profile file, re-read when it changes. --cors-origin (repeatable) lets a browser
+      page at URL call the API, as FireFly's gateway lets its console.
   firefly-local token --sub USER [--email ADDRESS] [--groups a,b] [--scope \"a b\"]
                       [--ttl SECONDS] [--key-file FILE]
       Prints a token signed by the local development key (alone on stdout). --groups
@@ -105,6 +107,15 @@ fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
                 (flag.to_owned(), value.clone())
             }
         };
+        // --cors-origin may be repeated: the values are kept comma-separated.
+        if name == "cors-origin" {
+            let all = flags.entry(name).or_insert_with(String::new);
+            if !all.is_empty() {
+                all.push(',');
+            }
+            all.push_str(&value);
+            continue;
+        }
         if flags.insert(name.clone(), value).is_some() {
             return Err(format!("--{name} is given twice"));
         }
@@ -164,7 +175,14 @@ fn token(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
 fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCode {
     for name in flags.keys() {
         if ![
-            "port", "store", "config", "issuer", "audience", "jwks", "key-file",
+            "port",
+            "store",
+            "config",
+            "issuer",
+            "audience",
+            "jwks",
+            "key-file",
+            "cors-origin",
         ]
         .contains(&name.as_str())
         {
@@ -240,7 +258,16 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
                 return ExitCode::FAILURE;
             }
         };
-        let server = Arc::new(Server::new(app, ROUTES, authorizer));
+        let origins: Vec<String> = flags
+            .get("cors-origin")
+            .map(|o| {
+                o.split(',')
+                    .filter(|o| !o.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let server = Arc::new(Server::new(app, ROUTES, authorizer).with_cors(origins));
         let addr = listener
             .local_addr()
             .expect("a bound listener has an address");

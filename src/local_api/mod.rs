@@ -35,7 +35,15 @@ pub struct Server {
     routes: &'static [Route],
     authorizer: jwt::Authorizer,
     openapi: String,
+    /// Browser origins allowed to call the API (FireFly's gateway allows its console's).
+    cors_origins: Vec<String>,
 }
+
+/// What FireFly's gateway answers a preflight from its console with (its
+/// `firefly-func-api-options-handler` on `OPTIONS /{proxy+}`).
+const CORS_METHODS: &str = "GET,POST,PUT,PATCH,DELETE,OPTIONS";
+const CORS_HEADERS: &str = "Content-Type,Authorization";
+const CORS_MAX_AGE: &str = "300";
 
 impl Server {
     pub fn new(app: App, routes: &'static [Route], authorizer: jwt::Authorizer) -> Self {
@@ -45,7 +53,29 @@ impl Server {
             routes,
             authorizer,
             openapi,
+            cors_origins: Vec::new(),
         }
+    }
+
+    /// Allows these browser origins (`http://localhost:5173`), as FireFly's gateway allows
+    /// its console's: preflights are answered, and every answer carries
+    /// `Access-Control-Allow-Origin` for them.
+    pub fn with_cors(mut self, origins: Vec<String>) -> Self {
+        self.cors_origins = origins
+            .into_iter()
+            .map(|o| o.trim_end_matches('/').to_owned())
+            .collect();
+        self
+    }
+
+    /// The request's `Origin` when it is allowed.
+    fn allowed_origin(&self, parts: &http::request::Parts) -> Option<HeaderValue> {
+        let origin = parts.headers.get(http::header::ORIGIN)?;
+        let text = origin.to_str().ok()?;
+        self.cors_origins
+            .iter()
+            .any(|o| o == text)
+            .then(|| origin.clone())
     }
 
     /// The start-up lines: where it listens, and each route with its function and auth.
@@ -97,6 +127,22 @@ impl Server {
         peer: SocketAddr,
     ) -> http::Response<Full<Bytes>> {
         let (parts, body) = req.into_parts();
+        let origin = self.allowed_origin(&parts);
+        let mut response = self.answer_parts(parts, body, peer).await;
+        if let Some(origin) = origin {
+            let h = response.headers_mut();
+            h.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            h.append(http::header::VARY, HeaderValue::from_static("Origin"));
+        }
+        response
+    }
+
+    async fn answer_parts(
+        &self,
+        parts: http::request::Parts,
+        body: Incoming,
+        peer: SocketAddr,
+    ) -> http::Response<Full<Bytes>> {
         // API Gateway's request id on every answer, its own refusals included.
         let (gateway_id, lambda_id, trace) = ids();
         let with_id = |mut r: http::Response<Full<Bytes>>| {
@@ -117,6 +163,27 @@ impl Server {
                 "refused a request for a host that is not this machine (DNS rebinding?)"
             );
             return with_id(gateway(StatusCode::FORBIDDEN, "Forbidden"));
+        }
+        // Every OPTIONS is FireFly's preflight handler's (`OPTIONS /{proxy+}`, no
+        // authorizer): 200, with the CORS answer for an allowed origin, bare otherwise.
+        if parts.method == http::Method::OPTIONS {
+            let mut r = with_id(reply(StatusCode::OK, "application/json", Vec::new()));
+            if self.allowed_origin(&parts).is_some() {
+                let h = r.headers_mut();
+                h.insert(
+                    http::header::ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_static(CORS_METHODS),
+                );
+                h.insert(
+                    http::header::ACCESS_CONTROL_ALLOW_HEADERS,
+                    HeaderValue::from_static(CORS_HEADERS),
+                );
+                h.insert(
+                    http::header::ACCESS_CONTROL_MAX_AGE,
+                    HeaderValue::from_static(CORS_MAX_AGE),
+                );
+            }
+            return r;
         }
         if parts.method == http::Method::GET && parts.uri.path() == "/openapi.json" {
             return reply(
