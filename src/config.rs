@@ -17,6 +17,7 @@
 //! when the profile changes: a bad section keeps that feature's last good settings and
 //! never disturbs another feature's.
 
+use crate::sync::Locked;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
@@ -267,7 +268,7 @@ impl FileSource {
     }
 
     pub fn profile(&self) -> Profile {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.locked();
         let look = std::fs::metadata(&self.path)
             .map(|m| (m.modified().ok(), m.len()))
             .map_err(|e| e.to_string());
@@ -342,7 +343,7 @@ impl<T: Section> Settings<T> {
     /// The settings in force now. Never fails: a bad section keeps the last good value.
     pub async fn current(&self) -> Arc<T> {
         let profile = self.source.profile().await;
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.locked();
         if profile.version != state.version {
             state.version = profile.version;
             match parse_section::<T>(&profile.sections) {
@@ -425,7 +426,7 @@ impl AppConfigClient {
 
     pub async fn profile(&self) -> Profile {
         {
-            let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let state = self.state.locked();
             if let Some(at) = state.checked_at
                 && at.elapsed() < self.cache_for
             {
@@ -433,7 +434,7 @@ impl AppConfigClient {
             }
         }
         let fetched = self.fetch().await;
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = self.state.locked();
         // A failed read is cached too: a down extension costs one timeout per cache period,
         // not one per request, and one log line per period, not a flood.
         state.checked_at = Some(Instant::now());

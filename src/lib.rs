@@ -40,6 +40,7 @@ pub mod response;
 pub mod route;
 pub mod routes;
 pub mod routing;
+pub mod sync;
 #[doc(hidden)]
 pub mod synthetic;
 pub mod telemetry;

@@ -14,6 +14,7 @@
 //! response payloads, and a response payload holds a registration key.
 
 use crate::clock::rfc3339_millis;
+use crate::sync::Locked;
 use std::fmt::{self, Write as _};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -188,7 +189,7 @@ impl RequestContext {
     }
 
     fn metrics(&self) -> std::sync::MutexGuard<'_, Vec<(&'static str, Unit, f64)>> {
-        self.metrics.lock().unwrap_or_else(|p| p.into_inner())
+        self.metrics.locked()
     }
 }
 
@@ -213,8 +214,7 @@ pub async fn in_request<F: std::future::Future>(ctx: Arc<RequestContext>, work: 
 /// The route the current request resolved to, and the function that owns it: the
 /// `route` and `function` dimensions of its metrics.
 pub fn set_route(key: &'static str, function: &'static str) {
-    let _ = CURRENT
-        .try_with(|c| *c.route.lock().unwrap_or_else(|p| p.into_inner()) = Some((key, function)));
+    let _ = CURRENT.try_with(|c| *c.route.locked() = Some((key, function)));
 }
 
 /// The current request's trace header value for downstream calls (`Root=...`), if any.
@@ -299,7 +299,7 @@ pub fn emf_document(
             None => values.push((name, unit, vec![value])),
         }
     }
-    let resolved = *ctx.route.lock().unwrap_or_else(|p| p.into_inner());
+    let resolved = *ctx.route.locked();
     let (route, function) = match resolved {
         Some((route, function)) => (route, function),
         None => (UNMATCHED_ROUTE, ctx.function_name.as_str()),
@@ -380,7 +380,7 @@ fn log_line(event: &Event<'_>, now: SystemTime) -> String {
     let _ = CURRENT.try_with(|c| {
         // The function that owns the route, once the event resolved to one: the same as
         // the process's in Lambda, the route's own in firefly-local (which serves them all).
-        let owner = *c.route.lock().unwrap_or_else(|p| p.into_inner());
+        let owner = *c.route.locked();
         let function = owner.map_or(c.function_name.as_str(), |(_, f)| f);
         push_str_field(&mut line, "function_name", function);
         push_str_field(&mut line, "function_request_id", &c.function_request_id);

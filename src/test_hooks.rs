@@ -5,6 +5,7 @@
 use crate::clock::{Clock, FixedClock};
 use crate::random::{RandomError, SecureRandom, SystemRandom};
 use crate::registration_keys::key::{KEY_LEN, RegistrationKey};
+use crate::sync::Locked;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
@@ -14,7 +15,7 @@ pub struct ScriptedRandom(Mutex<VecDeque<u8>>);
 
 impl SecureRandom for ScriptedRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), RandomError> {
-        let mut script = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut script = self.0.locked();
         if buf.len() != KEY_LEN || script.len() < buf.len() {
             return SystemRandom.fill(buf);
         }

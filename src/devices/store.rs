@@ -14,6 +14,7 @@
 use crate::aws::errors::{StoreError, classify};
 use crate::handler::BoxFuture;
 use crate::registration_keys::store::MemoryKeyStore;
+use crate::sync::Locked;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -338,7 +339,7 @@ impl MemoryDeviceStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Item>> {
         // Every change is one insert: a poisoned lock still guards a consistent map.
-        self.devices.lock().unwrap_or_else(|p| p.into_inner())
+        self.devices.locked()
     }
 }
 

@@ -461,4 +461,81 @@ mod tests {
         expected.dedup();
         assert_eq!(fs.iter().map(|f| f.name).collect::<Vec<_>>(), expected);
     }
+
+    /// Adding a route is one handler, one table line and one event: everything else that
+    /// repeats its facts comes out of the generators, and the table-driven checks pick it
+    /// up. A synthetic route of a new function, added to the real table, shows it.
+    #[test]
+    fn a_new_route_reaches_every_generated_file_without_another_edit() {
+        use crate::deploy::Use;
+        use crate::handler::HandlerResult;
+        async fn things(_: (), caller: crate::identity::Caller) -> HandlerResult {
+            Ok(crate::response::Response::json(
+                lambda_http::http::StatusCode::OK,
+                &caller.user_id,
+            ))
+        }
+        let mut table = crate::routes::ROUTES.to_vec();
+        table.push(Route {
+            summary: "things",
+            uses: &[Use {
+                resource: &crate::devices::TABLE,
+                actions: &["dynamodb:GetItem"],
+            }],
+            endpoint: crate::endpoint!(things),
+            ..Route::unbuilt("GET /things/{id}", "firefly-func-api-things-get")
+        });
+        let table: &'static [Route] = Box::leak(table.into_boxed_slice());
+        let out = files(table).unwrap();
+        let text = |path: &str| match &out.iter().find(|o| o.path == path).unwrap().content {
+            Content::Whole(t) => t.clone(),
+            Content::Block { lines, .. } => lines.join("\n"),
+        };
+        let template = text("template.yaml");
+        for wanted in [
+            "IsThingsGet: !Equals [!Ref \"AWS::StackName\", \"firefly-func-api-things-get\"]",
+            "RoleName: \"firefly-func-api-things-get-role\"",
+            "/aws/lambda/firefly-func-api-things-get",
+            "RouteKey: \"GET /things/{id}\"",
+            "AuthorizationType: JWT",
+            "/*/GET/things/*",
+            "dynamodb:GetItem",
+            "DYNAMODB_DEVICES_TABLE_NAME",
+        ] {
+            assert!(template.contains(wanted), "template.yaml lacks {wanted}");
+        }
+        let functions: Value = serde_json::from_str(&text("routes/functions.json")).unwrap();
+        assert_eq!(
+            functions["functions"]["firefly-func-api-things-get"]["authorizer"],
+            true
+        );
+        assert!(out.iter().any(|o| o.path == "routes/things-id-get.json"));
+        assert!(text("routes/openapi.json").contains("/things/{id}"));
+        assert!(text("samconfig.toml").contains("[firefly-func-api-things-get.deploy.parameters]"));
+        for workflow in ["deploy.yml", "delete.yml", "release.yml"] {
+            assert!(
+                text(&format!(".github/workflows/{workflow}"))
+                    .contains("- firefly-func-api-things-get"),
+                "{workflow}"
+            );
+        }
+        // The function builds from the same table, with only its own routes.
+        let parts = crate::init::Parts {
+            clock: std::sync::Arc::new(crate::clock::FixedClock(0)),
+            random: std::sync::Arc::new(crate::random::SystemRandom),
+            store_mode: crate::init::StoreMode::Memory,
+            shared: Default::default(),
+        };
+        let app = crate::app::App::build(
+            table,
+            Some("firefly-func-api-things-get"),
+            parts,
+            &|_: &str| None,
+        )
+        .unwrap();
+        assert_eq!(
+            app.routes().map(|r| r.key).collect::<Vec<_>>(),
+            ["GET /things/{id}"]
+        );
+    }
 }

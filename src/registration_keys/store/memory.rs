@@ -2,6 +2,7 @@
 //! (`FIREFLY_STORE=memory`), never as a fallback: its keys vanish with the process.
 
 use super::{BoxFuture, Inserted, KeyStore, ListedKey, NewKey, Revoked, StoreError};
+use crate::sync::Locked;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -47,7 +48,7 @@ impl MemoryKeyStore {
     pub fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, StoredKey>> {
         // A panic elsewhere while holding the lock leaves a consistent map (every write is a
         // single insert), so a poisoned lock is still safe to use.
-        self.items.lock().unwrap_or_else(|p| p.into_inner())
+        self.items.locked()
     }
 }
 
