@@ -31,6 +31,7 @@ pub mod handler;
 pub mod health;
 pub mod identity;
 pub mod init;
+#[cfg(feature = "tools")]
 pub mod local;
 #[cfg(feature = "tools")]
 pub mod local_api;

@@ -1,7 +1,7 @@
-//! `bootstrap invoke`: run one event through the app on this machine, without Lambda.
+//! `firefly-local invoke`: run one event through the app on this machine, without Lambda.
 //!
 //! ```text
-//! bootstrap invoke [--store memory|dynamodb] [--function NAME] EVENT.json
+//! firefly-local invoke [--store memory|dynamodb] [--function NAME] EVENT.json
 //! ```
 //!
 //! Prints the API Gateway response as JSON on stdout and logs on stderr. The event file is a
@@ -15,9 +15,8 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 
 pub const USAGE: &str =
-    "usage: bootstrap invoke [--store memory|dynamodb] [--function NAME] EVENT.json
-  Runs one API Gateway v2 event through the app and prints the response.
-  Without arguments, bootstrap runs as a Lambda custom runtime (AWS_LAMBDA_RUNTIME_API).";
+    "usage: firefly-local invoke [--store memory|dynamodb] [--function NAME] EVENT.json
+  Runs one API Gateway v2 event through the app and prints the response.";
 
 /// Runs the `invoke` subcommand; `args` excludes the program name and `invoke`.
 pub async fn invoke(args: &[String]) -> ExitCode {

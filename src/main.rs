@@ -2,9 +2,15 @@
 //! See the library docs for how an event flows; this file only wires the process up.
 
 use firefly_api::app::{App, Invocation};
-use firefly_api::{config, local, telemetry};
+use firefly_api::{config, telemetry};
+
+/// The Lambda binary takes no command: the laptop tools are `firefly-local`'s.
+const USAGE: &str = "usage: bootstrap
+  Runs as a Lambda custom runtime (it needs AWS_LAMBDA_RUNTIME_API). To run one event on
+  this machine: `cargo run --features tools --bin firefly-local -- invoke EVENT.json`.";
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
+use serde_json::value::RawValue;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -48,16 +54,12 @@ fn main() -> ExitCode {
             telemetry::init(level, telemetry::Output::Stdout, &namespace, &logger);
             runtime.block_on(serve(&env))
         }
-        Some("invoke") => {
-            telemetry::init(level, telemetry::Output::Stderr, &namespace, &logger);
-            runtime.block_on(local::invoke(&args[1..]))
-        }
         Some("-h" | "--help") => {
-            println!("{}", local::USAGE);
+            println!("{USAGE}");
             ExitCode::SUCCESS
         }
         Some(other) => {
-            eprintln!("bootstrap: unknown command {other:?}\n{}", local::USAGE);
+            eprintln!("bootstrap: unknown command {other:?}\n{USAGE}");
             ExitCode::from(2)
         }
     }
@@ -74,7 +76,7 @@ async fn serve(env: &firefly_api::deploy::Env<'_>) -> ExitCode {
         if env(required).is_none() {
             tracing::error!(
                 variable = required,
-                "not running under a Lambda Runtime API: {required} is not set (for a local run, use `bootstrap invoke EVENT.json`)"
+                "not running under a Lambda Runtime API: {required} is not set (for a local run, use `firefly-local invoke EVENT.json`)"
             );
             return ExitCode::from(2);
         }
@@ -98,17 +100,23 @@ async fn serve(env: &firefly_api::deploy::Env<'_>) -> ExitCode {
     // The app is borrowed by every invocation (the runtime's shared-resource example):
     // `run` returns only when the process ends.
     let app = &app;
-    let handler = service_fn(
-        move |event: LambdaEvent<ApiGatewayV2httpRequest>| async move {
-            let ctx = &event.context;
-            let invocation = Invocation {
-                request_id: &ctx.request_id,
-                deadline: Some(ctx.deadline()),
-                trace_id: ctx.xray_trace_id.as_deref(),
-            };
-            Ok::<_, lambda_runtime::Error>(app.handle(&invocation, &event.payload).await)
-        },
-    );
+    // The runtime hands over the payload as raw JSON and we parse the event ourselves: its
+    // own parser tracks the path of every field (serde_path_to_error), which, instantiated
+    // for the whole event type, costs about 40 KiB of binary for an error message.
+    let handler = service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
+        let ctx = &event.context;
+        let payload: ApiGatewayV2httpRequest =
+            serde_json::from_str(event.payload.get()).map_err(|e| {
+                tracing::error!(error = %e, "the event is not an API Gateway HTTP API (payload 2.0) event");
+                lambda_runtime::Error::from(format!("not an API Gateway v2 event: {e}"))
+            })?;
+        let invocation = Invocation {
+            request_id: &ctx.request_id,
+            deadline: Some(ctx.deadline()),
+            trace_id: ctx.xray_trace_id.as_deref(),
+        };
+        Ok::<_, lambda_runtime::Error>(app.handle(&invocation, &payload).await)
+    });
     match lambda_runtime::run(handler).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -49,11 +49,11 @@ vars! {
     AWS_APPCONFIG_EXTENSION_HTTP_PORT => ("The AppConfig extension's port.", "2772", "config");
     FIREFLY_APPCONFIG_TIMEOUT_MS => ("How long a read from the AppConfig extension may take (1 to 1000).", "250", "config");
     FIREFLY_CONFIG_CACHE_SECONDS => ("How long settings are reused before the extension is asked again (0 to 3600).", "15", "config");
-    FIREFLY_CONFIG_FILE => ("Local runs: a `features`-style profile file instead of AppConfig, read again when it changes (`firefly-local serve --config`, `bootstrap invoke`).", "-", "config");
+    FIREFLY_CONFIG_FILE => ("Local runs: a `features`-style profile file instead of AppConfig, read again when it changes (`firefly-local serve --config`, `firefly-local invoke`).", "-", "config");
     FIREFLY_METRICS_NAMESPACE => ("The EMF namespace (template parameter `MetricsNamespace`).", "Firefly", "telemetry");
     AWS_LAMBDA_LOG_LEVEL => ("The log level when there is no `logging` profile (no `APP_CONFIG_ENV`). Dependencies never log below INFO (their DEBUG lines carry payloads).", "INFO", "telemetry");
     RUST_LOG => ("Read when `AWS_LAMBDA_LOG_LEVEL` is unset (its bare level).", "-", "telemetry");
-    AWS_LAMBDA_RUNTIME_API => ("Set by Lambda: the Runtime API the process polls; without it, `bootstrap` says to use `bootstrap invoke`.", "-", "main");
+    AWS_LAMBDA_RUNTIME_API => ("Set by Lambda: the Runtime API the process polls; without it, `bootstrap` says to use `firefly-local invoke`.", "-", "main");
     AWS_LAMBDA_FUNCTION_VERSION => ("Set by Lambda (the runtime needs it).", "-", "main");
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE => ("Set by Lambda (the runtime needs it).", "-", "main");
     FIREFLY_TEST_NOW => ("Tests only (`test-hooks` builds, never deployed): the clock, epoch seconds.", "-", "test_hooks");

@@ -38,6 +38,8 @@ const USAGE: &str = "usage:
                       [--ttl SECONDS] [--key-file FILE]
       Prints a token signed by the local development key (alone on stdout). --groups
       super_users makes a user who may list every device.
+  firefly-local invoke [--store memory|dynamodb] [--function NAME] EVENT.json
+      Runs one API Gateway v2 event through the app and prints the Lambda response.
   firefly-local device register --key KEY [--uuid UUID] [--url URL] [--dir DIR]
       A simulated controller registers with a registration key: makes and keeps a P-256
       key pair (DIR, default ~/.config/firefly-local/devices) and sends the firmware's payload to
@@ -67,6 +69,26 @@ fn main() -> ExitCode {
     };
     if command == "device" {
         return device_command(rest);
+    }
+    if command == "invoke" {
+        // One event through the app, as `bootstrap` would serve it under Lambda.
+        let env = |name: &str| std::env::var(name).ok();
+        telemetry::init(
+            telemetry::level_from_env(&env),
+            telemetry::Output::Stderr,
+            telemetry::DEFAULT_NAMESPACE,
+            "firefly-local",
+        );
+        return match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(firefly_api::local::invoke(rest)),
+            Err(e) => {
+                eprintln!("firefly-local: cannot start the async runtime: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let flags = match parse_flags(rest) {
         Ok(f) => f,

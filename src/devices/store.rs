@@ -302,20 +302,29 @@ impl DeviceStore for DynamoDeviceStore {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
         Box::pin(async move {
-            let mut pages = self
-                .client
-                .scan()
-                .table_name(&self.devices)
-                .into_paginator()
-                .send();
+            // Every page, over LastEvaluatedKey (the SDK's paginator costs binary size).
             let mut items = Vec::new();
-            while let Some(page) = pages.next().await {
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .scan()
+                    .table_name(&self.devices)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await;
                 match page {
-                    Ok(page) => items.extend(page.items().iter().map(from_item)),
+                    Ok(page) => {
+                        items.extend(page.items().iter().map(from_item));
+                        start = page.last_evaluated_key;
+                    }
                     Err(e) => {
                         classify(e, &self.devices, DEVICES_WORKFLOW)?;
                         return Err(StoreError::Other("scan refused".into()));
                     }
+                }
+                if start.is_none() {
+                    break;
                 }
             }
             Ok(items)

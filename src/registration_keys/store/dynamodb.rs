@@ -131,20 +131,23 @@ impl KeyStore for DynamoKeyStore {
         Box::pin(async move {
             let started = Instant::now();
             // Every page: a Scan stops at 1 MB, and FireFly's function read only the first.
-            let mut pages = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("generated_by_sub = :sub AND #t > :now")
-                .projection_expression("#k, #t, generated_at")
-                .expression_attribute_names("#k", "key")
-                .expression_attribute_names("#t", "ttl")
-                .expression_attribute_values(":sub", AttributeValue::S(user_id.to_owned()))
-                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
-                .into_paginator()
-                .send();
+            // (A loop over LastEvaluatedKey: the SDK's paginator costs binary size.)
             let mut listed = Vec::new();
-            while let Some(page) = pages.next().await {
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .filter_expression("generated_by_sub = :sub AND #t > :now")
+                    .projection_expression("#k, #t, generated_at")
+                    .expression_attribute_names("#k", "key")
+                    .expression_attribute_names("#t", "ttl")
+                    .expression_attribute_values(":sub", AttributeValue::S(user_id.to_owned()))
+                    .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await;
                 let page = match page {
                     Ok(page) => page,
                     Err(e) => {
@@ -157,6 +160,10 @@ impl KeyStore for DynamoKeyStore {
                     listed.push(listed_key(item).ok_or_else(|| {
                         StoreError::Other("an item without a string key or a numeric ttl".into())
                     })?);
+                }
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
                 }
             }
             latency(started);
