@@ -672,3 +672,63 @@ fn cors_as_fireflys_gateway_answers_its_console() {
     assert_eq!(foreign.status, 201);
     assert!(foreign.header("access-control-allow-origin").is_none());
 }
+
+#[test]
+fn a_rotated_key_is_fetched_again_instead_of_needing_a_restart() {
+    let dir = scratch("rotation");
+    let jwks = std::sync::Arc::new(std::sync::Mutex::new(
+        include_bytes!("../src/local_api/testdata/cognito-test-jwks.json").to_vec(),
+    ));
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let (served, count) = (jwks.clone(), fetches.clone());
+    let pool = http::serve(move |req| {
+        if req.path == "/pool/.well-known/jwks.json" {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Reply::ok(served.lock().unwrap().clone())
+        } else {
+            Reply::status(404, "{}")
+        }
+    });
+    let issuer = format!("http://127.0.0.1:{}/pool", pool.port);
+    let api = Local::start(
+        &dir,
+        &["--issuer", &issuer, "--audience", "app-client-1"],
+        &[],
+    );
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let token = |kid: &str, der: &[u8]| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.kid = Some(kid.into());
+        jsonwebtoken::encode(
+            &header,
+            &serde_json::json!({
+                "sub": "hana", "iss": issuer, "client_id": "app-client-1", "token_use": "access",
+                "iat": now, "exp": now + 600,
+            }),
+            &jsonwebtoken::EncodingKey::from_rsa_der(der),
+        )
+        .unwrap()
+    };
+    let new_key = include_bytes!("../src/local_api/testdata/cognito-test-key-2.der");
+    // The pool rotates: its JWKS now has a second key, which tokens start to name.
+    *jwks.lock().unwrap() =
+        include_bytes!("../src/local_api/testdata/cognito-test-jwks-rotated.json").to_vec();
+    let rotated = token("cognito-test-2", new_key);
+    let a = api.request("GET", "/registration-keys", Some(&rotated), b"");
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // A flood of unknown kids: refused, and no more fetches within the rate limit.
+    for _ in 0..5 {
+        let forged = token("nobody", new_key);
+        assert_eq!(
+            api.request("GET", "/registration-keys", Some(&forged), b"")
+                .status,
+            401
+        );
+    }
+    assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

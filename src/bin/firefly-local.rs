@@ -331,21 +331,20 @@ async fn authorizer(
         }
         (Some(issuer), Some(audience)) => {
             let issuer = issuer.trim_end_matches('/').to_owned();
-            let jwks: JwkSet = match flags.get("jwks") {
+            let url = format!("{issuer}/.well-known/jwks.json");
+            match flags.get("jwks") {
                 Some(file) => {
                     let text = std::fs::read(file).map_err(|e| format!("--jwks {file}: {e}"))?;
-                    serde_json::from_slice(&text)
-                        .map_err(|e| format!("--jwks {file}: not a JWKS: {e}"))?
+                    let jwks: JwkSet = serde_json::from_slice(&text)
+                        .map_err(|e| format!("--jwks {file}: not a JWKS: {e}"))?;
+                    Ok(Authorizer::new(issuer, audience.clone(), jwks))
                 }
                 None => {
-                    firefly_api::local_api::fetch_jwks(
-                        &format!("{issuer}/.well-known/jwks.json"),
-                        env,
-                    )
-                    .await?
+                    let jwks = firefly_api::local_api::fetch_jwks(&url, env).await?;
+                    // Fetched again (rate-limited) when a token names a key it lacks.
+                    Ok(Authorizer::new(issuer, audience.clone(), jwks).refreshing_from(url))
                 }
-            };
-            Ok(Authorizer::new(issuer, audience.clone(), jwks))
+            }
         }
         _ => Err("--issuer and --audience go together".into()),
     }

@@ -24,8 +24,23 @@ pub type Refusal = String;
 pub struct Authorizer {
     issuer: String,
     audience: String,
-    keys: JwkSet,
+    keys: std::sync::RwLock<JwkSet>,
+    /// Where the keys came from, to fetch them again when a token names a key they lack
+    /// (the pool rotated its keys): at most once per [`REFRESH_EVERY`].
+    refresh: Option<Refresh>,
 }
+
+struct Refresh {
+    url: String,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+/// The least time between two fetches of the JWKS: an unknown `kid` in a flood of forged
+/// tokens must not become a flood of fetches.
+pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The refusal of a token whose `kid` names no key of the JWKS.
+pub const UNKNOWN_KID: &str = "no key in the JWKS for the token's kid";
 
 /// Seconds since the epoch, now.
 fn now_seconds() -> i64 {
@@ -40,8 +55,35 @@ impl Authorizer {
         Self {
             issuer,
             audience,
-            keys,
+            keys: std::sync::RwLock::new(keys),
+            refresh: None,
         }
+    }
+
+    /// Fetches the keys from `url` again when a token names a key they lack.
+    pub fn refreshing_from(mut self, url: String) -> Self {
+        self.refresh = Some(Refresh {
+            url,
+            last: std::sync::Mutex::new(None),
+        });
+        self
+    }
+
+    /// The JWKS URL to fetch now, if a refresh is allowed (and then it is counted as done).
+    pub fn refresh_due(&self) -> Option<&str> {
+        use crate::sync::Locked;
+        let refresh = self.refresh.as_ref()?;
+        let mut last = refresh.last.locked();
+        if last.is_some_and(|t| t.elapsed() < REFRESH_EVERY) {
+            return None;
+        }
+        *last = Some(std::time::Instant::now());
+        Some(&refresh.url)
+    }
+
+    /// Replaces the keys (after a refresh).
+    pub fn set_keys(&self, keys: JwkSet) {
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
     }
 
     /// The local development issuer (its P-256 key): API Gateway would accept RSA only,
@@ -81,12 +123,13 @@ impl Authorizer {
         if !accepted {
             return Err(format!("algorithm {:?} is not accepted", header.alg));
         }
+        let keys = self.keys.read().unwrap_or_else(|p| p.into_inner());
         let jwk = match &header.kid {
-            Some(kid) => self.keys.find(kid),
-            None if self.is_dev() && self.keys.keys.len() == 1 => self.keys.keys.first(),
+            Some(kid) => keys.find(kid),
+            None if self.is_dev() && keys.keys.len() == 1 => keys.keys.first(),
             None => return Err("the token has no kid".into()),
         }
-        .ok_or("no key in the JWKS for the token's kid")?;
+        .ok_or(UNKNOWN_KID)?;
         let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable JWKS key: {e}"))?;
         let key_alg = match &jwk.algorithm {
             jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,

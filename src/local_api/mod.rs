@@ -220,7 +220,28 @@ impl Server {
                     .headers
                     .get(http::header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok());
-                match self.authorizer.check(header, route.scopes) {
+                let mut checked = self.authorizer.check(header, route.scopes);
+                // A key the JWKS lacks: the pool may have rotated its keys. Fetch them again
+                // (rate-limited) and check once more, rather than needing a restart.
+                if checked.as_ref().is_err_and(|r| r == jwt::UNKNOWN_KID)
+                    && let Some(url) = self.authorizer.refresh_due()
+                {
+                    let env = |name: &str| std::env::var(name).ok();
+                    match fetch_jwks(url, &env).await {
+                        Ok(keys) => {
+                            tracing::info!(
+                                url,
+                                "JWKS fetched again: a token named a key it lacked"
+                            );
+                            self.authorizer.set_keys(keys);
+                            checked = self.authorizer.check(header, route.scopes);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "JWKS fetch failed; the keys in hand stay")
+                        }
+                    }
+                }
+                match checked {
                     Ok(ctx) => Some(ctx),
                     Err(reason) => {
                         tracing::info!(route_key = route.key, reason = %reason, status = 401u16, correlation_id = gateway_id.as_str(), "refused by the JWT authorizer; the handler did not run");
@@ -368,13 +389,30 @@ fn ids() -> (String, String, String) {
 
 /// Fetches a JWKS once (a Cognito user pool's `.well-known/jwks.json`): HTTPS with the AWS
 /// roots (and `FIREFLY_EXTRA_CA_FILE`), or plain HTTP to a loopback host.
-pub async fn fetch_jwks(
+pub fn fetch_jwks(
     url: &str,
     env: &crate::deploy::Env<'_>,
-) -> Result<jsonwebtoken::jwk::JwkSet, String> {
+) -> impl std::future::Future<Output = Result<jsonwebtoken::jwk::JwkSet, String>> + Send + use<> {
+    // The environment is read before anything is awaited: the future holds no reference.
+    let prepared = prepare_jwks_fetch(url, env);
+    let url = url.to_owned();
+    async move { fetch_prepared(url, prepared?).await }
+}
+
+fn prepare_jwks_fetch(
+    url: &str,
+    env: &crate::deploy::Env<'_>,
+) -> Result<rustls::ClientConfig, String> {
     // FIREFLY_ALLOW_PLAINTEXT_ENDPOINT is for DynamoDB Local; never a plaintext JWKS.
     crate::aws::check_url_strict(url).map_err(|e| format!("JWKS {e}"))?;
-    let tls = crate::aws::tls_config(crate::aws::trust_store(env)?)?;
+    crate::aws::tls_config(crate::aws::trust_store(env)?)
+}
+
+async fn fetch_prepared(
+    url: String,
+    tls: rustls::ClientConfig,
+) -> Result<jsonwebtoken::jwk::JwkSet, String> {
+    let url = url.as_str();
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
