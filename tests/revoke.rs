@@ -261,3 +261,50 @@ fn keys_in_either_implementations_shape_are_listed_and_revoked_side_by_side() {
         serde_json::json!({"registration_keys": []})
     );
 }
+
+#[test]
+fn listing_reads_every_scan_page() {
+    // Past 1 MB a Scan answers in pages; FireFly's function read only the first, so keys
+    // silently went missing. Four items of 300 KB (a padding attribute other writers may
+    // add) make at least two pages, the caller's keys among them.
+    let table = unique_table("pages");
+    let db = Dynalite::shared();
+    db.create_table(&table);
+    let pad = "x".repeat(300_000);
+    let mut expected = Vec::new();
+    for (i, key) in ["PAGE01", "PAGE02", "PAGE03", "PAGE04", "PAGE05"].iter().enumerate() {
+        let mut item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
+            std::collections::HashMap::new();
+        use aws_sdk_dynamodb::types::AttributeValue::{N, S};
+        item.insert("key".into(), S((*key).into()));
+        item.insert("ttl".into(), N((NOW + 1000).to_string()));
+        item.insert("generated_at".into(), N((NOW - 100 + i as i64).to_string()));
+        item.insert("generated_by_sub".into(), S(ALICE.into()));
+        item.insert("generated_by_email".into(), S(String::new()));
+        item.insert("pad".into(), S(pad.clone()));
+        db.put_item(&table, item);
+        expected.push(*key);
+    }
+    let pages = {
+        let out = support::dynamo::block_on(db.client().scan().table_name(&table).send()).unwrap();
+        out.last_evaluated_key.is_some()
+    };
+    assert!(pages, "the table must need more than one Scan page for this test to mean anything");
+    let mut list = function_on_table(
+        "firefly-func-api-registration-keys-get",
+        &table,
+        &[("FIREFLY_TEST_NOW", now())],
+    );
+    let mut get = event_for(ALICE);
+    get["routeKey"] = "GET /registration-keys".into();
+    get["requestContext"]["http"]["method"] = "GET".into();
+    let r = list.invoke(&get).http();
+    assert_eq!(r.status, 200, "{r:?}");
+    let keys: Vec<String> = r.json()["registration_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys, expected);
+}

@@ -95,15 +95,22 @@ stack_exists() {
   die "could not read stack $1: $(aws_error "$text")"
 }
 
-# stack_status STACK: the stack's status, or NONE when there is no such stack.
+# stack_status STACK: the stack's status, or NONE when there is no such stack. Only stdout
+# is the value: a CLI warning on stderr never becomes a status.
 stack_status() {
-  local out
-  if out=$(aws cloudformation describe-stacks --stack-name "$1" --query 'Stacks[0].StackStatus' --output text 2>&1); then
+  local out err text
+  err=$(mktemp)
+  if out=$(aws cloudformation describe-stacks --stack-name "$1" --query 'Stacks[0].StackStatus' --output text 2>"$err"); then
+    rm -f "$err"
     tail -n 1 <<<"$out"
-  elif [[ $out == *"does not exist"* ]]; then
+    return 0
+  fi
+  text=$(cat "$err")
+  rm -f "$err"
+  if [[ $text == *"does not exist"* ]]; then
     echo NONE
   else
-    die "could not read stack $1: $(aws_error "$out")"
+    die "could not read stack $1: $(aws_error "$text")"
   fi
 }
 
@@ -112,11 +119,17 @@ stack_status() {
 # makes the first deploy fail with "already exists" and leaves the stack in
 # ROLLBACK_COMPLETE, so stop before sam deploy and say what to do.
 check_log_group() {
-  local found owned status
+  local found owned status err
+  err=$(mktemp)
+  # Only stdout is the answer: a CLI warning on stderr never becomes a log group's name.
   if ! found=$(aws logs describe-log-groups --log-group-name-prefix "$LOG_GROUP" \
-      --query "logGroups[?logGroupName=='$LOG_GROUP'].logGroupName | [0]" --output text 2>&1); then
-    die "could not look up log group $LOG_GROUP: $(aws_error "$found")"
+      --query "logGroups[?logGroupName=='$LOG_GROUP'].logGroupName | [0]" --output text 2>"$err"); then
+    local text
+    text=$(cat "$err")
+    rm -f "$err"
+    die "could not look up log group $LOG_GROUP: $(aws_error "$text")"
   fi
+  rm -f "$err"
   status=$(stack_status "$STACK")
   if [[ $status == ROLLBACK_COMPLETE ]]; then
     die "stack $STACK is in ROLLBACK_COMPLETE (a failed first deploy) and cannot be updated: delete it with scripts/deploy/delete $STACK (or the delete workflow), then deploy again"
@@ -125,9 +138,18 @@ check_log_group() {
   [[ -z $found || $found == None ]] && return 0
   owned=None
   if [[ $status != NONE ]]; then
-    owned=$(aws cloudformation describe-stack-resources --stack-name "$STACK" \
-      --query "StackResources[?ResourceType=='AWS::Logs::LogGroup' && PhysicalResourceId=='$LOG_GROUP'].LogicalResourceId | [0]" \
-      --output text 2>/dev/null | tail -n 1) || owned=None
+    err=$(mktemp)
+    # A failed look-up is reported as what it is, never as "outside the stack".
+    if ! owned=$(aws cloudformation describe-stack-resources --stack-name "$STACK" \
+        --query "StackResources[?ResourceType=='AWS::Logs::LogGroup' && PhysicalResourceId=='$LOG_GROUP'].LogicalResourceId | [0]" \
+        --output text 2>"$err"); then
+      local text
+      text=$(cat "$err")
+      rm -f "$err"
+      die "could not read the resources of stack $STACK: $(aws_error "$text")"
+    fi
+    rm -f "$err"
+    owned=$(tail -n 1 <<<"$owned")
   fi
   if [[ -z $owned || $owned == None ]]; then
     die "log group $LOG_GROUP already exists outside stack $STACK (left by an earlier deployment, or created by Lambda); sam deploy would fail with 'already exists' and leave the stack in ROLLBACK_COMPLETE. Delete it (aws logs delete-log-group --log-group-name $LOG_GROUP; its log events go with it), or export what you need first, then deploy again"

@@ -248,3 +248,54 @@ def test_a_bootstrap_without_the_execute_bit_is_never_deployed(aws, tmp_path):
     assert "is not executable" in result.stderr
     assert "Runtime.InvalidEntrypoint" in result.stderr
     assert all(c[0] != "deploy" for c in aws["sam_calls"]())
+
+
+def trailing_warning_aws(aws, fail_for=None, fail_text=""):
+    """An `aws` on PATH that runs the real CLI, then prints a warning on stderr after its
+    answer (or fails `fail_for` calls with `fail_text`)."""
+    real = next(p for p in aws["env"]["PATH"].split(":")[1:] if (Path(p) / "aws").exists())
+    fake = Path(aws["env"]["PATH"].split(":")[0]) / "aws"
+    fail = (
+        f'if [[ " $* " == *" {fail_for} "* ]]; then echo "{fail_text}" >&2; exit 254; fi\n'
+        if fail_for
+        else ""
+    )
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        + fail
+        + f'"{real}/aws" "$@"; code=$?\n'
+        + 'echo "WARNING: a CLI warning after the answer" >&2\n'
+        + "exit $code\n"
+    )
+    fake.chmod(0o755)
+
+
+def test_a_cli_warning_after_the_answer_never_becomes_a_status_or_a_log_group(aws):
+    all_stacks(aws["cfn"])
+    trailing_warning_aws(aws)
+    result = run("deploy", aws["env"], POST)
+    assert result.returncode == 0, result.stderr
+    assert [c[0] for c in aws["sam_calls"]()] == ["build", "deploy"]
+
+
+def test_a_failed_stack_resources_look_up_is_reported_as_such(aws):
+    all_stacks(aws["cfn"])
+    group = f"/aws/lambda/{POST}"
+    template = {"Resources": {"RegistrationKeysPostLogGroup": {
+        "Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group, "RetentionInDays": 30}}}}
+    aws["cfn"].create_stack(StackName=POST, TemplateBody=json.dumps(template))
+    trailing_warning_aws(
+        aws, "describe-stack-resources",
+        "An error occurred (AccessDenied) when calling the DescribeStackResources operation: not authorized",
+    )
+    result = run("deploy", aws["env"], POST)
+    assert result.returncode != 0
+    assert f"could not read the resources of stack {POST}: access denied" in result.stderr
+    assert "outside stack" not in result.stderr
+    assert all(c[0] != "deploy" for c in aws["sam_calls"]())
+
+
+def test_params_without_a_file_says_so(aws):
+    result = run("deploy", aws["env"], POST, "--params")
+    assert result.returncode != 0
+    assert "--params needs a file" in result.stderr
