@@ -18,13 +18,16 @@ def load(name):
     return doc
 
 
-def steps(doc):
-    (job,) = doc["jobs"].values()
-    return job["steps"]
+def steps(doc, job=None):
+    """The steps of the workflow's one job, or of `job`."""
+    if job is None:
+        (only,) = doc["jobs"].values()
+        return only["steps"]
+    return doc["jobs"][job]["steps"]
 
 
-def run_lines(doc):
-    return [s.get("run", "") for s in steps(doc)]
+def run_lines(doc, job=None):
+    return [s.get("run", "") for s in steps(doc, job)]
 
 
 def test_deploy_is_manual_and_callable_with_oidc():
@@ -33,18 +36,28 @@ def test_deploy_is_manual_and_callable_with_oidc():
     # The OIDC token only for the job that deploys, never the whole workflow.
     assert "id-token" not in doc["permissions"]
     assert doc["jobs"]["deploy"]["permissions"]["id-token"] == "write"
-    creds = next(s for s in steps(doc) if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
+    creds = next(s for s in steps(doc, "deploy") if s.get("uses", "").startswith("aws-actions/configure-aws-credentials@"))
     assert creds["with"]["role-to-assume"] == "${{ vars.AWS_DEPLOY_ROLE_ARN }}"
 
 
-def test_deploy_looks_up_before_installing_and_deploys_with_the_lookups():
-    runs = run_lines(load("deploy.yml"))
-    resolve = next(i for i, r in enumerate(runs) if "scripts/deploy/resolve" in r)
-    install = next(i for i, r in enumerate(runs) if "pip" in r)
-    deploy = next(i for i, r in enumerate(runs) if "scripts/deploy/deploy" in r)
-    assert resolve < install < deploy
-    assert 'scripts/deploy/resolve "$FUNCTION"' in runs[resolve]
-    assert 'scripts/deploy/deploy "$FUNCTION" --params "$RUNNER_TEMP/params"' in runs[deploy]
+def test_the_build_holds_no_credentials_and_the_deploy_installs_before_it_has_them():
+    doc = load("deploy.yml")
+    build, deploy = doc["jobs"]["build"], doc["jobs"]["deploy"]
+    # The build (every crate's build script) runs without an OIDC token or credentials.
+    assert build["permissions"] == {"contents": "read"}
+    assert not any("configure-aws-credentials" in s.get("uses", "") for s in build["steps"])
+    assert any(r.strip() == "sam build" for r in run_lines(doc, "build"))
+    assert build["if"] == "inputs.artifact == ''"
+    assert deploy["needs"] == "build"
+    # In the deploy job: the artifact, the SAM CLI installed, then credentials, look-ups and
+    # deploy of that artifact.
+    names = [s.get("name") or s.get("uses", "") for s in deploy["steps"]]
+    order = lambda text: next(i for i, n in enumerate(names) if text in n)
+    assert order("Download") < order("Keep bootstrap executable") < order("Install the SAM CLI") \
+        < order("Configure AWS credentials") < order("Look up") < order("sam deploy")
+    runs = run_lines(doc, "deploy")
+    assert any('scripts/deploy/resolve "$FUNCTION"' in r for r in runs)
+    assert any('scripts/deploy/deploy "$FUNCTION" --params "$RUNNER_TEMP/params" --skip-build' in r for r in runs)
 
 
 FUNCTIONS = sorted(json.loads((ROOT / "routes" / "functions.json").read_text())["functions"])
@@ -164,7 +177,7 @@ def test_a_downloaded_artifact_keeps_bootstrap_executable_through_the_zip(tmp_pa
     import subprocess
     import zipfile
     doc = load("deploy.yml")
-    step = next(s for s in steps(doc) if s.get("name") == "Keep bootstrap executable")
+    step = next(s for s in steps(doc, "deploy") if s.get("name") == "Keep bootstrap executable")
     built = tmp_path / "src" / "Fn"
     built.mkdir(parents=True)
     (built / "bootstrap").write_bytes(b"\x7fELF")
