@@ -8,49 +8,53 @@
 use crate::response::Response;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use serde::Serialize;
-use std::fmt;
 
 /// A start-up failure: the process logs it and exits, and Lambda reports the init error.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct StartupError(pub String);
-
-impl fmt::Display for StartupError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for StartupError {}
 
 /// What every 500 says, as FireFly's functions and API Gateway say it.
 pub const INTERNAL_MESSAGE: &str = "Internal server error";
 
-/// A request's failure, as a handler or the dispatcher reports it.
-#[derive(Debug)]
+/// A request's failure, as a handler or the dispatcher reports it. `Display` is the
+/// operator's view (the log line), with the internal detail; [`ApiError::message`] is the
+/// caller's.
+#[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// The request is malformed; `message` is the public explanation (never echoes input).
+    #[error("bad request: {message}")]
     BadRequest { message: &'static str },
     /// No authenticated caller (no JWT authorizer context, or no `sub` claim).
+    #[error("unauthenticated: {reason}")]
     Unauthenticated { reason: &'static str },
     /// A refusal with its own status and public message (a registration key or a device
     /// signature that does not check out).
+    #[error("refused ({status}): {message}")]
     Refused {
         status: StatusCode,
         message: &'static str,
     },
     /// Signed in, but not allowed (not a super user).
+    #[error("forbidden: not in the super_users group")]
     Forbidden,
     /// No such route for this function.
+    #[error("no route matches")]
     NotFound,
     /// The route exists; what it names does not (for this caller). `message` is public.
+    #[error("not found: {message}")]
     ResourceNotFound { message: &'static str },
     /// The path exists but not with this method; `allow` lists the methods that do.
+    #[error("method not allowed (allow: {allow})")]
     MethodNotAllowed { allow: String },
     /// The route is switched off by configuration.
+    #[error("route disabled by configuration")]
     Disabled,
     /// A dependency is unavailable (throttled, unreachable, timed out, retries exhausted).
+    #[error("dependency unavailable: {log}")]
     Unavailable { log: String },
     /// Anything unexpected. `log` explains it to an operator.
+    #[error("internal error: {log}")]
     Internal { log: String },
 }
 
@@ -130,24 +134,6 @@ impl ApiError {
             _ => {}
         }
         response
-    }
-}
-
-impl fmt::Display for ApiError {
-    /// The operator's view: what went wrong, with the internal detail.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::BadRequest { message } => write!(f, "bad request: {message}"),
-            Self::Unauthenticated { reason } => write!(f, "unauthenticated: {reason}"),
-            Self::Refused { status, message } => write!(f, "refused ({status}): {message}"),
-            Self::Forbidden => f.write_str("forbidden: not in the super_users group"),
-            Self::NotFound => f.write_str("no route matches"),
-            Self::ResourceNotFound { message } => write!(f, "not found: {message}"),
-            Self::MethodNotAllowed { allow } => write!(f, "method not allowed (allow: {allow})"),
-            Self::Disabled => f.write_str("route disabled by configuration"),
-            Self::Unavailable { log } => write!(f, "dependency unavailable: {log}"),
-            Self::Internal { log } => write!(f, "internal error: {log}"),
-        }
     }
 }
 

@@ -6,7 +6,6 @@
 
 use rand::TryRng;
 use rand::rngs::SysRng;
-use std::fmt;
 
 /// Fills buffers with cryptographically secure random bytes.
 pub trait SecureRandom: Send + Sync {
@@ -14,16 +13,9 @@ pub trait SecureRandom: Send + Sync {
 }
 
 /// The operating system's CSPRNG could not deliver bytes (it never should on Lambda).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("the system random number generator failed: {0}")]
 pub struct RandomError(pub String);
-
-impl fmt::Display for RandomError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the system random number generator failed: {}", self.0)
-    }
-}
-
-impl std::error::Error for RandomError {}
 
 /// The operating system's CSPRNG.
 #[derive(Debug, Default, Clone, Copy)]

@@ -7,7 +7,6 @@
 
 use crate::route::Route;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 
 /// The outcome of looking up an event.
 #[derive(Debug)]
@@ -25,16 +24,9 @@ pub enum Resolved<'t> {
 }
 
 /// A table that failed to build: a programming error, caught by the unit tests.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("route table: {0}")]
 pub struct TableError(pub String);
-
-impl fmt::Display for TableError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "route table: {}", self.0)
-    }
-}
-
-impl std::error::Error for TableError {}
 
 const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 

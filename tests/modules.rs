@@ -7,7 +7,9 @@ use std::path::Path;
 
 /// The top-level module a file belongs to: `src/aws/http1.rs` -> `aws`.
 fn module_of(rel: &Path) -> Option<String> {
-    let mut parts = rel.components().map(|c| c.as_os_str().to_string_lossy().into_owned());
+    let mut parts = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned());
     let first = parts.next()?;
     let name = first.trim_end_matches(".rs").to_owned();
     (!["lib", "main", "bin"].contains(&name.as_str())).then_some(name)
@@ -85,5 +87,9 @@ fn the_module_graph_has_no_circle() {
         }
     }
     // The leaf that broke the old circle stays a leaf.
-    assert!(graph["deploy"].is_empty(), "deploy imports {:?}", graph["deploy"]);
+    assert!(
+        graph["deploy"].is_empty(),
+        "deploy imports {:?}",
+        graph["deploy"]
+    );
 }

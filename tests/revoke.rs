@@ -272,7 +272,10 @@ fn listing_reads_every_scan_page() {
     db.create_table(&table);
     let pad = "x".repeat(300_000);
     let mut expected = Vec::new();
-    for (i, key) in ["PAGE01", "PAGE02", "PAGE03", "PAGE04", "PAGE05"].iter().enumerate() {
+    for (i, key) in ["PAGE01", "PAGE02", "PAGE03", "PAGE04", "PAGE05"]
+        .iter()
+        .enumerate()
+    {
         let mut item: std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> =
             std::collections::HashMap::new();
         use aws_sdk_dynamodb::types::AttributeValue::{N, S};
@@ -289,7 +292,10 @@ fn listing_reads_every_scan_page() {
         let out = support::dynamo::block_on(db.client().scan().table_name(&table).send()).unwrap();
         out.last_evaluated_key.is_some()
     };
-    assert!(pages, "the table must need more than one Scan page for this test to mean anything");
+    assert!(
+        pages,
+        "the table must need more than one Scan page for this test to mean anything"
+    );
     let mut list = function_on_table(
         "firefly-func-api-registration-keys-get",
         &table,

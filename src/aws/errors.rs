@@ -2,37 +2,24 @@
 
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use std::fmt;
 
 /// Why a store operation failed. Texts are for operators; none reaches the caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// Throttled, unreachable, timed out: worth retrying later (503).
+    #[error("DynamoDB unavailable: {0}")]
     Unavailable(String),
     /// The table does not exist: a deployment order problem (500). The workflow that
     /// deploys its stack is named in the log line.
+    #[error("DynamoDB table {table} does not exist: deploy {workflow} first")]
     TableMissing {
         table: String,
         workflow: &'static str,
     },
     /// Anything else (500).
+    #[error("DynamoDB error: {0}")]
     Other(String),
 }
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Unavailable(m) => write!(f, "DynamoDB unavailable: {m}"),
-            Self::TableMissing { table, workflow } => write!(
-                f,
-                "DynamoDB table {table} does not exist: deploy {workflow} first"
-            ),
-            Self::Other(m) => write!(f, "DynamoDB error: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for StoreError {}
 
 impl From<StoreError> for crate::error::ApiError {
     /// Passing trouble is a 503 the caller may retry; anything else is ours to fix (500).

@@ -1,4 +1,6 @@
-//! Runtime settings from AWS AppConfig, read through the AppConfig Lambda extension.
+//! Runtime settings: what a feature's settings are ([`Section`], [`Settings`]), where the
+//! profile comes from ([`ConfigSource`]: the AppConfig extension in [`appconfig`], a local
+//! file in [`file`], or the defaults), and the log level FireFly's console sets.
 //!
 //! The extension serves the deployed profile on `localhost:2772` and refreshes it in the
 //! background, so a read is a local HTTP call. We still cache the profile for a few seconds
@@ -17,20 +19,22 @@
 //! when the profile changes: a bad section keeps that feature's last good settings and
 //! never disturbs another feature's.
 
+mod appconfig;
+mod file;
+
+pub use appconfig::AppConfigClient;
+use appconfig::Extension;
+pub use file::FileSource;
+
 use crate::sync::Locked;
-use http_body_util::{BodyExt, Empty, Limited};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The variable that names the AppConfig environment (FireFly's templates: `default`).
-pub const ENVIRONMENT_VAR: &str = "APP_CONFIG_ENV";
+pub const ENVIRONMENT_VAR: &str = crate::vars::APP_CONFIG_ENV.name;
 
 /// The profile our settings live in: FireFly's feature flags.
 pub const PROFILE: &str = "features";
@@ -71,27 +75,18 @@ pub fn parse_profile(json: &[u8]) -> Result<Map<String, Value>, ConfigError> {
 }
 
 /// Why the settings could not be read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// A setting in the environment is missing or malformed (a startup error).
+    #[error("configuration environment: {0}")]
     Env(String),
     /// The extension could not be reached, timed out, or answered with an error status.
+    #[error("AppConfig extension unreachable: {0}")]
     Unreachable(String),
     /// The profile is not valid JSON, has wrong types, or a value out of range.
+    #[error("AppConfig profile invalid: {0}")]
     Invalid(String),
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Env(m) => write!(f, "configuration environment: {m}"),
-            Self::Unreachable(m) => write!(f, "AppConfig extension unreachable: {m}"),
-            Self::Invalid(m) => write!(f, "AppConfig profile invalid: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 /// Where the profile comes from.
 pub enum ConfigSource {
@@ -107,6 +102,30 @@ pub enum ConfigSource {
 pub struct Profile {
     pub version: u64,
     pub sections: Arc<Map<String, Value>>,
+}
+
+impl Profile {
+    /// Takes a fresh read: new content bumps the version (so each feature re-parses its
+    /// section); a failed read keeps the last good profile, counts a `ConfigFallbacks`
+    /// metric and logs one warning, `{source} failed; keeping ...`.
+    pub(crate) fn accept(&mut self, read: Result<Map<String, Value>, String>, source: &str) {
+        match read {
+            Ok(sections) => {
+                if *self.sections != sections {
+                    self.version += 1;
+                    self.sections = Arc::new(sections);
+                    tracing::info!(source, "settings read");
+                }
+            }
+            Err(e) => {
+                crate::telemetry::metric("ConfigFallbacks", crate::telemetry::Unit::Count, 1.0);
+                tracing::warn!(
+                    error = %e,
+                    "{source} failed; keeping the last good settings (the built-in defaults if none)"
+                );
+            }
+        }
+    }
 }
 
 impl ConfigSource {
@@ -152,62 +171,6 @@ impl ConfigSource {
     }
 }
 
-/// Where the AppConfig extension serves one profile of this function, and how to read it.
-struct Extension {
-    url: String,
-    timeout: Duration,
-    cache_for: Duration,
-}
-
-impl Extension {
-    fn new(
-        env: &crate::deploy::Env<'_>,
-        app: &str,
-        environment: &str,
-        profile: &str,
-    ) -> Result<Self, ConfigError> {
-        let port: u16 = parse_env(
-            env,
-            crate::vars::AWS_APPCONFIG_EXTENSION_HTTP_PORT.name,
-            2772,
-            1..=65_535,
-        )?;
-        let timeout_ms: u64 = parse_env(
-            env,
-            crate::vars::FIREFLY_APPCONFIG_TIMEOUT_MS.name,
-            250,
-            1..=1_000,
-        )?;
-        let cache_seconds: u64 = parse_env(
-            env,
-            crate::vars::FIREFLY_CONFIG_CACHE_SECONDS.name,
-            15,
-            0..=3_600,
-        )?;
-        for (name, value) in [
-            ("AWS_LAMBDA_FUNCTION_NAME", app),
-            (ENVIRONMENT_VAR, environment),
-        ] {
-            // The names become URL path segments; refuse anything that would change the path.
-            if !value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-            {
-                return Err(ConfigError::Env(format!(
-                    "{name} may hold only letters, digits, '-', '_' and '.'"
-                )));
-            }
-        }
-        Ok(Self {
-            url: format!(
-                "http://localhost:{port}/applications/{app}/environments/{environment}/configurations/{profile}"
-            ),
-            timeout: Duration::from_millis(timeout_ms),
-            cache_for: Duration::from_secs(cache_seconds),
-        })
-    }
-}
-
 /// The profile FireFly's console sets each function's log level in: `{"logging": "LEVEL"}`.
 pub const LOGGING_PROFILE: &str = "logging";
 
@@ -240,72 +203,6 @@ pub async fn logging_level(
             .find(|l| *l == name)
     });
     Ok(Some(level.unwrap_or("WARNING")))
-}
-
-/// A profile in a local file, read again whenever its modification time or size changes
-/// (one `stat` per request: local runs only). A file that is missing or not a JSON object
-/// keeps the last good profile, with one warning per change.
-pub struct FileSource {
-    path: std::path::PathBuf,
-    state: Mutex<FileState>,
-}
-
-struct FileState {
-    /// What the file looked like when last read: (modified, length); `None` before.
-    seen: Option<(Option<std::time::SystemTime>, u64)>,
-    profile: Profile,
-}
-
-impl FileSource {
-    pub fn new(path: std::path::PathBuf) -> Self {
-        Self {
-            path,
-            state: Mutex::new(FileState {
-                seen: None,
-                profile: Profile::default(),
-            }),
-        }
-    }
-
-    pub fn profile(&self) -> Profile {
-        let mut state = self.state.locked();
-        let look = std::fs::metadata(&self.path)
-            .map(|m| (m.modified().ok(), m.len()))
-            .map_err(|e| e.to_string());
-        let changed = match &look {
-            Ok(now) => state.seen != Some(*now),
-            // Missing: warn once, keep what we have.
-            Err(_) => state.seen != Some((None, u64::MAX)),
-        };
-        if changed {
-            let read = look.clone().and_then(|_| {
-                std::fs::read(&self.path)
-                    .map_err(|e| e.to_string())
-                    .and_then(|b| parse_profile(&b).map_err(|e| e.to_string()))
-            });
-            state.seen = Some(look.unwrap_or((None, u64::MAX)));
-            match read {
-                Ok(sections) => {
-                    if *state.profile.sections != sections {
-                        state.profile = Profile {
-                            version: state.profile.version + 1,
-                            sections: Arc::new(sections),
-                        };
-                        tracing::info!(path = %self.path.display(), "settings file read");
-                    }
-                }
-                Err(e) => {
-                    crate::telemetry::metric("ConfigFallbacks", crate::telemetry::Unit::Count, 1.0);
-                    tracing::warn!(
-                        path = %self.path.display(),
-                        error = %e,
-                        "settings file unreadable; keeping the last good settings (the built-in defaults if none)"
-                    );
-                }
-            }
-        }
-        state.profile.clone()
-    }
 }
 
 /// One feature's settings: its section of the profile, parsed when the profile changes.
@@ -364,127 +261,6 @@ impl<T: Section> Settings<T> {
             }
         }
         Arc::clone(&state.value)
-    }
-}
-
-fn parse_env<T: std::str::FromStr + PartialOrd + fmt::Display>(
-    env: &crate::deploy::Env<'_>,
-    name: &str,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, ConfigError> {
-    let Some(raw) = env(name).filter(|v| !v.is_empty()) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<T>() {
-        Ok(v) if range.contains(&v) => Ok(v),
-        _ => Err(ConfigError::Env(format!(
-            "{name}={raw:?} is not a number in {}..={}",
-            range.start(),
-            range.end()
-        ))),
-    }
-}
-
-/// Largest profile we read; ours is a few hundred bytes.
-const MAX_PROFILE_BYTES: usize = 64 * 1024;
-
-/// Reads one profile from the AppConfig extension, caching the result.
-pub struct AppConfigClient {
-    uri: hyper::Uri,
-    client: Client<HttpConnector, Empty<Bytes>>,
-    timeout: Duration,
-    cache_for: Duration,
-    state: Mutex<CacheState>,
-}
-
-struct CacheState {
-    profile: Profile,
-    /// When the last read (good or bad) finished; `None` before the first.
-    checked_at: Option<Instant>,
-}
-
-impl AppConfigClient {
-    pub fn new(url: String, timeout: Duration, cache_for: Duration) -> Result<Self, ConfigError> {
-        let uri = url
-            .parse()
-            .map_err(|e| ConfigError::Env(format!("AppConfig URL {url}: {e}")))?;
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(timeout));
-        connector.set_nodelay(true);
-        Ok(Self {
-            uri,
-            client: Client::builder(TokioExecutor::new()).build(connector),
-            timeout,
-            cache_for,
-            state: Mutex::new(CacheState {
-                profile: Profile::default(),
-                checked_at: None,
-            }),
-        })
-    }
-
-    pub async fn profile(&self) -> Profile {
-        {
-            let state = self.state.locked();
-            if let Some(at) = state.checked_at
-                && at.elapsed() < self.cache_for
-            {
-                return state.profile.clone();
-            }
-        }
-        let fetched = self.fetch().await;
-        let mut state = self.state.locked();
-        // A failed read is cached too: a down extension costs one timeout per cache period,
-        // not one per request, and one log line per period, not a flood.
-        state.checked_at = Some(Instant::now());
-        match fetched {
-            Ok(sections) => {
-                if *state.profile.sections != sections {
-                    state.profile = Profile {
-                        version: state.profile.version + 1,
-                        sections: Arc::new(sections),
-                    };
-                }
-            }
-            Err(e) => {
-                crate::telemetry::metric("ConfigFallbacks", crate::telemetry::Unit::Count, 1.0);
-                tracing::warn!(
-                    error = %e,
-                    "AppConfig read failed; keeping the last good settings (the built-in defaults if none)"
-                );
-            }
-        }
-        state.profile.clone()
-    }
-
-    async fn fetch(&self) -> Result<Map<String, Value>, ConfigError> {
-        let read = async {
-            let response = self
-                .client
-                .get(self.uri.clone())
-                .await
-                .map_err(|e| ConfigError::Unreachable(e.to_string()))?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_PROFILE_BYTES)
-                .collect()
-                .await
-                .map_err(|e| ConfigError::Unreachable(format!("reading the body: {e}")))?
-                .to_bytes();
-            if !status.is_success() {
-                return Err(ConfigError::Unreachable(format!(
-                    "the extension answered {status}"
-                )));
-            }
-            parse_profile(&body)
-        };
-        match tokio::time::timeout(self.timeout, read).await {
-            Ok(result) => result,
-            Err(_) => Err(ConfigError::Unreachable(format!(
-                "no answer within {} ms",
-                self.timeout.as_millis()
-            ))),
-        }
     }
 }
 
