@@ -70,8 +70,12 @@ def test_deploy_and_delete_take_the_function_from_the_generated_list():
         assert dispatch["type"] == "choice" and dispatch["required"] is True
         assert dispatch["options"] == FUNCTIONS
         assert doc["on"]["workflow_call"]["inputs"]["function"]["required"] is True
-        # One run per function at a time; different functions do not wait for each other.
-        assert doc["concurrency"]["group"] == "${{ inputs.function }}"
+        # One run per function at a time; different functions do not wait for each other;
+        # deploy and delete never share a group (a pending run of one would replace the
+        # other's: GitHub keeps one pending run per group).
+        kind = name.removesuffix(".yml")
+        assert doc["concurrency"]["group"] == f"{kind}-${{{{ inputs.function }}}}"
+        assert doc["concurrency"]["cancel-in-progress"] is False
         assert doc["defaults"]["run"]["shell"] == "bash"
 
 
