@@ -732,3 +732,40 @@ fn a_rotated_key_is_fetched_again_instead_of_needing_a_restart() {
     }
     assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+#[test]
+fn one_definition_of_the_commands_writes_the_help_and_refuses_unknown_options() {
+    let help = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8(help.stdout).unwrap();
+    for command in [
+        "serve",
+        "token --sub USER",
+        "invoke EVENT.json",
+        "device register --key KEY",
+        "device check UUID",
+    ] {
+        assert!(
+            text.contains(&format!("firefly-local {command}")),
+            "{command}: {text}"
+        );
+    }
+    for (args, refused) in [
+        (vec!["serve", "--nope", "x"], "serve: unknown option --nope"),
+        (
+            vec!["token", "--sub", "a", "--port", "1"],
+            "token: unknown option --port",
+        ),
+        (
+            vec!["device", "check", "u", "--key", "K"],
+            "device check: unknown option --key",
+        ),
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(refused),
+            "{args:?}"
+        );
+    }
+}

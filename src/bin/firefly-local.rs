@@ -1,13 +1,6 @@
 //! `firefly-local`: the whole Firefly API on this machine (see `firefly_api::local_api`).
-//!
-//! ```text
-//! firefly-local serve [--port 3000] [--store memory|dynamodb] [--config FILE]
-//!                     [--issuer URL --audience ID [--jwks FILE]] [--key-file FILE]
-//! firefly-local token --sub USER [--email ADDRESS] [--groups a,b] [--scope "a b"]
-//!                     [--ttl SECONDS] [--key-file FILE]
-//! firefly-local device register --key KEY [--uuid UUID] [--url URL] [--dir DIR]
-//! firefly-local device check UUID [--url URL] [--dir DIR]
-//! ```
+//! Its commands and options are defined once, in [`COMMANDS`]: `--help` is written from
+//! it and every command's options are checked against it.
 
 use firefly_api::app::App;
 use firefly_api::init::Parts;
@@ -22,31 +15,130 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-const USAGE: &str = "usage:
-  firefly-local serve [--port 3000] [--store memory|dynamodb] [--config FILE]
-                      [--issuer URL --audience ID [--jwks FILE]] [--key-file FILE]
-                      [--cors-origin URL]...
-      Serves every route of every function on 127.0.0.1 as API Gateway would, with its
-      JWT authorizer: by default it trusts the local development key; --issuer/--audience
-      point it at a real Cognito user pool (its JWKS fetched once from
-      ISSUER/.well-known/jwks.json, or read from --jwks). --store dynamodb uses
-      DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and
-      AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is an AppConfig-style
-      profile file, re-read when it changes. --cors-origin (repeatable) lets a browser
-      page at URL call the API, as FireFly's gateway lets its console.
-  firefly-local token --sub USER [--email ADDRESS] [--groups a,b] [--scope \"a b\"]
-                      [--ttl SECONDS] [--key-file FILE]
-      Prints a token signed by the local development key (alone on stdout). --groups
-      super_users makes a user who may list every device.
-  firefly-local invoke [--store memory|dynamodb] [--function NAME] EVENT.json
-      Runs one API Gateway v2 event through the app and prints the Lambda response.
-  firefly-local device register --key KEY [--uuid UUID] [--url URL] [--dir DIR]
-      A simulated controller registers with a registration key: makes and keeps a P-256
-      key pair (DIR, default ~/.config/firefly-local/devices) and sends the firmware's payload to
-      URL (default http://127.0.0.1:3000). Prints the device's UUID.
-  firefly-local device check UUID [--url URL] [--dir DIR]
-      Checks that device's registration, signed as the firmware signs it. Prints the
-      answer's body.";
+/// One option of a command: `--name VALUE`.
+struct Opt {
+    name: &'static str,
+    value: &'static str,
+}
+
+const fn opt(name: &'static str, value: &'static str) -> Opt {
+    Opt { name, value }
+}
+
+/// A command: its words, what follows them, its options and what it does.
+struct Command {
+    words: &'static str,
+    args: &'static str,
+    options: &'static [Opt],
+    about: &'static str,
+}
+
+/// Every command and option of firefly-local, once.
+const COMMANDS: &[Command] = &[
+    Command {
+        words: "serve",
+        args: "",
+        options: &[
+            opt("port", "3000"),
+            opt("store", "memory|dynamodb"),
+            opt("config", "FILE"),
+            opt("issuer", "URL"),
+            opt("audience", "ID"),
+            opt("jwks", "FILE"),
+            opt("key-file", "FILE"),
+            opt("cors-origin", "URL (repeatable)"),
+        ],
+        about: "Serves every route of every function on 127.0.0.1 as API Gateway would, with its JWT authorizer: by default it trusts the local development key (memory store or a loopback DynamoDB only); --issuer/--audience point it at a real Cognito user pool (its JWKS fetched from ISSUER/.well-known/jwks.json, again when a token names an unknown key, or read from --jwks). --store dynamodb uses DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is a features-style profile file, re-read when it changes; --cors-origin lets a browser page at URL call the API, as FireFly's gateway lets its console.",
+    },
+    Command {
+        words: "token",
+        args: "--sub USER",
+        options: &[
+            opt("sub", "USER"),
+            opt("email", "ADDRESS"),
+            opt("groups", "a,b"),
+            opt("scope", "\"a b\""),
+            opt("ttl", "SECONDS"),
+            opt("key-file", "FILE"),
+        ],
+        about: "Prints a token signed by the local development key (alone on stdout). --groups super_users makes a user who may list every device; --ttl 0 a token that has already expired.",
+    },
+    Command {
+        words: "invoke",
+        args: "EVENT.json",
+        options: &[opt("store", "memory|dynamodb"), opt("function", "NAME")],
+        about: "Runs one API Gateway v2 event through the app and prints the Lambda response.",
+    },
+    Command {
+        words: "device register",
+        args: "--key KEY",
+        options: &[
+            opt("key", "KEY"),
+            opt("uuid", "UUID"),
+            opt("url", "URL"),
+            opt("dir", "DIR"),
+        ],
+        about: "A simulated controller registers with a registration key: makes and keeps a P-256 key pair (DIR, default ~/.config/firefly-local/devices) and sends the firmware's payload to URL (default http://127.0.0.1:3000). Prints the device's UUID.",
+    },
+    Command {
+        words: "device check",
+        args: "UUID",
+        options: &[opt("url", "URL"), opt("dir", "DIR")],
+        about: "Checks that device's registration, signed as the firmware signs it. Prints the answer's body.",
+    },
+];
+
+/// `--help`, written from [`COMMANDS`].
+fn usage() -> String {
+    let mut out = String::from("usage:\n");
+    for c in COMMANDS {
+        let mut line = format!("  firefly-local {}", c.words);
+        if !c.args.is_empty() {
+            line.push(' ');
+            line.push_str(c.args);
+        }
+        for o in c.options {
+            if c.args.contains(&format!("--{} ", o.name)) {
+                continue;
+            }
+            let item = format!(" [--{} {}]", o.name, o.value);
+            if line.len() + item.len() > 92 {
+                out.push_str(&line);
+                out.push('\n');
+                line = " ".repeat(16 + c.words.len());
+            }
+            line.push_str(&item);
+        }
+        out.push_str(&line);
+        out.push('\n');
+        let mut text = String::from("     ");
+        for word in c.about.split(' ') {
+            if text.len() + word.len() > 91 {
+                out.push_str(&text);
+                out.push('\n');
+                text = String::from("     ");
+            }
+            text.push(' ');
+            text.push_str(word);
+        }
+        out.push_str(&text);
+        out.push('\n');
+    }
+    out
+}
+
+/// Refuses an option `words` does not define.
+fn check_options(words: &str, flags: &HashMap<String, String>) -> Result<(), String> {
+    let command = COMMANDS.iter().find(|c| c.words == words);
+    let known = command.map_or(&[][..], |c| c.options);
+    match flags
+        .keys()
+        .find(|f| !known.iter().any(|o| o.name == f.as_str()))
+    {
+        Some(f) => Err(format!("{words}: unknown option --{f}")),
+        None => Ok(()),
+    }
+}
 
 /// Where firefly-local keeps its development key and simulated devices unless told
 /// otherwise: `$XDG_CONFIG_HOME/firefly-local`, else `~/.config/firefly-local`. Never
@@ -64,7 +156,7 @@ fn state_dir() -> PathBuf {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((command, rest)) = args.split_first() else {
-        eprintln!("{USAGE}");
+        eprintln!("{}", usage());
         return ExitCode::from(2);
     };
     if command == "device" {
@@ -93,7 +185,7 @@ fn main() -> ExitCode {
     let flags = match parse_flags(rest) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("firefly-local: {e}\n{USAGE}");
+            eprintln!("firefly-local: {e}\n{}", usage());
             return ExitCode::from(2);
         }
     };
@@ -104,11 +196,11 @@ fn main() -> ExitCode {
         "token" => token(&flags, &key_file),
         "serve" => serve(&flags, &key_file),
         "-h" | "--help" | "help" => {
-            println!("{USAGE}");
+            print!("{}", usage());
             ExitCode::SUCCESS
         }
         other => {
-            eprintln!("firefly-local: unknown command {other:?}\n{USAGE}");
+            eprintln!("firefly-local: unknown command {other:?}\n{}", usage());
             ExitCode::from(2)
         }
     }
@@ -153,14 +245,12 @@ fn now() -> i64 {
 }
 
 fn token(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCode {
-    for name in flags.keys() {
-        if !["sub", "email", "groups", "scope", "ttl", "key-file"].contains(&name.as_str()) {
-            eprintln!("firefly-local token: unknown option --{name}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    if let Err(e) = check_options("token", flags) {
+        eprintln!("firefly-local {e}\n{}", usage());
+        return ExitCode::from(2);
     }
     let Some(sub) = flags.get("sub").filter(|s| !s.is_empty()) else {
-        eprintln!("firefly-local token: --sub USER is required\n{USAGE}");
+        eprintln!("firefly-local token: --sub USER is required\n{}", usage());
         return ExitCode::from(2);
     };
     // 0 makes a token that has already expired (exp = now): for testing refusals.
@@ -195,22 +285,9 @@ fn token(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
 }
 
 fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCode {
-    for name in flags.keys() {
-        if ![
-            "port",
-            "store",
-            "config",
-            "issuer",
-            "audience",
-            "jwks",
-            "key-file",
-            "cors-origin",
-        ]
-        .contains(&name.as_str())
-        {
-            eprintln!("firefly-local serve: unknown option --{name}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    if let Err(e) = check_options("serve", flags) {
+        eprintln!("firefly-local {e}\n{}", usage());
+        return ExitCode::from(2);
     }
     let port: u16 = match flags.get("port").map(|p| p.parse()) {
         None => 3000,
@@ -352,12 +429,12 @@ async fn authorizer(
 
 /// `device register` and `device check`: a simulated controller.
 fn device_command(args: &[String]) -> ExitCode {
-    let usage = |e: &str| {
-        eprintln!("firefly-local device: {e}\n{USAGE}");
+    let refuse = |e: &str| {
+        eprintln!("firefly-local device: {e}\n{}", usage());
         ExitCode::from(2)
     };
     let Some((verb, rest)) = args.split_first() else {
-        return usage("register or check?");
+        return refuse("register or check?");
     };
     // `check UUID` takes the device as its one positional argument.
     let (uuid, rest) = match (verb.as_str(), rest.split_first()) {
@@ -366,15 +443,13 @@ fn device_command(args: &[String]) -> ExitCode {
     };
     let flags = match parse_flags(rest) {
         Ok(f) => f,
-        Err(e) => return usage(&e),
+        Err(e) => return refuse(&e),
     };
-    let allowed: &[&str] = match verb.as_str() {
-        "register" => &["key", "uuid", "url", "dir"],
-        "check" => &["url", "dir"],
-        other => return usage(&format!("unknown command {other:?}")),
-    };
-    if let Some(name) = flags.keys().find(|n| !allowed.contains(&n.as_str())) {
-        return usage(&format!("unknown option --{name}"));
+    if !["register", "check"].contains(&verb.as_str()) {
+        return refuse(&format!("unknown command {verb:?}"));
+    }
+    if let Err(e) = check_options(&format!("device {verb}"), &flags) {
+        return refuse(&e);
     }
     let url = flags
         .get("url")
