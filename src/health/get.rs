@@ -1,5 +1,6 @@
 //! `GET /health`, as FireFly's `health-get` answers it: 200 `{"status":"OK"}`, always.
 
+use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
 use crate::handler::HandlerResult;
 use crate::response::Response;
 use crate::route::{Answer, Route};
@@ -9,7 +10,11 @@ pub const ROUTE: Route = Route {
     key: "GET /health",
     function: "firefly-func-api-health-get",
     summary: "Health check: the API answers",
-    uses: &[],
+    // As FireFly's: AppConfig, for the log level its console sets (`logging` profile).
+    uses: &[Use {
+        resource: &APPCONFIG,
+        actions: APPCONFIG_ACTIONS,
+    }],
     answers: &[Answer {
         status: 200,
         description: "The API answers",

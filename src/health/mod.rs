@@ -1,4 +1,4 @@
-//! `GET /health`: answers `{"status":"OK"}`, touches nothing, needs nothing (no AWS client
-//! is built for its function, so its init is the runtime's alone).
+//! `GET /health`: answers `{"status":"OK"}` and touches nothing: no AWS client is built for
+//! its function (it reads only its log level from AppConfig at start-up, as FireFly's).
 
 pub mod get;
