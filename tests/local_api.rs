@@ -769,3 +769,238 @@ fn one_definition_of_the_commands_writes_the_help_and_refuses_unknown_options() 
         );
     }
 }
+
+/// `application/x-www-form-urlencoded` of `pairs` (what the console's token requests send).
+fn form(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let enc = |s: &str| {
+                s.bytes()
+                    .map(|b| match b {
+                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                            (b as char).to_string()
+                        }
+                        _ => format!("%{b:02X}"),
+                    })
+                    .collect::<String>()
+            };
+            format!("{}={}", enc(k), enc(v))
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[test]
+fn a_cognito_style_sign_in_with_pkce_gives_tokens_every_route_accepts() {
+    use base64::Engine as _;
+    let dir = scratch("signin");
+    let users = dir.join("users.json");
+    std::fs::write(
+        &users,
+        r#"[{"username": "ida", "email": "ida@example.com", "groups": ["super_users"]},
+            {"username": "joe", "email": "joe@example.com"}]"#,
+    )
+    .unwrap();
+    let console = "http://localhost:5173/callback";
+    let api = Local::start(
+        &dir,
+        &[
+            "--redirect-uri",
+            console,
+            "--client-id",
+            "console-app",
+            "--users",
+            users.to_str().unwrap(),
+            "--cors-origin",
+            "http://localhost:5173",
+        ],
+        &[],
+    );
+    let host = format!("127.0.0.1:{}", api.port);
+    let issuer = format!("http://127.0.0.1:{}", api.port);
+    // Discovery and keys, as the console's OIDC client reads them.
+    let config = api
+        .request("GET", "/.well-known/openid-configuration", None, b"")
+        .json();
+    assert_eq!(config["issuer"], issuer.as_str());
+    assert_eq!(config["token_endpoint"], format!("{issuer}/oauth2/token"));
+    let jwks = api
+        .request("GET", "/.well-known/jwks.json", None, b"")
+        .json();
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    // PKCE: S256 of a verifier.
+    let verifier = "a-verifier-of-enough-length-0123456789-abcdefghijklmnop";
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    let authorize = |user: Option<&str>, client: &str, redirect: &str, method: &str| {
+        let mut q = form(&[
+            ("client_id", client),
+            ("redirect_uri", redirect),
+            ("response_type", "code"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", method),
+            ("state", "xyz"),
+        ]);
+        if let Some(u) = user {
+            q.push_str(&format!("&user={u}"));
+        }
+        api.request("GET", &format!("/oauth2/authorize?{q}"), None, b"")
+    };
+    // The page lists the users; a wrong client, redirect or method is refused.
+    let page = authorize(None, "console-app", console, "S256");
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("ida") && page.body.contains("joe"),
+        "{}",
+        page.body
+    );
+    assert_eq!(authorize(Some("ida"), "other", console, "S256").status, 400);
+    assert_eq!(
+        authorize(Some("ida"), "console-app", "http://evil.example/cb", "S256").status,
+        400
+    );
+    assert_eq!(
+        authorize(Some("ida"), "console-app", console, "plain").status,
+        400
+    );
+    // Sign in as ida: a redirect with a code and the state.
+    let signed = authorize(Some("ida"), "console-app", console, "S256");
+    assert_eq!(signed.status, 302, "{signed:?}");
+    let location = signed.header("location").unwrap().to_owned();
+    assert!(
+        location.starts_with(&format!("{console}?code=")),
+        "{location}"
+    );
+    assert!(location.ends_with("&state=xyz"));
+    let code = location
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let exchange = |code: &str, verifier: &str| {
+        let body = form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "console-app"),
+            ("code", code),
+            ("redirect_uri", console),
+            ("code_verifier", verifier),
+        ]);
+        api.request_with(
+            &host,
+            "POST",
+            "/oauth2/token",
+            None,
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("origin", "http://localhost:5173"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    // A wrong verifier: refused, and the code is used up.
+    assert_eq!(exchange(&code, "not-the-verifier").status, 400);
+    assert_eq!(exchange(&code, verifier).status, 400);
+    let signed = authorize(Some("ida"), "console-app", console, "S256");
+    let location = signed.header("location").unwrap().to_owned();
+    let code = location
+        .split("code=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    let tokens = exchange(&code, verifier);
+    assert_eq!(tokens.status, 200, "{tokens:?}");
+    assert_eq!(
+        tokens.header("access-control-allow-origin"),
+        Some("http://localhost:5173")
+    );
+    let t = tokens.json();
+    let claims = |jwt: &str| -> serde_json::Value {
+        let payload = jwt.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let access = claims(t["access_token"].as_str().unwrap());
+    assert_eq!(access["token_use"], "access");
+    assert_eq!(access["client_id"], "console-app");
+    assert_eq!(access["username"], "ida");
+    assert_eq!(access["cognito:groups"], serde_json::json!(["super_users"]));
+    assert!(
+        access.get("aud").is_none(),
+        "Cognito access tokens carry client_id, no aud"
+    );
+    assert_eq!(
+        claims(t["id_token"].as_str().unwrap())["email"],
+        "ida@example.com"
+    );
+    // The access token passes the authorizer on every route: mint, list keys, list devices.
+    let bearer = t["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        api.request("POST", "/registration-keys", Some(&bearer), b"")
+            .status,
+        201
+    );
+    assert_eq!(
+        api.request("GET", "/registration-keys", Some(&bearer), b"")
+            .status,
+        200
+    );
+    assert_eq!(
+        api.request("GET", "/devices", Some(&bearer), b"").status,
+        200
+    );
+    // The refresh token gives new tokens; a made-up one does not.
+    let refreshed = api.request_with(
+        &host,
+        "POST",
+        "/oauth2/token",
+        None,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        form(&[
+            ("grant_type", "refresh_token"),
+            ("client_id", "console-app"),
+            ("refresh_token", t["refresh_token"].as_str().unwrap()),
+        ])
+        .as_bytes(),
+    );
+    assert_eq!(refreshed.status, 200);
+    let again = refreshed.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        api.request("GET", "/devices", Some(&again), b"").status,
+        200
+    );
+    // `firefly-local token` keeps working beside it.
+    assert_eq!(
+        api.request("GET", "/registration-keys", Some(&api.token("kim")), b"")
+            .status,
+        200
+    );
+    // Logout redirects where the console asks, for its client only.
+    let out = api.request(
+        "GET",
+        &format!(
+            "/logout?{}",
+            form(&[
+                ("client_id", "console-app"),
+                ("logout_uri", "http://localhost:5173/")
+            ])
+        ),
+        None,
+        b"",
+    );
+    assert_eq!(out.status, 302);
+    assert_eq!(out.header("location"), Some("http://localhost:5173/"));
+}

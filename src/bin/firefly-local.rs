@@ -47,8 +47,12 @@ const COMMANDS: &[Command] = &[
             opt("jwks", "FILE"),
             opt("key-file", "FILE"),
             opt("cors-origin", "URL (repeatable)"),
+            opt("redirect-uri", "URL (repeatable)"),
+            opt("client-id", "ID"),
+            opt("users", "FILE"),
+            opt("sign-in-as", "USER"),
         ],
-        about: "Serves every route of every function on 127.0.0.1 as API Gateway would, with its JWT authorizer: by default it trusts the local development key (memory store or a loopback DynamoDB only); --issuer/--audience point it at a real Cognito user pool (its JWKS fetched from ISSUER/.well-known/jwks.json, again when a token names an unknown key, or read from --jwks). --store dynamodb uses DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is a features-style profile file, re-read when it changes; --cors-origin lets a browser page at URL call the API, as FireFly's gateway lets its console.",
+        about: "Serves every route of every function on 127.0.0.1 as API Gateway would, with its JWT authorizer: by default it trusts the local development key (memory store or a loopback DynamoDB only); --issuer/--audience point it at a real Cognito user pool (its JWKS fetched from ISSUER/.well-known/jwks.json, again when a token names an unknown key, or read from --jwks). --store dynamodb uses DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is a features-style profile file, re-read when it changes; --cors-origin lets a browser page at URL call the API, as FireFly's gateway lets its console. --redirect-uri turns on a Cognito-style sign-in (authorization code with PKCE, refresh tokens, /logout, the OpenID configuration and JWKS at this address) for --client-id (default firefly-local) and the users in --users (a JSON list of username, email, groups; default one dev user in super_users), chosen on a page or preset with --sign-in-as; its RS256 tokens pass the authorizer on every route.",
     },
     Command {
         words: "token",
@@ -221,8 +225,8 @@ fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
                 (flag.to_owned(), value.clone())
             }
         };
-        // --cors-origin may be repeated: the values are kept comma-separated.
-        if name == "cors-origin" {
+        // --cors-origin and --redirect-uri may be repeated: kept comma-separated.
+        if name == "cors-origin" || name == "redirect-uri" {
             let all = flags.entry(name).or_insert_with(String::new);
             if !all.is_empty() {
                 all.push(',');
@@ -366,10 +370,20 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
                     .collect()
             })
             .unwrap_or_default();
-        let server = Arc::new(Server::new(app, ROUTES, authorizer).with_cors(origins));
         let addr = listener
             .local_addr()
             .expect("a bound listener has an address");
+        let mut server = Server::new(app, ROUTES, authorizer).with_cors(origins);
+        if let Some(redirects) = flags.get("redirect-uri") {
+            match signin(flags, redirects, addr, key_file, &env) {
+                Ok(s) => server = server.with_signin(s),
+                Err(e) => {
+                    eprintln!("firefly-local serve: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        let server = Arc::new(server);
         eprint!("{}", server.describe(addr));
         tracing::info!(address = %addr, routes = ROUTES.len(), "firefly-local listening");
         match server.run(listener).await {
@@ -380,6 +394,51 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
             }
         }
     })
+}
+
+/// The Cognito-style sign-in: this server is its issuer (`http://127.0.0.1:PORT`); users
+/// from --users (a JSON list of `{"username", "email", "groups"}`), else one `dev` user in
+/// `super_users`.
+fn signin(
+    flags: &HashMap<String, String>,
+    redirects: &str,
+    addr: std::net::SocketAddr,
+    key_file: &std::path::Path,
+    env: &firefly_api::deploy::Env<'_>,
+) -> Result<firefly_api::local_api::signin::SignIn, String> {
+    use firefly_api::local_api::signin::{SignIn, User};
+    // Whoever reaches the page signs in as anyone: only on data that is not real.
+    if let Some(reason) = real_data(flags, env) {
+        return Err(format!(
+            "{reason}: the local sign-in would let anyone sign in as any user there"
+        ));
+    }
+    let users: Vec<User> = match flags.get("users") {
+        Some(file) => {
+            let text = std::fs::read(file).map_err(|e| format!("--users {file}: {e}"))?;
+            serde_json::from_slice(&text).map_err(|e| format!("--users {file}: {e}"))?
+        }
+        None => vec![User {
+            username: "dev".into(),
+            email: "dev@localhost".into(),
+            groups: vec!["super_users".into()],
+        }],
+    };
+    SignIn::new(
+        format!("http://127.0.0.1:{}", addr.port()),
+        flags
+            .get("client-id")
+            .cloned()
+            .unwrap_or_else(|| "firefly-local".into()),
+        redirects
+            .split(',')
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        users,
+        flags.get("sign-in-as").cloned(),
+        &key_file.with_file_name("sign-in-rsa-key.der"),
+    )
 }
 
 /// The development key by default; a real issuer with --issuer and --audience.

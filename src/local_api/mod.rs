@@ -6,6 +6,7 @@
 pub mod device;
 pub mod event;
 pub mod jwt;
+pub mod signin;
 
 use crate::app::{App, Invocation};
 use crate::handler::Auth;
@@ -37,6 +38,8 @@ pub struct Server {
     openapi: String,
     /// Browser origins allowed to call the API (FireFly's gateway allows its console's).
     cors_origins: Vec<String>,
+    /// The Cognito-style sign-in, when one is configured; its tokens are trusted too.
+    signin: Option<(signin::SignIn, jwt::Authorizer)>,
 }
 
 /// What FireFly's gateway answers a preflight from its console with (its
@@ -54,7 +57,15 @@ impl Server {
             authorizer,
             openapi,
             cors_origins: Vec::new(),
+            signin: None,
         }
+    }
+
+    /// Serves a Cognito-style sign-in too, and trusts the tokens it issues.
+    pub fn with_signin(mut self, signin: signin::SignIn) -> Self {
+        let authorizer = signin.authorizer();
+        self.signin = Some((signin, authorizer));
+        self
     }
 
     /// Allows these browser origins (`http://localhost:5173`), as FireFly's gateway allows
@@ -185,6 +196,33 @@ impl Server {
             }
             return r;
         }
+        if let Some((signin, _)) = &self.signin
+            && signin.is_endpoint(parts.uri.path())
+        {
+            let body = Limited::new(body, 64 * 1024)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            if let Some(a) = signin.answer(
+                parts.method.as_str(),
+                parts.uri.path(),
+                parts.uri.query().unwrap_or(""),
+                &body,
+            ) {
+                let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_REQUEST);
+                let mut r = with_id(reply(status, a.content_type, a.body.into_bytes()));
+                if let Some(to) = a.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+                    r.headers_mut().insert(http::header::LOCATION, to);
+                }
+                r.headers_mut().insert(
+                    http::header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                );
+                return r;
+            }
+            return with_id(gateway(StatusCode::NOT_FOUND, "Not Found"));
+        }
         if parts.method == http::Method::GET && parts.uri.path() == "/openapi.json" {
             return reply(
                 StatusCode::OK,
@@ -221,6 +259,13 @@ impl Server {
                     .get(http::header::AUTHORIZATION)
                     .and_then(|v| v.to_str().ok());
                 let mut checked = self.authorizer.check(header, route.scopes);
+                // A token from the sign-in (its own issuer and RSA key).
+                if checked.is_err()
+                    && let Some((_, signed_in)) = &self.signin
+                    && let Ok(ctx) = signed_in.check(header, route.scopes)
+                {
+                    checked = Ok(ctx);
+                }
                 // A key the JWKS lacks: the pool may have rotated its keys. Fetch them again
                 // (rate-limited) and check once more, rather than needing a restart.
                 if checked.as_ref().is_err_and(|r| r == jwt::UNKNOWN_KID)
