@@ -1,0 +1,93 @@
+"""The browser test: headless Chromium (Debian's chromium and chromium-driver) drives
+tests/browser/console.html, a stand-in for FireFly's console, against firefly-local: PKCE
+sign-in through the Cognito-style sign-in, then mint, list keys and list devices, each a
+cross-origin call with its CORS preflight. Bounded in time; no error in the browser console.
+
+Run by scripts/browser (in scripts/check)."""
+import functools
+import http.server
+import json
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = os.environ.get("FIREFLY_LOCAL", str(ROOT / "target" / "debug" / "firefly-local"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def page_server():
+    """Serves tests/browser on 127.0.0.1 (the console's origin)."""
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(Path(__file__).parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+@pytest.fixture()
+def api(page_server, tmp_path):
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps([{"username": "ida", "email": "ida@example.com", "groups": ["super_users"]}]))
+    proc = subprocess.Popen(
+        [BIN, "serve", "--port", "0", "--key-file", str(tmp_path / "dev.p8"),
+         "--cors-origin", page_server, "--redirect-uri", f"{page_server}/console.html",
+         "--client-id", "console-app", "--users", str(users), "--sign-in-as", "ida"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    first = proc.stderr.readline()
+    match = re.search(r"serving (http://127\.0\.0\.1:\d+)", first)
+    assert match, first
+    threading.Thread(target=proc.stderr.read, daemon=True).start()
+    yield match.group(1)
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={tempfile.mkdtemp(prefix='firefly-chromium-')}"]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def test_the_console_signs_in_mints_lists_keys_and_lists_devices(page_server, api, browser):
+    browser.get(f"{page_server}/console.html?api={api}")
+    status = lambda d: d.find_element(By.ID, "status").text
+    WebDriverWait(browser, 30).until(lambda d: status(d) == "done" or status(d).startswith("error"))
+    assert status(browser) == "done"
+    key = browser.find_element(By.ID, "minted").text
+    assert re.fullmatch(r"[A-Z0-9]{6}", key), key
+    assert key in browser.find_element(By.ID, "keys").text.split(",")
+    assert browser.find_element(By.ID, "devices").text == "0"
+    # Nothing went wrong in the page: no CORS refusal, no failed request, no script error.
+    errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
+    assert errors == [], errors
