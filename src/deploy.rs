@@ -54,6 +54,13 @@ pub const APPCONFIG_ACTIONS: &[&str] = &[
     "appconfig:GetLatestConfiguration",
 ];
 
+/// What a route lists in its `uses` to read its settings and log level: AppConfig, with
+/// the two read actions.
+pub const READS_APPCONFIG: Use = Use {
+    resource: &APPCONFIG,
+    actions: APPCONFIG_ACTIONS,
+};
+
 /// The environment a function that reads settings gets, as template expressions: FireFly's
 /// `APP_CONFIG_ENV`. The AppConfig application is the function's own name and the profile
 /// `features`, as FireFly's console manages them ([`crate::config`]).

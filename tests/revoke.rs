@@ -221,6 +221,23 @@ fn default_events_without_an_authorizer_revoke_nothing() {
     assert!(Dynalite::shared().get(&table, "7KQ2MX").is_some());
 }
 
+/// The listing function on `table` at `NOW`, and Alice's `GET /registration-keys` event
+/// (the shipped example).
+fn lister(table: &str) -> (Function, Value) {
+    let list = function_on_table(
+        "firefly-func-api-registration-keys-get",
+        table,
+        &[("FIREFLY_TEST_NOW", now())],
+    );
+    let path = format!(
+        "{}/events/registration-keys-get.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut get: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    get["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = ALICE.into();
+    (list, get)
+}
+
 #[test]
 fn keys_in_either_implementations_shape_are_listed_and_revoked_side_by_side() {
     // A key FireFly's Python function wrote (no mint_nonce) and one ours wrote, on one
@@ -230,14 +247,7 @@ fn keys_in_either_implementations_shape_are_listed_and_revoked_side_by_side() {
     let db = Dynalite::shared();
     db.put(&table, "PY7H0N", ALICE, NOW - 60, NOW + 1740);
     let ours = mint(&mut post, ALICE);
-    let mut list = function_on_table(
-        "firefly-func-api-registration-keys-get",
-        &table,
-        &[("FIREFLY_TEST_NOW", now())],
-    );
-    let mut get = event_for(ALICE);
-    get["routeKey"] = "GET /registration-keys".into();
-    get["requestContext"]["http"]["method"] = "GET".into();
+    let (mut list, get) = lister(&table);
     let r = list.invoke(&get).http();
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.header("content-type"), "application/json");
@@ -296,14 +306,7 @@ fn listing_reads_every_scan_page() {
         pages,
         "the table must need more than one Scan page for this test to mean anything"
     );
-    let mut list = function_on_table(
-        "firefly-func-api-registration-keys-get",
-        &table,
-        &[("FIREFLY_TEST_NOW", now())],
-    );
-    let mut get = event_for(ALICE);
-    get["routeKey"] = "GET /registration-keys".into();
-    get["requestContext"]["http"]["method"] = "GET".into();
+    let (mut list, get) = lister(&table);
     let r = list.invoke(&get).http();
     assert_eq!(r.status, 200, "{r:?}");
     let keys: Vec<String> = r.json()["registration_keys"]

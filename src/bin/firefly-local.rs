@@ -175,15 +175,9 @@ fn main() -> ExitCode {
             telemetry::DEFAULT_NAMESPACE,
             "firefly-local",
         );
-        return match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
+        return match one_thread() {
             Ok(rt) => rt.block_on(firefly_api::local::invoke(rest)),
-            Err(e) => {
-                eprintln!("firefly-local: cannot start the async runtime: {e}");
-                ExitCode::FAILURE
-            }
+            Err(code) => code,
         };
     }
     let flags = match parse_flags(rest) {
@@ -486,6 +480,17 @@ async fn authorizer(
     }
 }
 
+/// A current-thread runtime for one command, or the exit code of the failure (said).
+fn one_thread() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("firefly-local: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 /// `device register` and `device check`: a simulated controller.
 fn device_command(args: &[String]) -> ExitCode {
     let refuse = |e: &str| {
@@ -518,15 +523,9 @@ fn device_command(args: &[String]) -> ExitCode {
     let dir = flags
         .get("dir")
         .map_or_else(|| state_dir().join("devices"), PathBuf::from);
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match one_thread() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("firefly-local: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let result = runtime.block_on(async {
         match verb.as_str() {

@@ -3,7 +3,7 @@
 //! attribute of every item, as FireFly's `devices-get` lists them.
 
 use super::Devices;
-use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
+use crate::deploy::{READS_APPCONFIG, Use};
 use crate::handler::{Deadline, HandlerResult};
 use crate::identity::SuperUser;
 use crate::response::Response;
@@ -20,10 +20,7 @@ pub const ROUTE: Route = Route {
             resource: &super::TABLE,
             actions: &["dynamodb:Scan"],
         },
-        Use {
-            resource: &APPCONFIG,
-            actions: APPCONFIG_ACTIONS,
-        },
+        READS_APPCONFIG,
     ],
     answers: &[
         Answer {

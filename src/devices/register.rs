@@ -10,7 +10,7 @@
 use super::Devices;
 use super::store::{Item, NewDevice, Registered, storable};
 use crate::clock::iso8601_micros;
-use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
+use crate::deploy::{READS_APPCONFIG, Use};
 use crate::error::ApiError;
 use crate::handler::{Body, Deadline, FromRequest, HandlerResult, Request};
 use crate::response::Response;
@@ -32,10 +32,7 @@ pub const ROUTE: Route = Route {
             resource: &super::TABLE,
             actions: &["dynamodb:PutItem"],
         },
-        Use {
-            resource: &APPCONFIG,
-            actions: APPCONFIG_ACTIONS,
-        },
+        READS_APPCONFIG,
     ],
     answers: &[
         Answer::new(

@@ -6,7 +6,7 @@
 
 use super::Devices;
 use super::signature::DeviceSignature;
-use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
+use crate::deploy::{READS_APPCONFIG, Use};
 use crate::error::ApiError;
 use crate::handler::{Deadline, HandlerResult, Path, PathParam};
 use crate::response::Response;
@@ -23,10 +23,7 @@ pub const ROUTE: Route = Route {
             resource: &super::TABLE,
             actions: &["dynamodb:GetItem"],
         },
-        Use {
-            resource: &APPCONFIG,
-            actions: APPCONFIG_ACTIONS,
-        },
+        READS_APPCONFIG,
     ],
     answers: &[
         Answer {

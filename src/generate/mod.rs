@@ -399,7 +399,7 @@ mod tests {
     fn functions_group_routes_and_merge_their_grants() {
         // A table of its own: two routes of one function, with different actions on the
         // same table, and a function that uses nothing.
-        use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
+        use crate::deploy::{READS_APPCONFIG, Use};
         use crate::registration_keys::TABLE;
         static TABLE_OF_TWO: [Route; 3] = [
             Route {
@@ -415,10 +415,7 @@ mod tests {
                         resource: &TABLE,
                         actions: &["dynamodb:PutItem", "dynamodb:GetItem"],
                     },
-                    Use {
-                        resource: &APPCONFIG,
-                        actions: APPCONFIG_ACTIONS,
-                    },
+                    READS_APPCONFIG,
                 ],
                 ..Route::unbuilt("POST /things", "firefly-func-api-things")
             },

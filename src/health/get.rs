@@ -1,6 +1,6 @@
 //! `GET /health`, as FireFly's `health-get` answers it: 200 `{"status":"OK"}`, always.
 
-use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
+use crate::deploy::READS_APPCONFIG;
 use crate::handler::HandlerResult;
 use crate::response::Response;
 use crate::route::{Answer, Route};
@@ -11,10 +11,7 @@ pub const ROUTE: Route = Route {
     function: "firefly-func-api-health-get",
     summary: "Health check: the API answers",
     // As FireFly's: AppConfig, for the log level its console sets (`logging` profile).
-    uses: &[Use {
-        resource: &APPCONFIG,
-        actions: APPCONFIG_ACTIONS,
-    }],
+    uses: &[READS_APPCONFIG],
     answers: &[Answer {
         status: 200,
         description: "The API answers",

@@ -8,7 +8,7 @@
 use super::Keys;
 use super::key::RegistrationKey;
 use super::store::Revoked;
-use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
+use crate::deploy::{READS_APPCONFIG, Use};
 use crate::error::ApiError;
 use crate::handler::{Deadline, HandlerResult, Path, PathParam};
 use crate::identity::Caller;
@@ -26,10 +26,7 @@ pub const ROUTE: Route = Route {
             resource: &super::TABLE,
             actions: &["dynamodb:DeleteItem"],
         },
-        Use {
-            resource: &APPCONFIG,
-            actions: APPCONFIG_ACTIONS,
-        },
+        READS_APPCONFIG,
     ],
     answers: &[
         Answer::new(204, "The key is revoked"),

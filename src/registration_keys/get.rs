@@ -5,7 +5,7 @@
 //! which keys silently went missing), within the invocation's deadline.
 
 use super::Keys;
-use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
+use crate::deploy::{READS_APPCONFIG, Use};
 use crate::handler::{Deadline, HandlerResult};
 use crate::identity::Caller;
 use crate::response::Response;
@@ -22,10 +22,7 @@ pub const ROUTE: Route = Route {
             resource: &super::TABLE,
             actions: &["dynamodb:Scan"],
         },
-        Use {
-            resource: &APPCONFIG,
-            actions: APPCONFIG_ACTIONS,
-        },
+        READS_APPCONFIG,
     ],
     answers: &[
         Answer {

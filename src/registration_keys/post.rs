@@ -8,7 +8,7 @@
 use super::Keys;
 use super::key::RegistrationKey;
 use super::store::{Inserted, NewKey};
-use crate::deploy::{APPCONFIG, APPCONFIG_ACTIONS, Use};
+use crate::deploy::{READS_APPCONFIG, Use};
 use crate::error::ApiError;
 use crate::handler::{Deadline, HandlerResult};
 use crate::identity::Caller;
@@ -27,10 +27,7 @@ pub const ROUTE: Route = Route {
             resource: &super::TABLE,
             actions: &["dynamodb:PutItem"],
         },
-        Use {
-            resource: &APPCONFIG,
-            actions: APPCONFIG_ACTIONS,
-        },
+        READS_APPCONFIG,
     ],
     answers: &[
         Answer {
