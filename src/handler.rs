@@ -174,19 +174,11 @@ pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned + Send + 'static> FromRequest for Json<T> {
     fn from_request(req: &Request<'_>) -> Result<Self, ApiError> {
-        let body = req.event.body.as_deref().unwrap_or("");
-        let parsed = if req.event.is_base64_encoded {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD
-                .decode(body)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-        } else {
-            serde_json::from_str(body).ok()
-        };
-        parsed.map(Json).ok_or(ApiError::BadRequest {
-            message: "Invalid JSON body",
-        })
+        serde_json::from_str(&body_text(req)?)
+            .map(Json)
+            .map_err(|_| ApiError::BadRequest {
+                message: "Invalid JSON body",
+            })
     }
 }
 
@@ -197,20 +189,26 @@ pub struct Body(pub String);
 
 impl FromRequest for Body {
     fn from_request(req: &Request<'_>) -> Result<Self, ApiError> {
-        let body = req.event.body.as_deref().unwrap_or("");
-        if !req.event.is_base64_encoded {
-            return Ok(Self(body.to_owned()));
-        }
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .map(Self)
-            .ok_or(ApiError::BadRequest {
-                message: "Invalid JSON body",
-            })
+        body_text(req).map(|text| Self(text.into_owned()))
     }
+}
+
+/// The one reading of the body both [`Json`] and [`Body`] start from: borrowed as sent, or
+/// decoded from base64. Not base64, or not UTF-8 once decoded (so not JSON either): 400.
+fn body_text<'r>(req: &'r Request<'_>) -> Result<std::borrow::Cow<'r, str>, ApiError> {
+    let body = req.event.body.as_deref().unwrap_or("");
+    if !req.event.is_base64_encoded {
+        return Ok(std::borrow::Cow::Borrowed(body));
+    }
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .map(std::borrow::Cow::Owned)
+        .ok_or(ApiError::BadRequest {
+            message: "Invalid JSON body",
+        })
 }
 
 /// A handler: `async fn(state, extractors...) -> HandlerResult`, for up to four extractors.
