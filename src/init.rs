@@ -65,15 +65,15 @@ impl<'a> Init<'a> {
         self.uses.iter().any(|u| wanted(u.resource))
     }
 
+    fn declares(&self, name: &str) -> bool {
+        self.uses(|r| r.env().iter().any(|(k, _)| *k == name))
+    }
+
     /// A variable the route declared (through a resource in its `uses`). Missing or empty:
     /// a start-up error naming the route. Undeclared: a start-up error too, so that what a
     /// handler reads and what the template gives it cannot drift apart.
     pub fn var(&self, name: &str) -> Result<String, StartupError> {
-        let declared = self
-            .uses
-            .iter()
-            .any(|u| u.resource.env().iter().any(|(k, _)| *k == name));
-        if !declared {
+        if !self.declares(name) {
             return Err(self.error(format_args!(
                 "reads {name}, which no resource in its `uses` provides"
             )));
@@ -86,11 +86,7 @@ impl<'a> Init<'a> {
     /// A variable the route may or may not declare: `None` when it does not (a store
     /// shared by routes that use one table or two), else as [`Init::var`].
     pub fn var_if_declared(&self, name: &str) -> Result<Option<String>, StartupError> {
-        let declared = self
-            .uses
-            .iter()
-            .any(|u| u.resource.env().iter().any(|(k, _)| *k == name));
-        if declared {
+        if self.declares(name) {
             self.var(name).map(Some)
         } else {
             Ok(None)
