@@ -27,18 +27,6 @@ const OPERATION_TIMEOUT: Duration = Duration::from_millis(3_000);
 /// Attempts per call, the SDK's standard retry mode (throttling, 5xx, I/O errors).
 const MAX_ATTEMPTS: u32 = 3;
 
-/// Builds the DynamoDB client from the Lambda environment: `AWS_REGION`, the role's
-/// credentials in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, and the
-/// SDK's standard endpoint override `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`) for
-/// local servers.
-///
-/// This deliberately avoids `aws_config::load_from_env()`: Lambda always provides
-/// credentials in the environment, and the full default chain (profiles, SSO, IMDS, STS)
-/// costs binary size and start-up work for providers that can never apply here.
-pub fn dynamodb_client(env: &crate::deploy::Env<'_>) -> Result<Client, String> {
-    dynamodb_client_and_warm(env).map(|(client, _)| client)
-}
-
 /// What opens the client's connection before the first request: its transport, and the
 /// endpoint the SDK will call (`None` when the endpoint resolver picks a FIPS or dual-stack
 /// host, which this does not guess).
@@ -57,7 +45,14 @@ impl Warm {
     }
 }
 
-/// [`dynamodb_client`], and what warms its connection.
+/// Builds the DynamoDB client from the Lambda environment: `AWS_REGION`, the role's
+/// credentials in `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, and the
+/// SDK's standard endpoint override `AWS_ENDPOINT_URL_DYNAMODB` (or `AWS_ENDPOINT_URL`) for
+/// local servers; and what warms its connection.
+///
+/// This deliberately avoids `aws_config::load_from_env()`: Lambda always provides
+/// credentials in the environment, and the full default chain (profiles, SSO, IMDS, STS)
+/// costs binary size and start-up work for providers that can never apply here.
 pub fn dynamodb_client_and_warm(env: &crate::deploy::Env<'_>) -> Result<(Client, Warm), String> {
     let region = env(crate::vars::AWS_REGION.name)
         .or_else(|| env(crate::vars::AWS_DEFAULT_REGION.name))
@@ -78,7 +73,6 @@ pub fn dynamodb_client_and_warm(env: &crate::deploy::Env<'_>) -> Result<(Client,
                 .operation_timeout(OPERATION_TIMEOUT)
                 .build(),
         );
-    let region_name = region.clone();
     let mut warm_url = None;
     if let Some(url) = env(crate::vars::AWS_ENDPOINT_URL_DYNAMODB.name)
         .or_else(|| env(crate::vars::AWS_ENDPOINT_URL.name))
@@ -99,12 +93,12 @@ pub fn dynamodb_client_and_warm(env: &crate::deploy::Env<'_>) -> Result<(Client,
         config = config.use_dual_stack(dual);
     }
     if warm_url.is_none() && fips != Some(true) && dual != Some(true) {
-        let suffix = if region_name.starts_with("cn-") {
+        let suffix = if region.starts_with("cn-") {
             "amazonaws.com.cn"
         } else {
             "amazonaws.com"
         };
-        warm_url = Some(format!("https://dynamodb.{region_name}.{suffix}/"));
+        warm_url = Some(format!("https://dynamodb.{region}.{suffix}/"));
     }
     // The trace header needs nothing here: the SDK's recursion-detection interceptor sends
     // the invocation's `_X_AMZN_TRACE_ID` (which the Lambda runtime sets per invocation) as
@@ -322,7 +316,7 @@ mod tests {
             ("AWS_USE_DUALSTACK_ENDPOINT", "on", false),
         ] {
             let env = env_of(&[base[0], (name, value)]);
-            let result = dynamodb_client(&env);
+            let result = dynamodb_client_and_warm(&env);
             assert_eq!(result.is_ok(), ok, "{name}={value}");
             if let Err(e) = result {
                 assert!(e.contains(name), "{e}");
