@@ -92,6 +92,24 @@ where
     }
 }
 
+/// [`classify`] for a call whose condition failing is not an answer it expects (a read, a
+/// scan, a transaction whose cancellations were read first): that too is an error, named
+/// by `what` ("scan refused").
+pub fn refused<E>(
+    err: SdkError<E, HttpResponse>,
+    table: &str,
+    workflow: &'static str,
+    what: &str,
+) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match classify(err, table, workflow) {
+        Ok(()) => StoreError::Other(format!("{what} refused")),
+        Err(e) => e,
+    }
+}
+
 /// ": cause: its cause ..." for every error under `e`, for the operator's log line.
 fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut out = String::new();

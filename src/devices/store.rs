@@ -11,7 +11,7 @@
 //! key only if it exists and is live, and puts the device only if its `uuid` is new, so two
 //! devices racing with one key cannot both register.
 
-use crate::aws::errors::{StoreError, classify};
+use crate::aws::errors::{StoreError, refused};
 use crate::handler::BoxFuture;
 use crate::registration_keys::store::MemoryKeyStore;
 use crate::sync::Locked;
@@ -186,10 +186,7 @@ impl DeviceStore for DynamoDeviceStore {
                 .await;
             let found = match read {
                 Ok(out) => out.item,
-                Err(e) => {
-                    classify(e, keys, KEYS_WORKFLOW)?;
-                    return Err(StoreError::Other("key read refused".into()));
-                }
+                Err(e) => return Err(refused(e, keys, KEYS_WORKFLOW, "key read")),
             };
             let live = found.as_ref().filter(|item| {
                 item.get("ttl")
@@ -272,10 +269,7 @@ impl DeviceStore for DynamoDeviceStore {
                         )))
                     }
                 }
-                Err(e) => {
-                    classify(e, &self.devices, DEVICES_WORKFLOW)?;
-                    Err(StoreError::Other("transaction refused".into()))
-                }
+                Err(e) => Err(refused(e, &self.devices, DEVICES_WORKFLOW, "transaction")),
             }
         })
     }
@@ -292,10 +286,7 @@ impl DeviceStore for DynamoDeviceStore {
                 .await;
             match read {
                 Ok(out) => Ok(out.item.as_ref().map(from_item)),
-                Err(e) => {
-                    classify(e, &self.devices, DEVICES_WORKFLOW)?;
-                    Err(StoreError::Other("device read refused".into()))
-                }
+                Err(e) => Err(refused(e, &self.devices, DEVICES_WORKFLOW, "device read")),
             }
         })
     }
@@ -318,10 +309,7 @@ impl DeviceStore for DynamoDeviceStore {
                         items.extend(page.items().iter().map(from_item));
                         start = page.last_evaluated_key;
                     }
-                    Err(e) => {
-                        classify(e, &self.devices, DEVICES_WORKFLOW)?;
-                        return Err(StoreError::Other("scan refused".into()));
-                    }
+                    Err(e) => return Err(refused(e, &self.devices, DEVICES_WORKFLOW, "scan")),
                 }
                 if start.is_none() {
                     break;

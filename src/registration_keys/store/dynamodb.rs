@@ -8,7 +8,7 @@
 //! request). `key` and `ttl` are reserved words: expressions name them `#k` and `#t`.
 
 use super::{BoxFuture, Inserted, KeyStore, ListedKey, NewKey, Revoked, StoreError};
-use crate::aws::errors::classify;
+use crate::aws::errors::{classify, refused};
 use crate::telemetry::{self, Unit};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -152,8 +152,7 @@ impl KeyStore for DynamoKeyStore {
                     Ok(page) => page,
                     Err(e) => {
                         latency(started);
-                        classify(e, &self.table, super::super::WORKFLOW)?;
-                        return Err(StoreError::Other("scan refused".into()));
+                        return Err(refused(e, &self.table, super::super::WORKFLOW, "scan"));
                     }
                 };
                 for item in page.items() {
