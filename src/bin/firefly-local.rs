@@ -3,6 +3,7 @@
 //! it and every command's options are checked against it.
 
 use firefly_api::app::App;
+use firefly_api::clock::{Clock, SystemClock};
 use firefly_api::init::Parts;
 use firefly_api::local_api::Server;
 use firefly_api::local_api::device;
@@ -235,13 +236,6 @@ fn parse_flags(args: &[String]) -> Result<HashMap<String, String>, String> {
     Ok(flags)
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 fn token(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCode {
     if let Err(e) = check_options("token", flags) {
         eprintln!("firefly-local {e}\n{}", usage());
@@ -269,7 +263,8 @@ fn token(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
         email: flags.get("email").map(String::as_str),
         groups: &groups,
     };
-    let made = DevKey::load_or_create(key_file).and_then(|k| k.token(sub, now(), ttl, &extra));
+    let made = DevKey::load_or_create(key_file)
+        .and_then(|k| k.token(sub, SystemClock.now_epoch_seconds(), ttl, &extra));
     match made {
         Ok(t) => {
             println!("{t}");

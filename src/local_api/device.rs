@@ -6,6 +6,7 @@
 //!
 //! Plain HTTP to a loopback address only: it is a local tool.
 
+use crate::clock::{Clock, SystemClock};
 use crate::random::{SecureRandom, SystemRandom};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -148,10 +149,7 @@ pub fn signed_headers(
 pub async fn check(base: &str, uuid: &str, dir: &Path) -> Result<Answer, String> {
     let pair = load(&key_path(dir, uuid))
         .map_err(|e| format!("{e} (register the device with this tool first)"))?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = SystemClock.now_epoch_seconds();
     let headers = signed_headers(&pair, uuid, now)?;
     let refs: Vec<(&str, &str)> = headers
         .iter()

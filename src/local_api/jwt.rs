@@ -4,6 +4,7 @@
 //! so nothing needs a Cognito pool.
 
 use super::event::JwtContext;
+use crate::clock::{Clock, SystemClock};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
@@ -41,14 +42,6 @@ pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(10
 
 /// The refusal of a token whose `kid` names no key of the JWKS.
 pub const UNKNOWN_KID: &str = "no key in the JWKS for the token's kid";
-
-/// Seconds since the epoch, now.
-fn now_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
 
 impl Authorizer {
     pub fn new(issuer: String, audience: String, keys: JwkSet) -> Self {
@@ -152,7 +145,7 @@ impl Authorizer {
             .map_err(|e| format!("token refused: {e}"))?;
         let claims = data.claims;
         // API Gateway: `exp` after now (equal is expired), `iat` and `nbf` not after now.
-        let now = now_seconds();
+        let now = SystemClock.now_epoch_seconds();
         let number = |name: &str| claims.get(name).and_then(Value::as_i64);
         if number("exp").is_none_or(|exp| exp <= now) {
             return Err("the token has expired".into());
@@ -363,10 +356,7 @@ mod tests {
     }
 
     fn now() -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64
+        SystemClock.now_epoch_seconds()
     }
 
     fn authorizer(k: &DevKey) -> Authorizer {

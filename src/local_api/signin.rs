@@ -9,6 +9,7 @@
 //! `openssl` command and kept owner-only beside the development key.
 
 use super::jwt::{self, Authorizer};
+use crate::clock::{Clock, SystemClock};
 use crate::sync::Locked;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -407,10 +408,7 @@ impl SignIn {
 
     /// An access token and an ID token for `user`, as Cognito issues them.
     pub fn tokens(&self, user: &User) -> Result<(String, String), String> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = SystemClock.now_epoch_seconds();
         let sub = user.sub();
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.kid.clone());
