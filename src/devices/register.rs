@@ -100,16 +100,19 @@ pub const STORABLE_SCHEMA: &str = r##"{
 }"##;
 
 /// The body fields that must be present and not empty, in FireFly's order (its 400 names
-/// the first one missing).
-pub const REQUIRED: [&str; 8] = [
-    "uuid",
-    "product_id",
-    "product_hex",
-    "device_class",
-    "public_key",
-    "registering_application",
-    "registering_version",
-    "mcu",
+/// the first one missing), each with that 400's message.
+pub const REQUIRED: [(&str, &str); 8] = [
+    ("uuid", "uuid is required"),
+    ("product_id", "product_id is required"),
+    ("product_hex", "product_hex is required"),
+    ("device_class", "device_class is required"),
+    ("public_key", "public_key is required"),
+    (
+        "registering_application",
+        "registering_application is required",
+    ),
+    ("registering_version", "registering_version is required"),
+    ("mcu", "mcu is required"),
 ];
 
 /// Kept under DynamoDB's 400 KB item limit, with room for the attribute names.
@@ -171,11 +174,9 @@ pub fn device_from(body: &str, registration_date: String) -> Result<NewDevice, A
     let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(text) else {
         return Err(bad("Invalid JSON body"));
     };
-    for name in REQUIRED {
+    for (name, message) in REQUIRED {
         if fields.get(name).is_none_or(is_empty) {
-            return Err(ApiError::BadRequest {
-                message: required_message(name),
-            });
+            return Err(ApiError::BadRequest { message });
         }
     }
     let text_of = |name: &str| fields.get(name).and_then(Value::as_str).map(str::trim);
@@ -226,19 +227,6 @@ pub fn device_from(body: &str, registration_date: String) -> Result<NewDevice, A
         uuid: uuid.to_owned(),
         item,
     })
-}
-
-fn required_message(name: &str) -> &'static str {
-    match name {
-        "uuid" => "uuid is required",
-        "product_id" => "product_id is required",
-        "product_hex" => "product_hex is required",
-        "device_class" => "device_class is required",
-        "public_key" => "public_key is required",
-        "registering_application" => "registering_application is required",
-        "registering_version" => "registering_version is required",
-        _ => "mcu is required",
-    }
 }
 
 /// The handler.
@@ -338,7 +326,7 @@ mod tests {
         assert_eq!(message(device_from("{", "D".into())), "Invalid JSON body");
         assert_eq!(message(device_from("[1]", "D".into())), "Invalid JSON body");
         assert_eq!(message(device_from("", "D".into())), "uuid is required");
-        for name in REQUIRED.iter() {
+        for (name, _) in REQUIRED {
             let mut v = valid(&key);
             // Everything before `name` present, `name` empty in each falsy form.
             for empty in [
@@ -349,7 +337,7 @@ mod tests {
                 json!({}),
                 json!(false),
             ] {
-                v[*name] = empty.clone();
+                v[name] = empty.clone();
                 assert_eq!(
                     message(device_from(&body(v.clone()), "D".into())),
                     format!("{name} is required"),
