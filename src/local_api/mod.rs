@@ -139,7 +139,7 @@ impl Server {
     ) -> http::Response<Full<Bytes>> {
         let (parts, body) = req.into_parts();
         let origin = self.allowed_origin(&parts);
-        let mut response = self.answer_parts(parts, body, peer).await;
+        let mut response = self.answer_parts(parts, body, peer, origin.is_some()).await;
         if let Some(origin) = origin {
             let h = response.headers_mut();
             h.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -148,11 +148,14 @@ impl Server {
         response
     }
 
+    /// The answer before CORS's `Access-Control-Allow-Origin`; `cors` says whether the
+    /// request's origin is allowed (a preflight's answer depends on it).
     async fn answer_parts(
         &self,
         parts: http::request::Parts,
         body: Incoming,
         peer: SocketAddr,
+        cors: bool,
     ) -> http::Response<Full<Bytes>> {
         // API Gateway's request id on every answer, its own refusals included.
         let (gateway_id, lambda_id, trace) = ids();
@@ -179,7 +182,7 @@ impl Server {
         // authorizer): 200, with the CORS answer for an allowed origin, bare otherwise.
         if parts.method == http::Method::OPTIONS {
             let mut r = with_id(reply(StatusCode::OK, "application/json", Vec::new()));
-            if self.allowed_origin(&parts).is_some() {
+            if cors {
                 let h = r.headers_mut();
                 h.insert(
                     http::header::ACCESS_CONTROL_ALLOW_METHODS,
