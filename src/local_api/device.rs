@@ -41,15 +41,7 @@ pub fn new_uuid() -> Result<String, String> {
     let mut b: [u8; 16] = random_bytes()?;
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    ))
+    Ok(super::uuid_text(&b))
 }
 
 fn load(path: &Path) -> Result<EcdsaKeyPair, String> {

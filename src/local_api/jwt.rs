@@ -40,6 +40,11 @@ struct Refresh {
 /// tokens must not become a flood of fetches.
 pub const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A key's `kid`: the first 8 bytes of the SHA-256 of its public part, in hex.
+pub(crate) fn kid_of(public: &[u8]) -> String {
+    super::hex(&ring::digest::digest(&ring::digest::SHA256, public).as_ref()[..8])
+}
+
 /// The refusal of a token whose `kid` names no key of the JWKS.
 pub const UNKNOWN_KID: &str = "no key in the JWKS for the token's kid";
 
@@ -232,11 +237,7 @@ impl DevKey {
         .map_err(|_| format!("{} is not a P-256 PKCS#8 key", path.display()))?;
         let point = pair.public_key().as_ref();
         let (x, y) = (&point[1..33], &point[33..65]);
-        let digest = ring::digest::digest(&ring::digest::SHA256, point);
-        let kid: String = digest.as_ref()[..8]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let kid = kid_of(point);
         let jwk: Jwk = serde_json::from_value(json!({
             "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
             "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),

@@ -411,13 +411,30 @@ fn to_http(res: ApiGatewayV2httpResponse, gateway_id: &str) -> http::Response<Fu
     r
 }
 
+/// Lower-case hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 16 bytes in a UUID's text form (8-4-4-4-12 lower-case hex), as they are.
+pub(crate) fn uuid_text(bytes: &[u8; 16]) -> String {
+    let h = hex(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 /// API Gateway's request id (`Cq2bTjk9joEEMhQ=`-like), Lambda's (a UUID), and a trace
 /// header, fresh for each request.
 fn ids() -> (String, String, String) {
     let mut b = [0u8; 32];
     let _ = SystemRandom.fill(&mut b);
     let gateway = base64::engine::general_purpose::STANDARD.encode(&b[..10]);
-    let hex = |s: &[u8]| s.iter().map(|x| format!("{x:02x}")).collect::<String>();
     let u = hex(&b[10..26]);
     let lambda = format!(
         "{}-{}-4{}-a{}-{}",

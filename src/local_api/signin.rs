@@ -41,18 +41,9 @@ impl User {
     /// A stable `sub` for the user name, in a UUID's shape (as Cognito's subs are).
     fn sub(&self) -> String {
         let d = ring::digest::digest(&ring::digest::SHA256, self.username.as_bytes());
-        let h: String = d.as_ref()[..16]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        format!(
-            "{}-{}-{}-{}-{}",
-            &h[..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..32]
-        )
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&d.as_ref()[..16]);
+        super::uuid_text(&first)
     }
 }
 
@@ -185,13 +176,7 @@ impl SignIn {
             return Err(format!("--sign-in-as {p}: no such user"));
         }
         let (der, n, e) = rsa_key(key_file)?;
-        let kid = {
-            let d = ring::digest::digest(&ring::digest::SHA256, n.as_bytes());
-            d.as_ref()[..8]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let kid = jwt::kid_of(n.as_bytes());
         let jwks: JwkSet = serde_json::from_value(json!({"keys": [{
             "kty": "RSA", "alg": "RS256", "use": "sig", "kid": kid, "n": n, "e": e,
         }]}))
