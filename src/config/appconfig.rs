@@ -27,24 +27,13 @@ impl Extension {
         environment: &str,
         profile: &str,
     ) -> Result<Self, ConfigError> {
-        let port: u16 = parse_env(
-            env,
-            crate::vars::AWS_APPCONFIG_EXTENSION_HTTP_PORT.name,
-            2772,
-            1..=65_535,
-        )?;
-        let timeout_ms: u64 = parse_env(
-            env,
-            crate::vars::FIREFLY_APPCONFIG_TIMEOUT_MS.name,
-            250,
-            1..=1_000,
-        )?;
-        let cache_seconds: u64 = parse_env(
-            env,
-            crate::vars::FIREFLY_CONFIG_CACHE_SECONDS.name,
-            15,
-            0..=3_600,
-        )?;
+        use crate::vars::{
+            AWS_APPCONFIG_EXTENSION_HTTP_PORT, FIREFLY_APPCONFIG_TIMEOUT_MS,
+            FIREFLY_CONFIG_CACHE_SECONDS,
+        };
+        let port: u16 = parse_env(env, &AWS_APPCONFIG_EXTENSION_HTTP_PORT, 1..=65_535)?;
+        let timeout_ms: u64 = parse_env(env, &FIREFLY_APPCONFIG_TIMEOUT_MS, 1..=1_000)?;
+        let cache_seconds: u64 = parse_env(env, &FIREFLY_CONFIG_CACHE_SECONDS, 0..=3_600)?;
         for (name, value) in [
             ("AWS_LAMBDA_FUNCTION_NAME", app),
             (ENVIRONMENT_VAR, environment),
@@ -69,19 +58,20 @@ impl Extension {
     }
 }
 
+/// `var` as a number in `range`; unset or empty, its documented default (so the default
+/// the docs give is the one that holds).
 fn parse_env<T: std::str::FromStr + PartialOrd + fmt::Display>(
     env: &crate::deploy::Env<'_>,
-    name: &str,
-    default: T,
+    var: &crate::vars::Var,
     range: std::ops::RangeInclusive<T>,
 ) -> Result<T, ConfigError> {
-    let Some(raw) = env(name).filter(|v| !v.is_empty()) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<T>() {
+    let raw = env(var.name).filter(|v| !v.is_empty());
+    let text = raw.as_deref().unwrap_or(var.default);
+    match text.trim().parse::<T>() {
         Ok(v) if range.contains(&v) => Ok(v),
         _ => Err(ConfigError::Env(format!(
-            "{name}={raw:?} is not a number in {}..={}",
+            "{}={text:?} is not a number in {}..={}",
+            var.name,
             range.start(),
             range.end()
         ))),
