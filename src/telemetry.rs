@@ -99,7 +99,7 @@ struct Global {
 static GLOBAL: OnceLock<Global> = OnceLock::new();
 
 /// The CloudWatch namespace of the metrics when `FIREFLY_METRICS_NAMESPACE` is not set.
-pub const DEFAULT_NAMESPACE: &str = "Firefly";
+pub const DEFAULT_NAMESPACE: &str = crate::vars::FIREFLY_METRICS_NAMESPACE.default;
 
 /// The metrics namespace from `FIREFLY_METRICS_NAMESPACE` (the template's
 /// `MetricsNamespace`), else [`DEFAULT_NAMESPACE`]. CloudWatch accepts 1 to 255 characters

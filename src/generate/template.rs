@@ -92,7 +92,7 @@ Parameters:
     Description: FireFly's APP_CONFIG_ENV (each function's AppConfig application is its own name).
   MetricsNamespace:
     Type: String
-    Default: Firefly
+    Default: {namespace}
     AllowedPattern: "^[A-Za-z0-9.\\-_/#][A-Za-z0-9.\\-_/#:]{{0,254}}$"
     Description: CloudWatch namespace of the functions' EMF metrics.
   ActiveTracing:
@@ -121,7 +121,8 @@ Conditions:
   AlarmsOn: !Equals [!Ref Alarms, "true"]
   HasAlarmTopic: !Not [!Equals [!Ref AlarmTopicArn, ""]]
 "#,
-        names.join(", ")
+        names.join(", "),
+        namespace = crate::telemetry::DEFAULT_NAMESPACE,
     );
     for f in functions {
         let l = f.logical();
