@@ -198,20 +198,32 @@ impl Function {
     /// has read that line, so that a test reading the logs next sees the whole request.
     fn await_metrics_line(&self, id: &str) {
         let needle = format!("\"function_request_id\":\"{id}\"");
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        self.await_line(
+            |l| l.contains("\"_aws\"") && l.contains(&needle),
+            Duration::from_secs(5),
+        );
+    }
+
+    /// Waits (up to 30 s) until init has finished, DynamoDB warm-up included: its `ready`
+    /// line is written after it. Panics, with the logs, if it never comes.
+    pub fn await_ready(&self) {
+        let ready =
+            |l: &str| serde_json::from_str::<Value>(l).is_ok_and(|v| v["message"] == "ready");
+        if !self.await_line(ready, Duration::from_secs(30)) {
+            panic!("no ready line; logs:\n{}", self.logs().join("\n"));
+        }
+    }
+
+    /// Whether a line `what` accepts is read within `within`.
+    fn await_line(&self, what: impl Fn(&str) -> bool, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
         while std::time::Instant::now() < deadline {
-            let seen = self
-                .logs
-                .lock()
-                .unwrap()
-                .iter()
-                .rev()
-                .any(|l| l.contains("\"_aws\"") && l.contains(&needle));
-            if seen {
-                return;
+            if self.logs.lock().unwrap().iter().rev().any(|l| what(l)) {
+                return true;
             }
             thread::park_timeout(Duration::from_millis(2));
         }
+        false
     }
 
     /// Waits for the process to exit by itself (start-up failures); `None` if it keeps running.
