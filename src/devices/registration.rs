@@ -148,3 +148,29 @@ pub async fn check(
         .collect();
     Ok(Response::json(StatusCode::OK, &body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_answer_has_exactly_the_fields_the_handler_writes() {
+        // The schema is a literal (the OpenAPI document embeds it); FIELDS builds the answer.
+        let schema: Value = serde_json::from_str(REGISTRATION_SCHEMA).unwrap();
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(required, FIELDS);
+        let properties: Vec<&String> = schema["properties"].as_object().unwrap().keys().collect();
+        assert_eq!(properties.len(), FIELDS.len());
+        assert!(
+            FIELDS
+                .iter()
+                .all(|f| schema["properties"].get(*f).is_some())
+        );
+        assert_eq!(schema["additionalProperties"], false);
+    }
+}
