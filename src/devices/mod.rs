@@ -21,7 +21,7 @@ use std::sync::Arc;
 use store::{DeviceStore, DynamoDeviceStore, MemoryDeviceStore};
 
 /// The variable that names the table (FireFly's).
-pub const TABLE_ENV: &str = "DYNAMODB_DEVICES_TABLE_NAME";
+pub const TABLE_ENV: &str = crate::vars::DYNAMODB_DEVICES_TABLE_NAME.name;
 
 /// The workflow that deploys the table's stack.
 pub const WORKFLOW: &str = "dynamodb-devices";

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use store::{DynamoKeyStore, KeyStore, MemoryKeyStore};
 
 /// The variable that names the table (FireFly's).
-pub const TABLE_ENV: &str = "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME";
+pub const TABLE_ENV: &str = crate::vars::DYNAMODB_REGISTRATION_KEYS_TABLE_NAME.name;
 
 /// The workflow that deploys the table's stack.
 pub const WORKFLOW: &str = "dynamodb-registration-keys";
