@@ -14,7 +14,6 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
-use aws_sdk_dynamodb::types::AttributeValue;
 use http1::Http1Client;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -112,29 +111,6 @@ pub fn dynamodb_client_and_warm(env: &crate::deploy::Env<'_>) -> Result<(Client,
         Client::from_conf(config.interceptor(CountAttempts).build()),
         warm,
     ))
-}
-
-/// Every item `scan` reads, over every page (`LastEvaluatedKey`): a Scan stops at 1 MB.
-/// A loop rather than the SDK's paginator, which costs binary size.
-pub async fn scan_all(
-    scan: aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
-    table: &str,
-    workflow: &'static str,
-) -> Result<Vec<std::collections::HashMap<String, AttributeValue>>, errors::StoreError> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        match scan.clone().set_exclusive_start_key(start).send().await {
-            Ok(page) => {
-                items.extend(page.items.unwrap_or_default());
-                start = page.last_evaluated_key;
-            }
-            Err(e) => return Err(errors::refused(e, table, workflow, "scan")),
-        }
-        if start.is_none() {
-            return Ok(items);
-        }
-    }
 }
 
 /// Counts every attempt of every DynamoDB call (retries included) into the current

@@ -12,7 +12,6 @@
 //! devices racing with one key cannot both register.
 
 use crate::aws::errors::{StoreError, refused};
-use crate::aws::scan_all;
 use crate::handler::BoxFuture;
 use crate::registration_keys::store::MemoryKeyStore;
 use crate::sync::Locked;
@@ -294,9 +293,29 @@ impl DeviceStore for DynamoDeviceStore {
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
         Box::pin(async move {
-            let scan = self.client.scan().table_name(&self.devices);
-            let items = scan_all(scan, &self.devices, DEVICES_WORKFLOW).await?;
-            Ok(items.iter().map(from_item).collect())
+            // Every page, over LastEvaluatedKey (the SDK's paginator costs binary size).
+            let mut items = Vec::new();
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .scan()
+                    .table_name(&self.devices)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await;
+                match page {
+                    Ok(page) => {
+                        items.extend(page.items().iter().map(from_item));
+                        start = page.last_evaluated_key;
+                    }
+                    Err(e) => return Err(refused(e, &self.devices, DEVICES_WORKFLOW, "scan")),
+                }
+                if start.is_none() {
+                    break;
+                }
+            }
+            Ok(items)
         })
     }
 }

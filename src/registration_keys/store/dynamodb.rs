@@ -8,8 +8,7 @@
 //! request). `key` and `ttl` are reserved words: expressions name them `#k` and `#t`.
 
 use super::{BoxFuture, Inserted, KeyStore, ListedKey, NewKey, Revoked, StoreError};
-use crate::aws::errors::classify;
-use crate::aws::scan_all;
+use crate::aws::errors::{classify, refused};
 use crate::telemetry::{self, Unit};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -131,28 +130,43 @@ impl KeyStore for DynamoKeyStore {
     ) -> BoxFuture<'a, Result<Vec<ListedKey>, StoreError>> {
         Box::pin(async move {
             let started = Instant::now();
-            // Every page: FireFly's function read only the first, and keys past 1 MB went
-            // missing.
-            let scan = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .filter_expression("generated_by_sub = :sub AND #t > :now")
-                .projection_expression("#k, #t, generated_at")
-                .expression_attribute_names("#k", "key")
-                .expression_attribute_names("#t", "ttl")
-                .expression_attribute_values(":sub", AttributeValue::S(user_id.to_owned()))
-                .expression_attribute_values(":now", AttributeValue::N(now.to_string()));
-            let items = scan_all(scan, &self.table, super::super::WORKFLOW).await;
-            latency(started);
-            items?
-                .iter()
-                .map(|item| {
-                    listed_key(item).ok_or_else(|| {
+            // Every page: a Scan stops at 1 MB, and FireFly's function read only the first.
+            // (A loop over LastEvaluatedKey: the SDK's paginator costs binary size.)
+            let mut listed = Vec::new();
+            let mut start = None;
+            loop {
+                let page = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    .filter_expression("generated_by_sub = :sub AND #t > :now")
+                    .projection_expression("#k, #t, generated_at")
+                    .expression_attribute_names("#k", "key")
+                    .expression_attribute_names("#t", "ttl")
+                    .expression_attribute_values(":sub", AttributeValue::S(user_id.to_owned()))
+                    .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await;
+                let page = match page {
+                    Ok(page) => page,
+                    Err(e) => {
+                        latency(started);
+                        return Err(refused(e, &self.table, super::super::WORKFLOW, "scan"));
+                    }
+                };
+                for item in page.items() {
+                    listed.push(listed_key(item).ok_or_else(|| {
                         StoreError::Other("an item without a string key or a numeric ttl".into())
-                    })
-                })
-                .collect()
+                    })?);
+                }
+                start = page.last_evaluated_key;
+                if start.is_none() {
+                    break;
+                }
+            }
+            latency(started);
+            Ok(listed)
         })
     }
 }
