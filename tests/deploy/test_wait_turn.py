@@ -41,8 +41,14 @@ class FakeGitHub:
         self.tokens = set()
 
     def answer(self, path, query):
+        """(status, body, headers)"""
         if self.fail:
-            return self.fail.pop(0), {"message": "stand-in failure"}
+            failure = self.fail.pop(0)
+            status, headers = failure if isinstance(failure, tuple) else (failure, {})
+            return status, {"message": "stand-in failure"}, headers
+        return self.ok(path, query) + ({},)
+
+    def ok(self, path, query):
         if path.startswith(f"/repos/{REPO}/actions/runs/"):
             run_id = int(path.rsplit("/", 1)[1])
             return (200, self.runs[run_id]) if run_id in self.runs else (404, {"message": "Not Found"})
@@ -71,9 +77,11 @@ def github():
             def do_GET(self):
                 fake.tokens.add(self.headers.get("Authorization"))
                 url = urlparse(self.path)
-                status, body = fake.answer(url.path, parse_qs(url.query))
+                status, body, headers = fake.answer(url.path, parse_qs(url.query))
                 data = json.dumps(body).encode()
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -211,3 +219,18 @@ def test_a_passing_api_failure_is_retried_and_a_lasting_one_stops_the_run(github
     result = wait_turn(fake, 60)
     assert result.returncode == 1
     assert "not deploying out of turn" in result.stderr
+
+
+def test_githubs_rate_limits_are_waited_out_not_counted_as_failures(github):
+    """A token allows 1,000 requests an hour per repository: several waiting runs can hit
+    it. GitHub's 403 with no requests remaining, its 429 and its retry-after are waits."""
+    import time
+    fake = github([run(70, "deploy.yml", 70)])
+    past = str(int(time.time()) - 5)  # the limit already reset: no time needs to pass
+    fake.fail = [(403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": past}),
+                 (429, {"retry-after": "0"}), (403, {"retry-after": "0"}),
+                 (403, {"x-ratelimit-remaining": "0", "x-ratelimit-reset": past})]
+    result = wait_turn(fake, 70)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("rate limit") == 4
+    assert "actions: read" not in result.stderr
