@@ -158,7 +158,7 @@ def test_a_queued_delete_is_never_dropped_by_a_later_deploy(github):
 def test_a_release_waits_for_every_earlier_deploy_and_delete(github):
     fake = github([
         run(30, "deploy.yml", 30),
-        run(31, "delete.yml", 31, status="queued"),
+        dict(run(31, "delete.yml", 31, status="queued"), path=".github/workflows/delete.yml@refs/heads/main"),
         run(33, "release.yml", 33, status="in_progress"),
     ])
     fake.finish_after = {30: 1, 31: 3}
