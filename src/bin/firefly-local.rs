@@ -321,35 +321,15 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        let authorizer = match authorizer(flags, key_file, &env).await {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("firefly-local serve: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let parts = match Parts::from_env(&env) {
-            Ok(p) => p,
-            Err(e) => {
-                eprintln!("firefly-local serve: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let app = match App::build(ROUTES, None, parts, &env) {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("firefly-local serve: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("firefly-local serve: cannot listen on 127.0.0.1:{port}: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let served = runtime.block_on(async move {
+        let authorizer = authorizer(flags, key_file, &env)
+            .await
+            .map_err(|e| e.to_string())?;
+        let parts = Parts::from_env(&env).map_err(|e| e.to_string())?;
+        let app = App::build(ROUTES, None, parts, &env).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
         let origins: Vec<String> = flags
             .get("cors-origin")
             .map(|o| {
@@ -359,30 +339,23 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
                     .collect()
             })
             .unwrap_or_default();
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let mut server = Server::new(app, ROUTES, authorizer).with_cors(origins);
         if let Some(redirects) = flags.get("redirect-uri") {
-            match signin(flags, redirects, addr, key_file, &env) {
-                Ok(s) => server = server.with_signin(s),
-                Err(e) => {
-                    eprintln!("firefly-local serve: {e}");
-                    return ExitCode::FAILURE;
-                }
-            }
+            server = server.with_signin(signin(flags, redirects, addr, key_file, &env)?);
         }
         let server = Arc::new(server);
         eprint!("{}", server.describe(addr));
         tracing::info!(address = %addr, routes = ROUTES.len(), "firefly-local listening");
-        match server.run(listener).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("firefly-local serve: {e}");
-                ExitCode::FAILURE
-            }
+        server.run(listener).await.map_err(|e| e.to_string())
+    });
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("firefly-local serve: {e}");
+            ExitCode::FAILURE
         }
-    })
+    }
 }
 
 /// The Cognito-style sign-in: this server is its issuer (`http://127.0.0.1:PORT`); users
