@@ -49,11 +49,7 @@ pub const ROUTE: Route = Route {
     ],
     scopes: &[],
     params: &[],
-    headers: &[Param {
-        name: "X-Registration-Key",
-        description: "The one-time registration key a signed-in user minted (6 characters)",
-        schema: r#"{"type": "string", "pattern": "^ *[A-Z0-9]{6} *$"}"#,
-    }],
+    headers: &[KEY_HEADER],
     alarms: &[REFUSALS_ALARM],
     request: Some(REQUEST_SCHEMA),
     endpoint: crate::endpoint!(register, Devices::build),
@@ -118,13 +114,21 @@ pub const REQUIRED: [(&str, &str); 8] = [
 /// Kept under DynamoDB's 400 KB item limit, with room for the attribute names.
 const MAX_ITEM_BYTES: usize = 380_000;
 
+/// The header a device sends its registration key in, as the route documents it and
+/// [`RegistrationKeyHeader`] reads it.
+pub const KEY_HEADER: Param = Param {
+    name: "X-Registration-Key",
+    description: "The one-time registration key a signed-in user minted (6 characters)",
+    schema: r#"{"type": "string", "pattern": "^ *[A-Z0-9]{6} *$"}"#,
+};
+
 /// The `X-Registration-Key` header, trimmed: 6 characters, else 400. Its value is a
 /// secret: it has no `Debug` and reaches no log line.
 pub struct RegistrationKeyHeader(String);
 
 impl FromRequest for RegistrationKeyHeader {
     fn from_request(req: &Request<'_>) -> Result<Self, ApiError> {
-        let key = req.header("x-registration-key").unwrap_or("").trim();
+        let key = req.header(KEY_HEADER.name).unwrap_or("").trim();
         if key.chars().count() == 6 {
             Ok(Self(key.to_owned()))
         } else {

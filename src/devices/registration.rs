@@ -5,7 +5,7 @@
 //! exactly seven fields.
 
 use super::Devices;
-use super::signature::DeviceSignature;
+use super::signature::{self, DeviceSignature};
 use crate::deploy::{READS_APPCONFIG, Use};
 use crate::error::ApiError;
 use crate::handler::{Deadline, HandlerResult, Path, PathParam};
@@ -50,28 +50,7 @@ pub const ROUTE: Route = Route {
         description: "The device's UUID, as it registered",
         schema: r#"{"type": "string", "minLength": 1}"#,
     }],
-    headers: &[
-        Param {
-            name: "X-Device-UUID",
-            description: "The device's UUID (equal to the path's)",
-            schema: r#"{"type": "string"}"#,
-        },
-        Param {
-            name: "X-Device-Nonce",
-            description: "Base64 of 32 random bytes",
-            schema: r#"{"type": "string"}"#,
-        },
-        Param {
-            name: "X-Device-Timestamp",
-            description: "ISO 8601 UTC, within ±10 s of the server's clock (2025-05-09T12:00:00Z)",
-            schema: r#"{"type": "string"}"#,
-        },
-        Param {
-            name: "X-Device-Signature",
-            description: "Base64 of the DER ECDSA P-256 signature over SHA-256(nonce bytes || timestamp ASCII)",
-            schema: r#"{"type": "string"}"#,
-        },
-    ],
+    headers: &signature::HEADERS,
     alarms: &[],
     request: None,
     endpoint: crate::endpoint!(check, Devices::build),

@@ -8,11 +8,41 @@
 use crate::clock::parse_iso8601;
 use crate::error::ApiError;
 use crate::handler::{FromRequest, Request};
+use crate::route::Param;
 use base64::Engine as _;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, general_purpose};
 use lambda_http::http::StatusCode;
 use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
+
+/// The headers of a signed check, as the route documents them and [`DeviceSignature`]
+/// reads them (header names are case-insensitive; API Gateway delivers them lowercase).
+pub const UUID_HEADER: Param = Param {
+    name: "X-Device-UUID",
+    description: "The device's UUID (equal to the path's)",
+    schema: r#"{"type": "string"}"#,
+};
+pub const NONCE_HEADER: Param = Param {
+    name: "X-Device-Nonce",
+    description: "Base64 of 32 random bytes",
+    schema: r#"{"type": "string"}"#,
+};
+pub const TIMESTAMP_HEADER: Param = Param {
+    name: "X-Device-Timestamp",
+    description: "ISO 8601 UTC, within ±10 s of the server's clock (2025-05-09T12:00:00Z)",
+    schema: r#"{"type": "string"}"#,
+};
+pub const SIGNATURE_HEADER: Param = Param {
+    name: "X-Device-Signature",
+    description: "Base64 of the DER ECDSA P-256 signature over SHA-256(nonce bytes || timestamp ASCII)",
+    schema: r#"{"type": "string"}"#,
+};
+pub const HEADERS: [Param; 4] = [
+    UUID_HEADER,
+    NONCE_HEADER,
+    TIMESTAMP_HEADER,
+    SIGNATURE_HEADER,
+];
 
 /// How far a device's clock may be from ours: ±10 s, as FireFly allows.
 pub const WINDOW_MICROS: i64 = 10_000_000;
@@ -46,10 +76,10 @@ impl FromRequest for DeviceSignature {
     fn from_request(req: &Request<'_>) -> Result<Self, ApiError> {
         let h = |name: &str| req.header(name).unwrap_or("").trim().to_owned();
         Ok(Self {
-            uuid: h("x-device-uuid"),
-            nonce: h("x-device-nonce"),
-            timestamp: h("x-device-timestamp"),
-            signature: h("x-device-signature"),
+            uuid: h(UUID_HEADER.name),
+            nonce: h(NONCE_HEADER.name),
+            timestamp: h(TIMESTAMP_HEADER.name),
+            signature: h(SIGNATURE_HEADER.name),
         })
     }
 }

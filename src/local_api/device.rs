@@ -7,6 +7,8 @@
 //! Plain HTTP to a loopback address only: it is a local tool.
 
 use crate::clock::{Clock, SystemClock};
+use crate::devices::register::KEY_HEADER;
+use crate::devices::signature::{NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, UUID_HEADER};
 use crate::random::{SecureRandom, SystemRandom};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -103,10 +105,7 @@ pub async fn register(
     let answer = send(
         Method::POST,
         &format!("{base}/devices/register"),
-        &[
-            ("x-registration-key", key),
-            ("content-type", "application/json"),
-        ],
+        &[(KEY_HEADER.name, key), ("content-type", "application/json")],
         body,
     )
     .await?;
@@ -126,14 +125,13 @@ pub fn signed_headers(
     let signature = pair
         .sign(&ring::rand::SystemRandom::new(), &message)
         .map_err(|e| format!("signing: {e}"))?;
+    // Lowercase, as API Gateway delivers them.
+    let name = |header: crate::route::Param| header.name.to_ascii_lowercase();
     Ok(vec![
-        ("x-device-uuid".into(), uuid.into()),
-        ("x-device-nonce".into(), STANDARD.encode(nonce)),
-        ("x-device-timestamp".into(), timestamp),
-        (
-            "x-device-signature".into(),
-            STANDARD.encode(signature.as_ref()),
-        ),
+        (name(UUID_HEADER), uuid.into()),
+        (name(NONCE_HEADER), STANDARD.encode(nonce)),
+        (name(TIMESTAMP_HEADER), timestamp),
+        (name(SIGNATURE_HEADER), STANDARD.encode(signature.as_ref())),
     ])
 }
 
