@@ -873,14 +873,14 @@ fn a_cognito_style_sign_in_with_pkce_gives_tokens_every_route_accepts() {
         "{location}"
     );
     assert!(location.ends_with("&state=xyz"));
-    let code = location
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_owned();
+    // The code a sign-in's redirect carries.
+    let code_in = |location: &str| {
+        let (_, after) = location
+            .split_once("code=")
+            .expect("a code in the redirect");
+        after.split('&').next().unwrap().to_owned()
+    };
+    let code = code_in(&location);
     let exchange = |code: &str, verifier: &str| {
         let body = form(&[
             ("grant_type", "authorization_code"),
@@ -905,15 +905,7 @@ fn a_cognito_style_sign_in_with_pkce_gives_tokens_every_route_accepts() {
     assert_eq!(exchange(&code, "not-the-verifier").status, 400);
     assert_eq!(exchange(&code, verifier).status, 400);
     let signed = authorize(Some("ida"), "console-app", console, "S256");
-    let location = signed.header("location").unwrap().to_owned();
-    let code = location
-        .split("code=")
-        .nth(1)
-        .unwrap()
-        .split('&')
-        .next()
-        .unwrap()
-        .to_owned();
+    let code = code_in(signed.header("location").unwrap());
     let tokens = exchange(&code, verifier);
     assert_eq!(tokens.status, 200, "{tokens:?}");
     assert_eq!(
