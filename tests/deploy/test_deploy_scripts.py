@@ -227,12 +227,19 @@ def test_a_log_group_left_outside_the_stack_stops_the_deploy_before_sam(aws, fun
     assert aws["sam_calls"]() == []
 
 
-def test_the_stacks_own_log_group_is_no_obstacle(aws):
+def post_stack_with_its_log_group(aws):
+    """Every prerequisite, and POST's stack holding its own log group (as a deploy leaves
+    it). Returns the group's name."""
     all_stacks(aws["cfn"])
     group = f"/aws/lambda/{POST}"
     template = {"Resources": {"RegistrationKeysPostLogGroup": {
         "Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group, "RetentionInDays": 30}}}}
     aws["cfn"].create_stack(StackName=POST, TemplateBody=json.dumps(template))
+    return group
+
+
+def test_the_stacks_own_log_group_is_no_obstacle(aws):
+    group = post_stack_with_its_log_group(aws)
     assert aws["logs"].describe_log_groups(logGroupNamePrefix=group)["logGroups"]
     result = run("deploy", aws["env"], POST)
     assert result.returncode == 0, result.stderr
@@ -279,11 +286,7 @@ def test_a_cli_warning_after_the_answer_never_becomes_a_status_or_a_log_group(aw
 
 
 def test_a_failed_stack_resources_look_up_is_reported_as_such(aws):
-    all_stacks(aws["cfn"])
-    group = f"/aws/lambda/{POST}"
-    template = {"Resources": {"RegistrationKeysPostLogGroup": {
-        "Type": "AWS::Logs::LogGroup", "Properties": {"LogGroupName": group, "RetentionInDays": 30}}}}
-    aws["cfn"].create_stack(StackName=POST, TemplateBody=json.dumps(template))
+    post_stack_with_its_log_group(aws)
     trailing_warning_aws(
         aws, "describe-stack-resources",
         "An error occurred (AccessDenied) when calling the DescribeStackResources operation: not authorized",
