@@ -18,6 +18,20 @@ pub enum Resource {
         stack: &'static str,
         workflow: &'static str,
     },
+    /// An S3 bucket, made by its own stack (FireFly's). Its name is the deployer's choice,
+    /// so it comes from a template parameter (FireFly's name for it), which
+    /// `scripts/deploy/resolve` reads from the bucket stack's output.
+    Bucket {
+        /// The template parameter that names it.
+        parameter: &'static str,
+        /// The bucket stack's output that holds the name.
+        output: &'static str,
+        /// The variable that carries the name to the function.
+        env: &'static str,
+        /// The stack that creates the bucket, and the workflow that deploys that stack.
+        stack: &'static str,
+        workflow: &'static str,
+    },
     /// The AppConfig profile, read through the AppConfig Lambda extension
     /// ([`crate::config`]): `APP_CONFIG_ENV`, actions on `*`.
     AppConfig,
@@ -29,6 +43,7 @@ impl Resource {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::DynamoTable { name, env, .. } => vec![(*env, (*name).to_owned())],
+            Self::Bucket { parameter, env, .. } => vec![(*env, format!("!Ref {parameter}"))],
             Self::AppConfig => TEMPLATE_ENV
                 .iter()
                 .map(|(k, v)| (*k, (*v).to_owned()))
@@ -36,6 +51,10 @@ impl Resource {
         }
     }
 }
+
+/// The bucket-level S3 actions (granted on the bucket's ARN; every other S3 action is
+/// granted on its objects, `bucket/*`).
+pub const BUCKET_LEVEL_ACTIONS: &[&str] = &["s3:ListBucket", "s3:ListBucketVersions"];
 
 /// Actions a route needs on one resource; its function's role grants exactly these.
 #[derive(Debug, Clone, Copy)]

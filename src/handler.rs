@@ -211,7 +211,7 @@ fn body_text<'r>(req: &'r Request<'_>) -> Result<std::borrow::Cow<'r, str>, ApiE
         })
 }
 
-/// A handler: `async fn(state, extractors...) -> HandlerResult`, for up to four extractors.
+/// A handler: `async fn(state, extractors...) -> HandlerResult`, for up to five extractors.
 pub trait Handler<S, Args>: Copy + Send + Sync + 'static {
     /// What API Gateway must check before this handler runs: the union of its extractors'.
     const AUTH: Auth;
@@ -248,6 +248,7 @@ impl_handler!(A1);
 impl_handler!(A1, A2);
 impl_handler!(A1, A2, A3);
 impl_handler!(A1, A2, A3, A4);
+impl_handler!(A1, A2, A3, A4, A5);
 
 /// A built handler with its state, its types erased: what the dispatcher calls.
 pub trait Erased: Send + Sync {

@@ -112,12 +112,30 @@ impl<'a> Init<'a> {
             return Err(self.error("asks for DynamoDB but uses no DynamoDB table"));
         }
         let env = self.env;
+        let http = self.http()?;
         self.shared(|init| {
             let (client, warm) =
-                crate::aws::dynamodb_client_and_warm(env).map_err(|e| init.error(e))?;
+                crate::aws::dynamodb_client_and_warm(env, http).map_err(|e| init.error(e))?;
             init.parts.shared.insert(warm);
             Ok(client)
         })
+    }
+
+    /// The process's S3 client, on the same transport as DynamoDB. The route must use a
+    /// bucket.
+    pub fn s3(&mut self) -> Result<crate::aws::s3::S3Client, StartupError> {
+        if !self.uses(|r| matches!(r, Resource::Bucket { .. })) {
+            return Err(self.error("asks for S3 but uses no bucket"));
+        }
+        let env = self.env;
+        let http = self.http()?;
+        self.shared(|init| crate::aws::s3::S3Client::from_env(env, http).map_err(|e| init.error(e)))
+    }
+
+    /// The one HTTP/1 transport every AWS client of the process shares.
+    fn http(&mut self) -> Result<crate::aws::http1::Http1Client, StartupError> {
+        let env = self.env;
+        self.shared(|init| crate::aws::transport(env).map_err(|e| init.error(e)))
     }
 
     /// The feature's settings section, shared by every route of the function that reads

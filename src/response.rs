@@ -10,7 +10,10 @@ use serde::Serialize;
 pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
+    /// The body as API Gateway takes it: text, or Base64 when `base64` is set.
     pub body: String,
+    /// The body is Base64 of bytes (API Gateway's `isBase64Encoded`): binary answers.
+    pub base64: bool,
 }
 
 impl Response {
@@ -39,7 +42,23 @@ impl Response {
             status,
             headers,
             body,
+            base64: false,
         }
+    }
+
+    /// A binary body: sent Base64 with `isBase64Encoded`, which API Gateway decodes, and
+    /// its `Content-Length` (a controller needs it to size its read).
+    pub fn binary(status: StatusCode, content_type: &'static str, bytes: &[u8]) -> Self {
+        use base64::Engine as _;
+        let mut r = Self::with_body(
+            status,
+            content_type,
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        );
+        r.headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        r.base64 = true;
+        r
     }
 
     /// The API Gateway payload 2.0 response.
@@ -48,6 +67,7 @@ impl Response {
         out.status_code = i64::from(self.status.as_u16());
         out.headers = self.headers;
         out.body = Some(Body::Text(self.body));
+        out.is_base64_encoded = self.base64;
         out
     }
 }

@@ -5,7 +5,7 @@
 //! (README, "Adding a route").
 
 use crate::route::Route;
-use crate::{devices, health, registration_keys};
+use crate::{backups, devices, health, registration_keys};
 
 pub static ROUTES: &[Route] = &[
     registration_keys::post::ROUTE,
@@ -15,4 +15,7 @@ pub static ROUTES: &[Route] = &[
     devices::register::ROUTE,
     devices::registration::ROUTE,
     devices::get::ROUTE,
+    backups::post::ROUTE,
+    backups::get::ROUTE,
+    backups::delete::ROUTE,
 ];

@@ -34,12 +34,17 @@ vars! {
     FIREFLY_FUNCTION_NAME => ("Overrides `AWS_LAMBDA_FUNCTION_NAME` for local runs (`cargo lambda watch` names the function after the binary).", "-", "app, config, main");
     DYNAMODB_REGISTRATION_KEYS_TABLE_NAME => ("FireFly's registration-keys table (`firefly-registration-keys`), for the functions whose routes use it. A function reads only the variables its own routes declare; missing, a start-up error names the route that needs it, never a fallback.", "-", "registration_keys, devices");
     DYNAMODB_DEVICES_TABLE_NAME => ("FireFly's devices table (`firefly-devices`), for the device routes.", "-", "devices");
+    S3_BACKUP_BUCKET_NAME => ("FireFly's device-backup bucket (template parameter `BackupBucketName`, the output `BucketName` of FireFly's `firefly-s3-device-backups` stack), for the backup routes.", "-", "backups");
     FIREFLY_STORE => ("`dynamodb`, or `memory` (local runs only, refused inside a Lambda sandbox; data vanishes with the process): every feature's store at once.", "dynamodb", "app");
     AWS_LAMBDA_INITIALIZATION_TYPE => ("Set by Lambda; its presence marks a Lambda sandbox (where `FIREFLY_STORE=memory` is refused).", "-", "app");
     LAMBDA_TASK_ROOT => ("Set by Lambda; as `AWS_LAMBDA_INITIALIZATION_TYPE`.", "-", "app");
     AWS_REGION => ("Set by Lambda: the DynamoDB client's region.", "-", "aws");
     AWS_DEFAULT_REGION => ("Read when `AWS_REGION` is unset (local runs).", "-", "aws");
     AWS_ENDPOINT_URL_DYNAMODB => ("A local DynamoDB-API server: `https://`, or `http://` on a loopback host only; a URL with user information is refused.", "DynamoDB's regional endpoint", "aws");
+    AWS_ENDPOINT_URL_S3 => ("A local S3-API server (moto), path-style: `https://`, or `http://` on a loopback host only.", "S3's regional endpoint (virtual-hosted)", "aws");
+    AWS_ACCESS_KEY_ID => ("Set by Lambda (the role's credentials): S3 requests are signed with them; the DynamoDB client reads them too.", "-", "aws");
+    AWS_SECRET_ACCESS_KEY => ("Set by Lambda, with `AWS_ACCESS_KEY_ID`.", "-", "aws");
+    AWS_SESSION_TOKEN => ("Set by Lambda, with `AWS_ACCESS_KEY_ID`.", "-", "aws");
     AWS_ENDPOINT_URL => ("As `AWS_ENDPOINT_URL_DYNAMODB`, for every service.", "-", "aws");
     FIREFLY_ALLOW_PLAINTEXT_ENDPOINT => ("`true` accepts an `http://` DynamoDB endpoint on another host (DynamoDB Local on a container network); never a plaintext JWKS.", "false", "aws");
     AWS_USE_FIPS_ENDPOINT => ("`true`/`false`, honoured by the DynamoDB client's endpoint resolution; any other value stops the start.", "-", "aws");

@@ -13,8 +13,11 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use support::dynamo::{Dynalite, n, s};
 use support::lambda::Function;
+use support::lambda::Outcome;
 use support::*;
 
 const NOW: i64 = 1_795_731_191;
@@ -91,7 +94,9 @@ fn check_event(uuid: &str, pair: &EcdsaKeyPair, timestamp: &str) -> Value {
     e["rawPath"] = path.clone().into();
     e["requestContext"]["http"]["path"] = path.into();
     e["pathParameters"]["uuid"] = uuid.into();
-    let nonce = [42u8; 32];
+    // A fresh nonce a request, as the firmware draws one (a repeated one is a replay).
+    let mut nonce = [0u8; 32];
+    ring::rand::SecureRandom::fill(&SystemRandom::new(), &mut nonce).unwrap();
     let mut message = nonce.to_vec();
     message.extend_from_slice(timestamp.as_bytes());
     let sig = pair.sign(&SystemRandom::new(), &message).unwrap();
@@ -178,8 +183,23 @@ fn mint_register_check_list_on_firefly_tables() {
 
     // The firmware's check: 200 with exactly FireFly's seven fields.
     let mut check = start(CHECK, &t);
-    let r = check.invoke(&check_event(uuid, &pair, TIMESTAMP)).http();
+    let signed = check_event(uuid, &pair, TIMESTAMP);
+    let r = check.invoke(&signed).http();
     assert_eq!(r.status, 200, "{r:?}");
+    // The same signed headers again (captured and replayed within the window): 401, and the
+    // nonce's record is an item no registration can redeem and no listing shows.
+    refused(
+        &check.invoke(&signed).http(),
+        401,
+        "X-Device-Nonce has already been used",
+    );
+    let nonce = signed["headers"]["x-device-nonce"].as_str().unwrap();
+    let record = db
+        .get(&t.keys, &format!("device-nonce#{uuid}#{nonce}"))
+        .expect("the nonce is recorded in the keys table");
+    // Kept until the signed instant has left the ±10 s window, and TTL deletes it.
+    assert_eq!(n(&record, "ttl"), NOW + 10 + 2);
+    assert_eq!(record.len(), 2, "only key and ttl: {record:?}");
     let body = r.json();
     assert_eq!(body.as_object().unwrap().len(), 7, "{body}");
     assert_eq!(body["uuid"], uuid);
@@ -413,4 +433,473 @@ fn a_device_firefly_registered_checks_and_lists_through_ours() {
     assert_eq!(r.status, 200);
     // Numbers as numbers (FireFly's answered "2"; the console reads both with Number()).
     assert_eq!(r.json()["devices"][0]["mcu"]["cores"], 2);
+}
+
+// ---- Device backups: FireFly's three functions on its devices table and its bucket ----
+
+const BACKUP_POST: &str = "firefly-func-api-devices-backup-post";
+const BACKUP_GET: &str = "firefly-func-api-devices-backup-get";
+const BACKUP_DELETE: &str = "firefly-func-api-devices-backup-delete";
+
+/// FireFly's tables and a bucket of this test's own, all in one moto.
+struct Backup {
+    t: Tables,
+    bucket: String,
+}
+
+fn backup_world() -> Backup {
+    let t = tables();
+    let bucket = unique_table("backups").to_ascii_lowercase();
+    support::s3::create_bucket(&Dynalite::shared_moto().endpoint(), &bucket);
+    Backup { t, bucket }
+}
+
+/// `function` with both tables and the bucket; S3 at `s3` (moto, or a stand-in).
+fn start_backup(function: &str, w: &Backup, s3: &str) -> Function {
+    let moto = Dynalite::shared_moto().endpoint();
+    let env = env_of(
+        function,
+        &[
+            ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", w.t.keys.as_str()),
+            ("DYNAMODB_DEVICES_TABLE_NAME", w.t.devices.as_str()),
+            ("S3_BACKUP_BUCKET_NAME", w.bucket.as_str()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", moto.as_str()),
+            ("AWS_ENDPOINT_URL_S3", s3),
+            ("FIREFLY_TEST_NOW", NOW.to_string().as_str()),
+        ],
+    );
+    Function::start(&env)
+}
+
+/// A device item as FireFly's registration writes it (the fields the backups read).
+fn put_device(w: &Backup, uuid: &str, pair: &EcdsaKeyPair) {
+    let s_ = |v: &str| AttributeValue::S(v.into());
+    let item: HashMap<String, AttributeValue> = [
+        ("uuid", s_(uuid)),
+        ("product_id", s_("FFC0806-2505")),
+        ("product_hex", s_("0x08062505")),
+        ("device_class", s_("CONTROLLER")),
+        ("public_key", s_(&public_key(pair))),
+        ("registration_date", s_("2026-05-24T15:32:51Z")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    Dynalite::shared_moto().put_item(&w.t.devices, item);
+}
+
+/// A backup request signed as the firmware signs it (a fresh nonce each time), from the
+/// shipped example event of `method`.
+fn backup_event(method: &str, uuid: &str, pair: &EcdsaKeyPair) -> Value {
+    let mut e = example(&format!(
+        "devices-uuid-backup-{}",
+        method.to_ascii_lowercase()
+    ));
+    let path = format!("/devices/{uuid}/backup");
+    e["rawPath"] = path.clone().into();
+    e["requestContext"]["http"]["path"] = path.into();
+    e["pathParameters"]["uuid"] = uuid.into();
+    let signed = check_event(uuid, pair, TIMESTAMP);
+    for h in [
+        "x-device-uuid",
+        "x-device-nonce",
+        "x-device-timestamp",
+        "x-device-signature",
+    ] {
+        e["headers"][h] = signed["headers"][h].clone();
+    }
+    e
+}
+
+/// A POST carrying `blob` (as API Gateway delivers binary: Base64) and these ETag headers.
+fn post_event(
+    uuid: &str,
+    pair: &EcdsaKeyPair,
+    blob: &[u8],
+    etag: Option<&str>,
+    if_none_match: Option<&str>,
+) -> Value {
+    let mut e = backup_event("POST", uuid, pair);
+    e["body"] = STANDARD.encode(blob).into();
+    e["isBase64Encoded"] = true.into();
+    let headers = e["headers"].as_object_mut().unwrap();
+    headers.remove("etag");
+    if let Some(v) = etag {
+        headers.insert("etag".into(), v.into());
+    }
+    if let Some(v) = if_none_match {
+        headers.insert("if-none-match".into(), v.into());
+    }
+    e
+}
+
+fn blob(fill: u8, len: usize) -> Vec<u8> {
+    let mut b = b"FFCE".to_vec();
+    b.resize(len, fill);
+    b
+}
+
+fn last_backup_date(w: &Backup, uuid: &str) -> Option<String> {
+    Dynalite::shared_moto()
+        .get_device(&w.t.devices, uuid)
+        .and_then(|item| item.get("last_backup_date").cloned())
+        .map(|v| v.as_s().unwrap().clone())
+}
+
+#[test]
+fn a_controller_backs_up_restores_and_deletes_as_the_firmware_does() {
+    let w = backup_world();
+    let moto = Dynalite::shared_moto().endpoint();
+    let pair = key_pair();
+    let uuid = "bbbbbbbb-0000-4000-8000-000000000001";
+    put_device(&w, uuid, &pair);
+    let mut post = start_backup(BACKUP_POST, &w, &moto);
+    let mut get = start_backup(BACKUP_GET, &w, &moto);
+    let mut delete = start_backup(BACKUP_DELETE, &w, &moto);
+
+    // The shipped example: the firmware's quoted ETag, a Base64 body.
+    let sha = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    let mut e = backup_event("POST", uuid, &pair);
+    let sent = STANDARD.decode(e["body"].as_str().unwrap()).unwrap();
+    let r = post.invoke(&e).http();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.header("content-type"), "application/json");
+    assert_eq!(r.header("etag"), format!("\"{sha}\""));
+    assert_eq!(
+        r.json(),
+        json!({"message": "Backup stored", "last_backup_date": "2026-11-26T22:13:11Z"})
+    );
+    assert_eq!(
+        last_backup_date(&w, uuid).as_deref(),
+        Some("2026-11-26T22:13:11Z")
+    );
+    let stored = support::s3::get(&moto, &w.bucket, uuid).expect("stored under the uuid");
+    assert_eq!(stored.body.as_ref(), sent.as_slice());
+    assert_eq!(stored.meta("etag"), Some(sha));
+
+    // Captured and sent again within the window: refused, and nothing overwritten.
+    refused(
+        &post.invoke(&e).http(),
+        401,
+        "X-Device-Nonce has already been used",
+    );
+
+    // Restore: the raw bytes (Base64 for API Gateway to decode), their length, the ETag.
+    let r = get.invoke(&backup_event("GET", uuid, &pair));
+    let Outcome::Response(raw) = &r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(raw["isBase64Encoded"], true);
+    let r = r.http();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(STANDARD.decode(&r.body).unwrap(), sent);
+    assert_eq!(r.header("content-type"), "application/octet-stream");
+    assert_eq!(r.header("content-length"), sent.len().to_string());
+    assert_eq!(r.header("etag"), format!("\"{sha}\""));
+
+    // A POST without ETag replaces the backup and its ETag (GET's ETag is then empty).
+    let plain = blob(1, 64);
+    let r = post
+        .invoke(&post_event(uuid, &pair, &plain, None, None))
+        .http();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(!r.headers.contains_key("etag"), "{r:?}");
+    let r = get.invoke(&backup_event("GET", uuid, &pair)).http();
+    assert_eq!(STANDARD.decode(&r.body).unwrap(), plain);
+    assert_eq!(r.header("etag"), "");
+
+    // Delete: 200, the date removed from the device, then 404; deleting again is 200.
+    e = backup_event("DELETE", uuid, &pair);
+    let r = delete.invoke(&e).http();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json(), json!({"message": "Backup deleted"}));
+    assert_eq!(last_backup_date(&w, uuid), None);
+    assert!(support::s3::get(&moto, &w.bucket, uuid).is_none());
+    refused(
+        &get.invoke(&backup_event("GET", uuid, &pair)).http(),
+        404,
+        "No backup found for this device",
+    );
+    let r = delete.invoke(&backup_event("DELETE", uuid, &pair)).http();
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[test]
+fn backup_requests_are_judged_in_fireflys_order_with_its_answers() {
+    let w = backup_world();
+    let moto = Dynalite::shared_moto().endpoint();
+    let pair = key_pair();
+    let uuid = "bbbbbbbb-0000-4000-8000-000000000002";
+    put_device(&w, uuid, &pair);
+    let mut post = start_backup(BACKUP_POST, &w, &moto);
+
+    // An unknown device: 401 before any header or body is looked at, on every method.
+    let stranger = "bbbbbbbb-0000-4000-8000-00000000ffff";
+    let mut bare = post_event(stranger, &pair, b"", None, None);
+    for h in ["x-device-uuid", "x-device-signature"] {
+        bare["headers"].as_object_mut().unwrap().remove(h);
+    }
+    refused(&post.invoke(&bare).http(), 401, "Device not registered");
+    for (function, method) in [(BACKUP_GET, "GET"), (BACKUP_DELETE, "DELETE")] {
+        let mut f = start_backup(function, &w, &moto);
+        let r = f.invoke(&backup_event(method, stranger, &pair)).http();
+        refused(&r, 401, "Device not registered");
+        let mut no_headers = backup_event(method, uuid, &pair);
+        no_headers["headers"]
+            .as_object_mut()
+            .unwrap()
+            .remove("x-device-nonce");
+        refused(
+            &f.invoke(&no_headers).http(),
+            400,
+            "X-Device-UUID, X-Device-Nonce, X-Device-Timestamp, and X-Device-Signature headers are required",
+        );
+        let r = f.invoke(&backup_event(method, uuid, &key_pair())).http();
+        refused(&r, 401, "Signature verification failed");
+    }
+    let mut other = post_event(uuid, &pair, &blob(0, 8), None, None);
+    other["headers"]["x-device-uuid"] = "someone-else".into();
+    refused(
+        &post.invoke(&other).http(),
+        403,
+        "X-Device-UUID header does not match path parameter",
+    );
+
+    // Bodies: FireFly's checks and texts, its 512 KiB limit on the blob.
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (vec![], 400, "Request body is required"),
+        (
+            b"not_a_valid_ffce_payload".to_vec(),
+            400,
+            "Body does not appear to be a valid FFCE backup",
+        ),
+        (
+            blob(0, 512 * 1024 + 1),
+            413,
+            "Payload exceeds maximum size of 512 KB",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let r = post
+            .invoke(&post_event(uuid, &pair, &body, None, None))
+            .http();
+        refused(&r, status, message);
+    }
+    let r = post
+        .invoke(&post_event(uuid, &pair, &blob(7, 512 * 1024), None, None))
+        .http();
+    assert_eq!(r.status, 200, "exactly 512 KiB is accepted: {r:?}");
+    let mut bad64 = post_event(uuid, &pair, b"FFCE", None, None);
+    bad64["body"] = "RkZDRQ=".into();
+    refused(
+        &post.invoke(&bad64).http(),
+        400,
+        "Invalid base64-encoded body",
+    );
+
+    // A text body is Latin-1, byte for byte, as FireFly reads it; past Latin-1 (FireFly's
+    // 500 from encode('latin-1')) a 400; so is an ETag that is not ASCII (FireFly's 500
+    // from S3's metadata).
+    let mut text = post_event(uuid, &pair, b"", None, None);
+    text["isBase64Encoded"] = false.into();
+    text["body"] = "FFCE\u{e9}t\u{e9}".into();
+    let r = post.invoke(&text).http();
+    assert_eq!(r.status, 200, "{r:?}");
+    let stored = support::s3::get(&moto, &w.bucket, uuid).unwrap();
+    assert_eq!(stored.body.as_ref(), b"FFCE\xe9t\xe9");
+    let mut euro = post_event(uuid, &pair, b"", None, None);
+    euro["isBase64Encoded"] = false.into();
+    euro["body"] = "FFCE\u{20ac}".into();
+    refused(
+        &post.invoke(&euro).http(),
+        400,
+        "Body does not appear to be a valid FFCE backup",
+    );
+    let r = post
+        .invoke(&post_event(
+            uuid,
+            &pair,
+            &blob(0, 8),
+            Some("\"caf\u{e9}\""),
+            None,
+        ))
+        .http();
+    refused(&r, 400, "ETag and If-None-Match must be ASCII");
+    assert_eq!(
+        support::s3::get(&moto, &w.bucket, uuid)
+            .unwrap()
+            .body
+            .as_ref(),
+        b"FFCE\xe9t\xe9",
+        "a refused request stores nothing"
+    );
+}
+
+#[test]
+fn not_modified_only_when_the_stored_backup_has_that_etag() {
+    let w = backup_world();
+    let moto = Dynalite::shared_moto().endpoint();
+    let pair = key_pair();
+    let uuid = "bbbbbbbb-0000-4000-8000-000000000003";
+    put_device(&w, uuid, &pair);
+    let mut post = start_backup(BACKUP_POST, &w, &moto);
+    let (a, b) = ("a".repeat(64), "b".repeat(64));
+
+    // Nothing stored yet: FireFly answered 304 because the two headers agree, and the
+    // backup was never kept. Here it is stored.
+    let r = post
+        .invoke(&post_event(uuid, &pair, &blob(1, 16), Some(&a), Some(&a)))
+        .http();
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        support::s3::get(&moto, &w.bucket, uuid)
+            .unwrap()
+            .meta("etag"),
+        Some(a.as_str())
+    );
+    // The stored backup has that ETag: 304, quoted, nothing written.
+    let r = post
+        .invoke(&post_event(
+            uuid,
+            &pair,
+            &blob(2, 16),
+            Some(&a),
+            Some(&format!("\"{a}\"")),
+        ))
+        .http();
+    assert_eq!(r.status, 304, "{r:?}");
+    assert_eq!(r.header("etag"), format!("\"{a}\""));
+    assert_eq!(r.body, "");
+    assert_eq!(
+        support::s3::get(&moto, &w.bucket, uuid)
+            .unwrap()
+            .body
+            .as_ref(),
+        blob(1, 16).as_slice()
+    );
+    // The device believes B is stored, but A is: stored.
+    let r = post
+        .invoke(&post_event(uuid, &pair, &blob(3, 16), Some(&b), Some(&b)))
+        .http();
+    assert_eq!(r.status, 200, "{r:?}");
+    // ETag alone, as the firmware sends it (quoted), always stores, even when unchanged.
+    let r = post
+        .invoke(&post_event(
+            uuid,
+            &pair,
+            &blob(4, 16),
+            Some(&format!("\"{b}\"")),
+            None,
+        ))
+        .http();
+    assert_eq!(r.status, 200, "{r:?}");
+    let stored = support::s3::get(&moto, &w.bucket, uuid).unwrap();
+    assert_eq!(stored.body.as_ref(), blob(4, 16).as_slice());
+    assert_eq!(stored.meta("etag"), Some(b.as_str()));
+}
+
+/// An S3 stand-in that answers every request with `status` and S3's XML error `code`, and
+/// counts the requests.
+fn failing_s3(status: u16, code: &'static str) -> (support::http::Server, Arc<AtomicUsize>) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    let server = support::http::serve(move |_| {
+        count.fetch_add(1, Ordering::SeqCst);
+        support::http::Reply::status(
+            status,
+            format!(
+                "<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>test</Message></Error>"
+            ),
+        )
+    });
+    (server, seen)
+}
+
+#[test]
+fn a_failing_bucket_is_a_5xx_with_a_log_line_never_a_missing_backup() {
+    let w = backup_world();
+    let pair = key_pair();
+    let uuid = "bbbbbbbb-0000-4000-8000-000000000004";
+    put_device(&w, uuid, &pair);
+    // FireFly answered 404 "No backup found" for all of these.
+    for (status, code, answer, retried) in [
+        (503, "SlowDown", 503, true),
+        (500, "InternalError", 503, true),
+        (403, "AccessDenied", 500, false),
+        (400, "KMS.DisabledException", 500, false),
+    ] {
+        let (server, seen) = failing_s3(status, code);
+        let mut get = start_backup(BACKUP_GET, &w, &format!("http://127.0.0.1:{}", server.port));
+        let r = get.invoke(&backup_event("GET", uuid, &pair)).http();
+        assert_eq!(r.status, answer, "{code}: {r:?}");
+        assert_ne!(r.body, r#"{"message":"No backup found for this device"}"#);
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            if retried { 3 } else { 1 },
+            "{code}: attempts"
+        );
+        assert!(
+            get.logs()
+                .iter()
+                .any(|l| l.contains(code) && l.contains("request failed")),
+            "{code}: no log line names it: {:?}",
+            get.logs()
+        );
+    }
+    // Nothing listens: 503 after the retries, and no stored date changes.
+    let mut post = start_backup(BACKUP_POST, &w, "http://127.0.0.1:9");
+    let r = post
+        .invoke(&post_event(uuid, &pair, &blob(0, 8), None, None))
+        .http();
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(last_backup_date(&w, uuid), None);
+}
+
+#[test]
+fn a_device_deleted_during_its_backup_is_not_resurrected_and_leaves_no_object() {
+    let w = backup_world();
+    let pair = key_pair();
+    let uuid = "bbbbbbbb-0000-4000-8000-000000000005";
+    put_device(&w, uuid, &pair);
+    // S3 stand-in: while the object is being stored, the device is deleted (an operator's
+    // delete racing the device's daily backup). FireFly's unconditional UpdateItem then
+    // wrote a stub device holding only uuid and last_backup_date.
+    let devices = w.t.devices.clone();
+    let methods = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = methods.clone();
+    let server = support::http::serve(move |req| {
+        seen.lock().unwrap().push(req.method.clone());
+        if req.method == "PUT" {
+            let db = Dynalite::shared_moto();
+            support::dynamo::block_on(
+                db.client()
+                    .delete_item()
+                    .table_name(&devices)
+                    .key("uuid", AttributeValue::S(uuid.into()))
+                    .send(),
+            )
+            .unwrap();
+        }
+        support::http::Reply::status(if req.method == "DELETE" { 204 } else { 200 }, "")
+    });
+    let mut post = start_backup(
+        BACKUP_POST,
+        &w,
+        &format!("http://127.0.0.1:{}", server.port),
+    );
+    let r = post
+        .invoke(&post_event(uuid, &pair, &blob(0, 8), None, None))
+        .http();
+    refused(&r, 401, "Device not registered");
+    assert!(
+        Dynalite::shared_moto()
+            .get_device(&w.t.devices, uuid)
+            .is_none(),
+        "no stub device"
+    );
+    assert_eq!(
+        *methods.lock().unwrap(),
+        ["PUT", "DELETE"],
+        "the orphan is removed"
+    );
 }

@@ -13,7 +13,8 @@ warn() {
 }
 
 # load_function NAME: sets STACK, LOG_GROUP, AUTHORIZER (true when a route of the function
-# is behind the JWT authorizer) and TABLE_STACKS (one "stack workflow" pair per entry) from
+# is behind the JWT authorizer), TABLE_STACKS (one "stack workflow" pair per entry) and
+# BUCKETS (one "parameter stack output workflow" per bucket the function uses) from
 # routes/functions.json, which firefly-gen writes from the route table. An
 # unknown or missing name stops the run with the list of functions.
 load_function() {
@@ -29,7 +30,9 @@ print(f["stack"])
 print(f["logGroup"])
 print("true" if f["authorizer"] else "false")
 for t in f["tableStacks"]:
-    print(t["stack"], t["workflow"])
+    print("table", t["stack"], t["workflow"])
+for b in f.get("buckets", []):
+    print("bucket", b["parameter"], b["stack"], b["output"], b["workflow"])
 PY
   ) || die "$(python3 -c 'import json; print("usage: give the function, one of: " + ", ".join(sorted(json.load(open("routes/functions.json"))["functions"])))')"
   local lines
@@ -40,8 +43,17 @@ PY
   LOG_GROUP=${lines[1]}
   # shellcheck disable=SC2034
   AUTHORIZER=${lines[2]}
+  TABLE_STACKS=()
+  BUCKETS=()
+  local line
+  for line in "${lines[@]:3}"; do
+    case $line in
+      "table "*) TABLE_STACKS+=("${line#table }") ;;
+      "bucket "*) BUCKETS+=("${line#bucket }") ;;
+    esac
+  done
   # shellcheck disable=SC2034
-  TABLE_STACKS=("${lines[@]:3}")
+  : "${TABLE_STACKS[@]}" "${BUCKETS[@]}"
 }
 
 # aws_error TEXT: a one-line reason for a failed aws CLI call, naming what it means.

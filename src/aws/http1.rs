@@ -52,6 +52,15 @@ impl Http1Client {
 }
 
 impl Http1Client {
+    /// Sends one request on the shared pool: the signed REST calls of [`super::s3`] use
+    /// the same connections and trust roots as the DynamoDB client.
+    pub async fn send(
+        &self,
+        request: hyper::Request<SdkBody>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error> {
+        self.client.request(request).await
+    }
+
     /// Opens a pooled connection to `url`'s host with one `GET` (DynamoDB answers `GET /`
     /// without credentials), so the first real call finds TCP and TLS already done. Any
     /// failure is only logged: the call it would have sped up will report it properly.
@@ -119,6 +128,12 @@ impl HttpConnector for Http1Client {
             }
         })
     }
+}
+
+/// What a failed exchange was, for callers outside the SDK: TLS that does not verify (a
+/// configuration error, never retried), or anything else (worth a retry).
+pub fn is_tls_failure(err: &hyper_util::client::legacy::Error) -> Option<String> {
+    tls_error(err).map(ToString::to_string)
 }
 
 /// Tells the SDK's retry strategy what failed: connection-level failures (refused, reset,

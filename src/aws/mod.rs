@@ -6,6 +6,7 @@
 
 pub mod errors;
 pub mod http1;
+pub mod s3;
 
 pub use http1::tls_config;
 
@@ -53,12 +54,11 @@ impl Warm {
 /// This deliberately avoids `aws_config::load_from_env()`: Lambda always provides
 /// credentials in the environment, and the full default chain (profiles, SSO, IMDS, STS)
 /// costs binary size and start-up work for providers that can never apply here.
-pub fn dynamodb_client_and_warm(env: &crate::deploy::Env<'_>) -> Result<(Client, Warm), String> {
-    let region = env(crate::vars::AWS_REGION.name)
-        .or_else(|| env(crate::vars::AWS_DEFAULT_REGION.name))
-        .filter(|r| !r.is_empty())
-        .ok_or("AWS_REGION is not set (Lambda sets it; set it for local runs)")?;
-    let http = Http1Client::new(trust_store(env)?, CONNECT_TIMEOUT)?;
+pub fn dynamodb_client_and_warm(
+    env: &crate::deploy::Env<'_>,
+    http: Http1Client,
+) -> Result<(Client, Warm), String> {
+    let region = region(env)?;
     let transport = http.clone();
     let mut config = aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -111,6 +111,20 @@ pub fn dynamodb_client_and_warm(env: &crate::deploy::Env<'_>) -> Result<(Client,
         Client::from_conf(config.interceptor(CountAttempts).build()),
         warm,
     ))
+}
+
+/// The process's one HTTP/1 transport (one pool, the embedded roots): every AWS client
+/// of a function shares it.
+pub fn transport(env: &crate::deploy::Env<'_>) -> Result<Http1Client, String> {
+    Http1Client::new(trust_store(env)?, CONNECT_TIMEOUT)
+}
+
+/// `AWS_REGION` (Lambda sets it), else `AWS_DEFAULT_REGION`.
+pub fn region(env: &crate::deploy::Env<'_>) -> Result<String, String> {
+    env(crate::vars::AWS_REGION.name)
+        .or_else(|| env(crate::vars::AWS_DEFAULT_REGION.name))
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| "AWS_REGION is not set (Lambda sets it; set it for local runs)".into())
 }
 
 /// Counts every attempt of every DynamoDB call (retries included) into the current
@@ -316,7 +330,7 @@ mod tests {
             ("AWS_USE_DUALSTACK_ENDPOINT", "on", false),
         ] {
             let env = env_of(&[base[0], (name, value)]);
-            let result = dynamodb_client_and_warm(&env);
+            let result = transport(&env).and_then(|http| dynamodb_client_and_warm(&env, http));
             assert_eq!(result.is_ok(), ok, "{name}={value}");
             if let Err(e) = result {
                 assert!(e.contains(name), "{e}");

@@ -13,10 +13,13 @@ pub mod signature;
 pub mod store;
 
 use crate::clock::Clock;
-use crate::deploy::Resource;
-use crate::error::StartupError;
+use crate::deploy::{Resource, Use};
+use crate::error::{ApiError, StartupError};
+use crate::handler::Deadline;
 use crate::init::{Init, StoreMode};
 use crate::route::Answer;
+use lambda_http::http::StatusCode;
+use signature::DeviceSignature;
 use std::sync::Arc;
 use store::{DeviceStore, DynamoDeviceStore, MemoryDeviceStore};
 
@@ -54,6 +57,55 @@ impl Devices {
             store: store(init)?,
             clock: init.clock(),
         })
+    }
+}
+
+/// The answer to a signed request whose nonce this device already used within the window.
+pub const REPLAYED: ApiError = ApiError::Refused {
+    status: StatusCode::UNAUTHORIZED,
+    message: "X-Device-Nonce has already been used",
+};
+
+/// The actions a signed route needs on the registration-keys table, where used nonces
+/// are recorded (docs/security.md, "Replayed device requests").
+pub const NONCE_USE: Use = Use {
+    resource: &crate::registration_keys::TABLE,
+    actions: &["dynamodb:PutItem"],
+};
+
+impl Devices {
+    /// Authenticates a signed request from the stored device `item`: FireFly's checks
+    /// ([`DeviceSignature::verify`]), then its nonce, accepted once per device while its
+    /// timestamp can still pass the window. A replay is 401; a store that cannot say is a
+    /// 503 (refusing is the safe side).
+    pub async fn authenticate(
+        &self,
+        deadline: Deadline,
+        uuid: &str,
+        item: &store::Item,
+        signature: &DeviceSignature,
+    ) -> Result<(), ApiError> {
+        let public_key = item
+            .get("public_key")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
+        let now = self.clock.now_epoch_micros();
+        let sent = signature.verify(uuid, public_key, now)?;
+        // Kept until the signed instant has left the window, rounded up, plus a second.
+        let expires = (sent + signature::WINDOW_MICROS).div_euclid(1_000_000) + 2;
+        let fresh = deadline
+            .run(self.store.claim_nonce(
+                uuid,
+                signature.nonce(),
+                expires,
+                now.div_euclid(1_000_000),
+            ))
+            .await??;
+        if !fresh {
+            tracing::warn!("a device request's nonce was used before: replay refused");
+            return Err(REPLAYED);
+        }
+        Ok(())
     }
 }
 

@@ -23,6 +23,7 @@ pub const ROUTE: Route = Route {
             resource: &super::TABLE,
             actions: &["dynamodb:GetItem"],
         },
+        super::NONCE_USE,
         READS_APPCONFIG,
     ],
     answers: &[
@@ -37,7 +38,7 @@ pub const ROUTE: Route = Route {
         Answer::new(400, "A missing or malformed X-Device-* header"),
         Answer::new(
             401,
-            "Timestamp outside ±10 s, or the signature does not verify",
+            "Timestamp outside ±10 s, the signature does not verify, or the nonce was used before",
         ),
         Answer::new(403, "X-Device-UUID does not match the path"),
         Answer::new(404, "Device not registered"),
@@ -84,7 +85,7 @@ pub const FIELDS: [&str; 7] = [
 ];
 
 /// The `{uuid}` of the path, trimmed as FireFly trims it.
-pub struct DeviceUuid(String);
+pub struct DeviceUuid(pub String);
 
 impl PathParam for DeviceUuid {
     const NAME: &'static str = "uuid";
@@ -93,7 +94,7 @@ impl PathParam for DeviceUuid {
     }
 }
 
-const NOT_REGISTERED: ApiError = ApiError::ResourceNotFound {
+pub const NOT_REGISTERED: ApiError = ApiError::ResourceNotFound {
     message: "Device not registered",
 };
 
@@ -111,11 +112,9 @@ pub async fn check(
     let Some(item) = deadline.run(devices.store.get(&uuid)).await?? else {
         return Err(NOT_REGISTERED);
     };
-    let public_key = item
-        .get("public_key")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    signature.verify(&uuid, public_key, devices.clock.now_epoch_micros())?;
+    devices
+        .authenticate(deadline, &uuid, &item, &signature)
+        .await?;
     let body: Map<String, Value> = FIELDS
         .iter()
         .map(|f| {

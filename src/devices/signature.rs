@@ -89,9 +89,16 @@ fn refuse(status: StatusCode, message: &'static str) -> ApiError {
 }
 
 impl DeviceSignature {
+    /// The nonce as sent (Base64): with the device's UUID, what [`super::authenticate`]
+    /// accepts once.
+    pub fn nonce(&self) -> &str {
+        &self.nonce
+    }
+
     /// Checks the request against the device `uuid` whose stored key is `public_key`
-    /// (Base64), at `now_micros`. Each refusal is FireFly's status and message.
-    pub fn verify(&self, uuid: &str, public_key: &str, now_micros: i64) -> Result<(), ApiError> {
+    /// (Base64), at `now_micros`. Each refusal is FireFly's status and message. Verified:
+    /// the instant the signed timestamp names (epoch µs).
+    pub fn verify(&self, uuid: &str, public_key: &str, now_micros: i64) -> Result<i64, ApiError> {
         if [&self.uuid, &self.nonce, &self.timestamp, &self.signature]
             .iter()
             .any(|v| v.is_empty())
@@ -153,7 +160,8 @@ impl DeviceSignature {
             .map_err(|_| {
                 tracing::warn!("device signature verification failed");
                 refuse(StatusCode::UNAUTHORIZED, "Signature verification failed")
-            })
+            })?;
+        Ok(sent)
     }
 }
 
@@ -185,7 +193,7 @@ pub(crate) mod tests {
 
     const NOW: i64 = 1_746_792_000_000_000; // 2025-05-09T12:00:00Z
 
-    fn status(r: Result<(), ApiError>) -> (u16, &'static str) {
+    fn status(r: Result<i64, ApiError>) -> (u16, &'static str) {
         let e = r.unwrap_err();
         (e.status().as_u16(), e.message())
     }

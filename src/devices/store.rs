@@ -11,7 +11,7 @@
 //! key only if it exists and is live, and puts the device only if its `uuid` is new, so two
 //! devices racing with one key cannot both register.
 
-use crate::aws::errors::{StoreError, refused};
+use crate::aws::errors::{StoreError, classify, refused};
 use crate::handler::BoxFuture;
 use crate::registration_keys::store::MemoryKeyStore;
 use crate::sync::Locked;
@@ -60,6 +60,32 @@ pub trait DeviceStore: Send + Sync {
 
     /// Every device, every page of the table read, in no particular order.
     fn list(&self) -> BoxFuture<'_, Result<Vec<Item>, StoreError>>;
+
+    /// Sets (`Some`) or removes (`None`) the device's `last_backup_date`, only on a device
+    /// that exists (never a stub item for a deleted one). `false`: no such device.
+    fn mark_backup<'a>(
+        &'a self,
+        uuid: &'a str,
+        date: Option<String>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Records a device request's nonce until `expires` (epoch s). `false`: it was already
+    /// recorded and has not expired at `now`, so the request is a replay.
+    fn claim_nonce<'a>(
+        &'a self,
+        uuid: &'a str,
+        nonce: &'a str,
+        expires: i64,
+        now: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
+/// The registration-keys item that records a used nonce: a key no registration can redeem
+/// (FireFly's function and ours take only 6 characters), and no listing shows (they list
+/// items with the caller's `generated_by_sub`, which this lacks); the table's TTL on `ttl`
+/// deletes it (docs/security.md, "Replayed device requests").
+pub fn nonce_key(uuid: &str, nonce: &str) -> String {
+    format!("device-nonce#{uuid}#{nonce}")
 }
 
 /// DynamoDB's limits on a value: numbers within its range (38 digits, magnitude below
@@ -318,12 +344,92 @@ impl DeviceStore for DynamoDeviceStore {
             Ok(items)
         })
     }
+
+    fn mark_backup<'a>(
+        &'a self,
+        uuid: &'a str,
+        date: Option<String>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.mark_backup_now(uuid, date))
+    }
+
+    fn claim_nonce<'a>(
+        &'a self,
+        uuid: &'a str,
+        nonce: &'a str,
+        expires: i64,
+        now: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.claim_nonce_now(uuid, nonce, expires, now))
+    }
+}
+
+impl DynamoDeviceStore {
+    fn keys_table(&self, what: &str) -> Result<&str, StoreError> {
+        self.keys.as_deref().ok_or_else(|| {
+            StoreError::Other(format!(
+                "this route {what} but has no registration-keys table"
+            ))
+        })
+    }
+}
+
+/// The extra operations of the signed device routes (nonces) and the backups.
+impl DynamoDeviceStore {
+    async fn mark_backup_now(&self, uuid: &str, date: Option<String>) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.devices)
+            .key("uuid", AttributeValue::S(uuid.to_owned()))
+            .condition_expression("attribute_exists(#uuid)")
+            .expression_attribute_names("#uuid", "uuid")
+            .expression_attribute_names("#date", "last_backup_date");
+        let update = match date {
+            Some(d) => update
+                .update_expression("SET #date = :date")
+                .expression_attribute_values(":date", AttributeValue::S(d)),
+            None => update.update_expression("REMOVE #date"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => classify(e, &self.devices, DEVICES_WORKFLOW).map(|()| false),
+        }
+    }
+
+    async fn claim_nonce_now(
+        &self,
+        uuid: &str,
+        nonce: &str,
+        expires: i64,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let keys = self.keys_table("checks device nonces")?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(keys)
+            .item("key", AttributeValue::S(nonce_key(uuid, nonce)))
+            .item("ttl", AttributeValue::N(expires.to_string()))
+            .condition_expression("attribute_not_exists(#key) OR #ttl < :now")
+            .expression_attribute_names("#key", "key")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) => classify(e, keys, KEYS_WORKFLOW).map(|()| false),
+        }
+    }
 }
 
 /// Devices in memory (local runs), redeeming keys from the process's in-memory keys.
 pub struct MemoryDeviceStore {
     keys: Arc<MemoryKeyStore>,
     devices: Mutex<BTreeMap<String, Item>>,
+    /// Used nonces and when each expires.
+    nonces: Mutex<HashMap<String, i64>>,
 }
 
 impl MemoryDeviceStore {
@@ -331,6 +437,7 @@ impl MemoryDeviceStore {
         Self {
             keys,
             devices: Mutex::new(BTreeMap::new()),
+            nonces: Mutex::new(HashMap::new()),
         }
     }
 
@@ -378,6 +485,45 @@ impl DeviceStore for MemoryDeviceStore {
     fn list(&self) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
         let all = self.lock().values().cloned().collect();
         Box::pin(std::future::ready(Ok(all)))
+    }
+
+    fn mark_backup<'a>(
+        &'a self,
+        uuid: &'a str,
+        date: Option<String>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let mut devices = self.lock();
+        let found = match devices.get_mut(uuid) {
+            None => false,
+            Some(item) => {
+                match date {
+                    Some(d) => item.insert("last_backup_date".into(), Value::String(d)),
+                    None => item.remove("last_backup_date"),
+                };
+                true
+            }
+        };
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn claim_nonce<'a>(
+        &'a self,
+        uuid: &'a str,
+        nonce: &'a str,
+        expires: i64,
+        now: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        let mut nonces = self.nonces.locked();
+        // Expired entries go as new ones come: the map holds about one window of requests.
+        nonces.retain(|_, until| *until >= now);
+        let fresh = match nonces.entry(nonce_key(uuid, nonce)) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(expires);
+                true
+            }
+        };
+        Box::pin(std::future::ready(Ok(fresh)))
     }
 }
 

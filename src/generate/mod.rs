@@ -104,6 +104,26 @@ impl Function<'_> {
         grants
     }
 
+    /// Its buckets, each named by a parameter the deploy scripts read from the bucket
+    /// stack's output: `(parameter, stack, output, workflow)`.
+    pub fn buckets(&self) -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
+        let mut buckets: Vec<(&str, &str, &str, &str)> = Vec::new();
+        for (resource, _) in self.grants() {
+            if let Resource::Bucket {
+                parameter,
+                stack,
+                output,
+                workflow,
+                ..
+            } = resource
+                && !buckets.iter().any(|(p, ..)| p == parameter)
+            {
+                buckets.push((*parameter, *stack, *output, *workflow));
+            }
+        }
+        buckets
+    }
+
     /// The stacks that must exist first for its tables: `(stack, workflow)`.
     pub fn table_stacks(&self) -> Vec<(&'static str, &'static str)> {
         let mut stacks = Vec::new();
@@ -145,13 +165,40 @@ pub fn pascal(s: &str) -> String {
         .collect()
 }
 
-/// The IAM resource of a grant, as the template writes it.
-pub fn iam_resource(resource: &Resource) -> String {
+/// The IAM statements of a grant, as the template writes them: `(resource, actions)`.
+/// One per resource, except a bucket: its bucket-level actions on the bucket's ARN, the
+/// rest on its objects (`bucket/*`), so neither grant reaches what the other needs.
+pub fn iam_statements(
+    resource: &Resource,
+    actions: &[&'static str],
+) -> Vec<(String, Vec<&'static str>)> {
     match resource {
-        Resource::DynamoTable { name, .. } => format!(
-            "!Sub arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/{name}"
-        ),
-        Resource::AppConfig => "*".into(),
+        Resource::DynamoTable { name, .. } => vec![(
+            format!(
+                "!Sub arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/{name}"
+            ),
+            actions.to_vec(),
+        )],
+        Resource::Bucket { parameter, .. } => {
+            let (bucket, objects): (Vec<&'static str>, Vec<&'static str>) = actions
+                .iter()
+                .partition(|a| crate::deploy::BUCKET_LEVEL_ACTIONS.contains(a));
+            let mut out = Vec::new();
+            if !bucket.is_empty() {
+                out.push((
+                    format!("!Sub arn:${{AWS::Partition}}:s3:::${{{parameter}}}"),
+                    bucket,
+                ));
+            }
+            if !objects.is_empty() {
+                out.push((
+                    format!("!Sub arn:${{AWS::Partition}}:s3:::${{{parameter}}}/*"),
+                    objects,
+                ));
+            }
+            out
+        }
+        Resource::AppConfig => vec![("*".into(), actions.to_vec())],
     }
 }
 
@@ -262,7 +309,8 @@ fn route_manifest(route: &Route) -> Value {
     let iam: Vec<Value> = route
         .uses
         .iter()
-        .map(|u| json!({"actions": u.actions, "resource": iam_resource(u.resource)}))
+        .flat_map(|u| iam_statements(u.resource, u.actions))
+        .map(|(resource, actions)| json!({"actions": actions, "resource": resource}))
         .collect();
     let env: serde_json::Map<String, Value> = route
         .env()
@@ -298,6 +346,8 @@ fn functions_manifest(functions: &[Function<'_>]) -> Value {
                 "logicalId": format!("{}Function", f.logical()),
                 "routes": f.routes.iter().map(|r| r.key).collect::<Vec<_>>(),
                 "tableStacks": tables,
+                // Each bucket's name: the parameter, from the bucket stack's output.
+                "buckets": f.buckets().into_iter().map(|(parameter, stack, output, workflow)| json!({"parameter": parameter, "stack": stack, "output": output, "workflow": workflow})).collect::<Vec<_>>(),
                 // Only a function with a JWT route takes the authorizer: its deploy looks
                 // AuthorizerId up, the others' never do.
                 "authorizer": f.routes.iter().any(|r| r.auth() == crate::handler::Auth::Jwt),

@@ -5,7 +5,7 @@
 //! function's log group, role, function, integration, routes and permissions. One template
 //! means one `sam build`, one artifact: every function ships the same `bootstrap`.
 
-use super::{Function, HEADER, iam_resource, pascal};
+use super::{Function, HEADER, iam_statements, pascal};
 use crate::deploy::Resource;
 use crate::handler::Auth;
 use crate::route::MetricAlarm;
@@ -124,6 +124,31 @@ Conditions:
         names.join(", "),
         namespace = crate::telemetry::DEFAULT_NAMESPACE,
     );
+    // Each bucket a function uses is named by a parameter whose default is FireFly's name.
+    let mut buckets = String::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (resource, _) in functions.iter().flat_map(Function::grants) {
+        if let Resource::Bucket {
+            parameter,
+            output,
+            stack,
+            ..
+        } = resource
+            && !seen.contains(parameter)
+        {
+            seen.push(parameter);
+            let _ = write!(
+                buckets,
+                "  {parameter}:\n    Type: String\n    Default: \"\"\n    AllowedPattern: \"^([a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9])?$\"\n    Description: {}\n",
+                q(&format!(
+                    "The bucket FireFly's {stack} stack makes (its output {output}, which scripts/deploy/resolve reads); only the functions that use it need it."
+                ))
+            );
+        }
+    }
+    if let Some(at) = t.find("\nConditions:\n").filter(|_| !buckets.is_empty()) {
+        t.insert_str(at, &buckets);
+    }
     for f in functions {
         let l = f.logical();
         let _ = writeln!(
@@ -203,20 +228,25 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
     for (resource, actions) in f.grants() {
         let sid = match resource {
             Resource::DynamoTable { name, .. } => format!("{}Table", pascal(name)),
+            Resource::Bucket { parameter, .. } => parameter.to_string(),
             Resource::AppConfig => "ReadAppConfig".into(),
         };
-        let _ = writeln!(
-            t,
-            "              - Sid: {sid}\n                Effect: Allow\n                Action:"
-        );
-        for a in actions {
-            let _ = writeln!(t, "                  - {a}");
+        let statements = iam_statements(resource, &actions);
+        let several = statements.len() > 1;
+        for (arn, actions) in statements {
+            let sid = match (several, arn.ends_with("/*")) {
+                (true, true) => format!("{sid}Objects"),
+                _ => sid.clone(),
+            };
+            let _ = writeln!(
+                t,
+                "              - Sid: {sid}\n                Effect: Allow\n                Action:"
+            );
+            for a in actions {
+                let _ = writeln!(t, "                  - {a}");
+            }
+            let _ = writeln!(t, "                Resource: {}", v(&arn));
         }
-        let _ = writeln!(
-            t,
-            "                Resource: {}",
-            v(&iam_resource(resource))
-        );
     }
     // X-Ray writes only with active tracing on (the ActiveTracing parameter).
     t.push_str(

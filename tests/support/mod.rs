@@ -8,6 +8,8 @@ pub mod emf;
 pub mod faults;
 pub mod http;
 pub mod lambda;
+#[cfg(any(feature = "test-hooks", feature = "tools"))]
+pub mod s3;
 pub mod tls;
 
 use serde_json::Value;
