@@ -427,7 +427,9 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
             ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", table.as_str()),
             // Every route is served: the device routes name their table too (unused here).
             ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
+            ("S3_BACKUP_BUCKET_NAME", "firefly-device-backups"),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+            ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
             ("AWS_REGION", "eu-west-1"),
             ("AWS_ACCESS_KEY_ID", "test"),
             ("AWS_SECRET_ACCESS_KEY", "test"),
@@ -546,12 +548,32 @@ fn the_development_key_is_never_trusted_on_real_data() {
         if let Some(e) = endpoint {
             cmd.env("AWS_ENDPOINT_URL_DYNAMODB", e);
         }
+        cmd.env("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9");
         let out = cmd.output().unwrap();
         assert!(!out.status.success(), "{endpoint:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
             err.contains("development key would let anyone"),
             "{endpoint:?}: {err}"
+        );
+    }
+    // The backups' bucket counts too: a loopback table with a real bucket is real data.
+    for s3 in [None, Some("https://s3.eu-west-1.amazonaws.com")] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--port", "0", "--store", "dynamodb", "--key-file"])
+            .arg(dir.join("k.p8"))
+            .env_clear()
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000");
+        if let Some(e) = s3 {
+            cmd.env("AWS_ENDPOINT_URL_S3", e);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{s3:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("development key would let anyone") && err.contains("S3"),
+            "{s3:?}: {err}"
         );
     }
     // Without a usable key file, no token either: a key others can read is refused.
@@ -995,4 +1017,105 @@ fn a_cognito_style_sign_in_with_pkce_gives_tokens_every_route_accepts() {
     );
     assert_eq!(out.status, 302);
     assert_eq!(out.header("location"), Some("http://localhost:5173/"));
+}
+
+/// Runs `firefly-local device ...` against `api`, with the devices' keys in `dir`.
+fn device(api: &Local, dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("device")
+        .args(args)
+        .args(["--url", &format!("http://127.0.0.1:{}", api.port)])
+        .arg("--dir")
+        .arg(dir.join("devices"))
+        .output()
+        .unwrap()
+}
+
+/// README's walk-through: mint, register a simulated controller, back a file up, restore it,
+/// delete the backup; on the memory store, or on moto's DynamoDB and S3 (`--store dynamodb`).
+fn backs_up_and_restores(store: &str) {
+    let dir = scratch(&format!("backup-{store}"));
+    let moto = Dynalite::shared_moto();
+    let endpoint = moto.endpoint();
+    let (keys, devices, bucket) = (
+        support::unique_table("keys"),
+        support::unique_table("devices"),
+        support::unique_table("backups").to_ascii_lowercase(),
+    );
+    let mut env = vec![("AWS_REGION", "eu-west-1")];
+    let mut args = vec![];
+    if store == "dynamodb" {
+        moto.create_table(&keys);
+        moto.create_devices_table(&devices);
+        support::s3::create_bucket(&endpoint, &bucket);
+        env.extend([
+            ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", keys.as_str()),
+            ("DYNAMODB_DEVICES_TABLE_NAME", devices.as_str()),
+            ("S3_BACKUP_BUCKET_NAME", bucket.as_str()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+            ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ]);
+        args.extend(["--store", "dynamodb"]);
+    }
+    let api = Local::start(&dir, &args, &env);
+    let token = api.token("alice");
+    let minted = api.request("POST", "/registration-keys", Some(&token), b"");
+    assert_eq!(minted.status, 201, "{minted:?}");
+    let key = minted.json()["key"].as_str().unwrap().to_owned();
+    let out = device(&api, &dir, &["register", "--key", &key]);
+    assert!(out.status.success(), "{out:?}");
+    let uuid = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+
+    let plaintext: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let file = dir.join("backup.json");
+    std::fs::write(&file, &plaintext).unwrap();
+    let out = device(&api, &dir, &["backup", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["message"], "Backup stored");
+    if store == "dynamodb" {
+        // In the bucket: the FFCE blob (37 bytes more than the file), its SHA-256 as etag.
+        let stored = support::s3::get(&endpoint, &bucket, &uuid).unwrap();
+        assert_eq!(&stored.body[..5], b"FFCE\x01");
+        assert_eq!(stored.body.len(), plaintext.len() + 37);
+        let sha = firefly_api::local_api::device::sha256_hex(&plaintext);
+        assert_eq!(stored.meta("etag"), Some(sha.as_str()));
+        let item = moto.get_device(&devices, &uuid).unwrap();
+        assert!(item.contains_key("last_backup_date"), "{item:?}");
+    }
+    let restored = dir.join("restored.json");
+    let out = device(
+        &api,
+        &dir,
+        &["restore", "--out", restored.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read(&restored).unwrap(), plaintext);
+
+    let out = device(&api, &dir, &["delete-backup", "--uuid", &uuid]);
+    assert!(out.status.success(), "{out:?}");
+    let out = device(&api, &dir, &["restore"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("404") && err.contains("No backup found"),
+        "{err}"
+    );
+    // A file larger than the firmware would back up is refused before anything is sent.
+    std::fs::write(&file, vec![b'x'; 512 * 1024 + 1]).unwrap();
+    let out = device(&api, &dir, &["backup", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at most 524288 bytes"));
+}
+
+#[test]
+fn a_simulated_controller_backs_up_and_restores_on_the_memory_store() {
+    backs_up_and_restores("memory");
+}
+
+#[test]
+fn a_simulated_controller_backs_up_and_restores_on_moto() {
+    backs_up_and_restores("dynamodb");
 }

@@ -91,6 +91,29 @@ const COMMANDS: &[Command] = &[
         options: &[opt("url", "URL"), opt("dir", "DIR")],
         about: "Checks that device's registration, signed as the firmware signs it. Prints the answer's body.",
     },
+    Command {
+        words: "device backup",
+        args: "FILE",
+        options: &[opt("uuid", "UUID"), opt("url", "URL"), opt("dir", "DIR")],
+        about: "Backs FILE (at most 512 KiB) up as the firmware does: encrypted into an FFCE blob with the device's own key (DIR/<uuid>.backup-key), ETag = the file's SHA-256, signed headers. --uuid may be left out when DIR holds one device. Prints the answer's body.",
+    },
+    Command {
+        words: "device restore",
+        args: "",
+        options: &[
+            opt("uuid", "UUID"),
+            opt("out", "FILE"),
+            opt("url", "URL"),
+            opt("dir", "DIR"),
+        ],
+        about: "Restores the device's backup as the firmware does (Content-Length checked, decrypted, its SHA-256 compared with the ETag) and writes the plaintext to --out FILE (default: standard output).",
+    },
+    Command {
+        words: "device delete-backup",
+        args: "",
+        options: &[opt("uuid", "UUID"), opt("url", "URL"), opt("dir", "DIR")],
+        about: "Removes the device's backup. Prints the answer's body.",
+    },
 ];
 
 /// `--help`, written from [`COMMANDS`].
@@ -468,16 +491,16 @@ fn device_command(args: &[String]) -> ExitCode {
     let Some((verb, rest)) = args.split_first() else {
         return refuse("register or check?");
     };
-    // `check UUID` takes the device as its one positional argument.
-    let (uuid, rest) = match (verb.as_str(), rest.split_first()) {
-        ("check", Some((u, r))) if !u.starts_with("--") => (Some(u.clone()), r),
+    // `check UUID` takes the device, `backup FILE` the file, as the one positional argument.
+    let (positional, rest) = match (verb.as_str(), rest.split_first()) {
+        ("check" | "backup", Some((u, r))) if !u.starts_with("--") => (Some(u.clone()), r),
         _ => (None, rest),
     };
     let flags = match parse_flags(rest) {
         Ok(f) => f,
         Err(e) => return refuse(&e),
     };
-    if !["register", "check"].contains(&verb.as_str()) {
+    if !["register", "check", "backup", "restore", "delete-backup"].contains(&verb.as_str()) {
         return refuse(&format!("unknown command {verb:?}"));
     }
     if let Err(e) = check_options(&format!("device {verb}"), &flags) {
@@ -515,8 +538,15 @@ fn device_command(args: &[String]) -> ExitCode {
                     ))
                 }
             }
+            "backup" | "restore" | "delete-backup" => {
+                let uuid = match flags.get("uuid") {
+                    Some(u) => u.clone(),
+                    None => device::only_device(&dir)?,
+                };
+                backup_command(verb, &url, &uuid, &dir, positional.as_deref(), &flags).await
+            }
             _ => {
-                let Some(uuid) = uuid else {
+                let Some(uuid) = positional else {
                     return Err("check needs the device's UUID".to_string());
                 };
                 let answer = device::check(&url, &uuid, &dir).await?;
@@ -538,6 +568,61 @@ fn device_command(args: &[String]) -> ExitCode {
     }
 }
 
+/// `device backup FILE`, `device restore`, `device delete-backup` for the device `uuid`.
+async fn backup_command(
+    verb: &str,
+    url: &str,
+    uuid: &str,
+    dir: &std::path::Path,
+    file: Option<&str>,
+    flags: &HashMap<String, String>,
+) -> Result<(), String> {
+    match verb {
+        "backup" => {
+            let Some(file) = file else {
+                return Err("backup needs the FILE to back up".into());
+            };
+            let plaintext = std::fs::read(file).map_err(|e| format!("{file}: {e}"))?;
+            let (etag, answer) = device::backup(url, uuid, dir, &plaintext).await?;
+            println!("{}", answer.body);
+            if answer.status == 200 {
+                eprintln!("firefly-local device: backed up {file} for {uuid} (ETag {etag})");
+                Ok(())
+            } else {
+                Err(format!("the backup answered {}", answer.status))
+            }
+        }
+        "restore" => {
+            let (_, plaintext) = device::restore(url, uuid, dir).await?;
+            match flags.get("out") {
+                Some(out) => {
+                    std::fs::write(out, &plaintext).map_err(|e| format!("{out}: {e}"))?;
+                    eprintln!(
+                        "firefly-local device: restored {} bytes for {uuid} into {out}",
+                        plaintext.len()
+                    );
+                }
+                None => {
+                    use std::io::Write as _;
+                    std::io::stdout()
+                        .write_all(&plaintext)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Ok(())
+        }
+        _ => {
+            let answer = device::delete_backup(url, uuid, dir).await?;
+            println!("{}", answer.body);
+            if answer.status == 200 {
+                Ok(())
+            } else {
+                Err(format!("the delete answered {}", answer.status))
+            }
+        }
+    }
+}
+
 /// Why the store may hold real data (`None`: the memory store, or DynamoDB on a loopback
 /// endpoint such as dynalite or moto).
 fn real_data(
@@ -553,7 +638,26 @@ fn real_data(
     let Some(endpoint) = endpoint else {
         return Some("--store dynamodb without AWS_ENDPOINT_URL_DYNAMODB is AWS itself".into());
     };
-    let local = endpoint
+    let s3 = env(firefly_api::vars::AWS_ENDPOINT_URL_S3.name)
+        .or_else(|| env(firefly_api::vars::AWS_ENDPOINT_URL.name))
+        .filter(|e| !e.is_empty());
+    let Some(s3) = s3 else {
+        return Some(
+            "--store dynamodb without AWS_ENDPOINT_URL_S3 is S3 itself for the backups".into(),
+        );
+    };
+    if !is_loopback(&s3) {
+        return Some(format!(
+            "--store dynamodb with backups on S3 at {s3}, which is not this machine"
+        ));
+    }
+    (!is_loopback(&endpoint))
+        .then(|| format!("--store dynamodb on {endpoint}, which is not this machine"))
+}
+
+/// Whether `endpoint` names this machine (and no user information hides another host).
+fn is_loopback(endpoint: &str) -> bool {
+    endpoint
         .parse::<lambda_http::http::Uri>()
         .ok()
         .filter(|u| u.authority().is_some_and(|a| !a.as_str().contains('@')))
@@ -563,6 +667,5 @@ fn real_data(
             h.eq_ignore_ascii_case("localhost")
                 || h.parse::<std::net::IpAddr>()
                     .is_ok_and(|ip| ip.is_loopback())
-        });
-    (!local).then(|| format!("--store dynamodb on {endpoint}, which is not this machine"))
+        })
 }

@@ -2,7 +2,9 @@
 //! tests. `register` makes a P-256 key pair (kept in a file, private to the user, one per
 //! device), and sends the firmware's registration payload with a registration key; `check`
 //! signs a registration check exactly as the firmware signs it (32 random nonce bytes, a
-//! whole-second UTC timestamp with `Z`, ECDSA P-256 SHA-256, DER, Base64).
+//! whole-second UTC timestamp with `Z`, ECDSA P-256 SHA-256, DER, Base64); `backup`
+//! encrypts a file into the firmware's FFCE blob and stores it with the plaintext's SHA-256
+//! as its ETag, and `restore` fetches, decrypts and checks it, as the firmware does.
 //!
 //! Plain HTTP to a loopback address only: it is a local tool.
 
@@ -24,7 +26,117 @@ use std::time::Duration;
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
+    /// The body as text (lossy: for printing).
     pub body: String,
+    /// The body's bytes.
+    pub bytes: Bytes,
+    /// The `ETag` and `Content-Length` headers, when sent.
+    pub etag: Option<String>,
+    pub content_length: Option<usize>,
+}
+
+/// The largest plaintext the firmware backs up (`Controller.ino`: 512 KiB).
+pub const MAX_PLAINTEXT: usize = 512 * 1024;
+
+/// The FFCE header: `FFCE`, version 1, the 12-byte GCM nonce, the plaintext's length (u32,
+/// little-endian) and the 16-byte tag; the ciphertext follows (FireFly-Controller's
+/// `common/secretEncryption.h`: 37 bytes more than the plaintext).
+pub const FFCE_HEADER: usize = 4 + 1 + 12 + 4 + 16;
+
+/// Where a device's backup key is kept: `DIR/<uuid>.backup-key` (the firmware keeps its own
+/// secret on the chip; the API never sees it).
+pub fn backup_key_path(dir: &Path, uuid: &str) -> PathBuf {
+    dir.join(format!("{uuid}.backup-key"))
+}
+
+fn backup_key(dir: &Path, uuid: &str) -> Result<ring::aead::LessSafeKey, String> {
+    let path = backup_key_path(dir, uuid);
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bytes = if path.exists() {
+        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?
+    } else {
+        let key: [u8; 32] = random_bytes()?;
+        super::jwt::write_private(&path, &key)?;
+        key.to_vec()
+    };
+    let unbound = ring::aead::UnboundKey::new(&ring::aead::AES_256_GCM, &bytes)
+        .map_err(|_| format!("{}: not a 32-byte AES key", path.display()))?;
+    Ok(ring::aead::LessSafeKey::new(unbound))
+}
+
+/// Encrypts `plaintext` into an FFCE blob.
+pub fn seal(key: &ring::aead::LessSafeKey, plaintext: &[u8]) -> Result<Vec<u8>, String> {
+    let len = u32::try_from(plaintext.len()).map_err(|_| "the file is too large".to_string())?;
+    let nonce: [u8; 12] = random_bytes()?;
+    let mut ciphertext = plaintext.to_vec();
+    let tag = key
+        .seal_in_place_separate_tag(
+            ring::aead::Nonce::assume_unique_for_key(nonce),
+            ring::aead::Aad::empty(),
+            &mut ciphertext,
+        )
+        .map_err(|_| "encryption failed".to_string())?;
+    let mut blob = Vec::with_capacity(FFCE_HEADER + ciphertext.len());
+    blob.extend_from_slice(b"FFCE\x01");
+    blob.extend_from_slice(&nonce);
+    blob.extend_from_slice(&len.to_le_bytes());
+    blob.extend_from_slice(tag.as_ref());
+    blob.extend_from_slice(&ciphertext);
+    Ok(blob)
+}
+
+/// Decrypts an FFCE blob, checking what the firmware checks (magic, version, length, tag).
+pub fn open(key: &ring::aead::LessSafeKey, blob: &[u8]) -> Result<Vec<u8>, String> {
+    if blob.len() < FFCE_HEADER || &blob[..5] != b"FFCE\x01" {
+        return Err("not an FFCE (version 1) backup".into());
+    }
+    let len = u32::from_le_bytes([blob[17], blob[18], blob[19], blob[20]]) as usize;
+    if blob.len() - FFCE_HEADER != len {
+        return Err("the backup's length does not match its header".into());
+    }
+    let mut nonce = [0u8; 12];
+    nonce.copy_from_slice(&blob[5..17]);
+    let mut sealed = blob[FFCE_HEADER..].to_vec();
+    sealed.extend_from_slice(&blob[21..FFCE_HEADER]);
+    key.open_in_place(
+        ring::aead::Nonce::assume_unique_for_key(nonce),
+        ring::aead::Aad::empty(),
+        &mut sealed,
+    )
+    .map(|plain| plain.to_vec())
+    .map_err(|_| "the backup does not decrypt with this device's key".into())
+}
+
+/// SHA-256 of `bytes`, lower-case hex: the firmware's `/backup.etag`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    super::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+}
+
+/// The one device whose key pair is in `dir` (for commands that may omit `--uuid`).
+pub fn only_device(dir: &Path) -> Result<String, String> {
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e} (register a device first)", dir.display()))?
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".p8")
+                .map(str::to_owned)
+        })
+        .collect();
+    found.sort();
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => Err(format!(
+            "no device in {} (register one first)",
+            dir.display()
+        )),
+        _ => Err(format!(
+            "several devices in {}: name one with --uuid ({})",
+            dir.display(),
+            found.join(", ")
+        )),
+    }
 }
 
 /// Where a device's key pair is kept: `DIR/<uuid>.p8`.
@@ -106,7 +218,7 @@ pub async fn register(
         Method::POST,
         &format!("{base}/devices/register"),
         &[(KEY_HEADER.name, key), ("content-type", "application/json")],
-        body,
+        body.into_bytes(),
     )
     .await?;
     Ok((uuid, answer))
@@ -149,7 +261,108 @@ pub async fn check(base: &str, uuid: &str, dir: &Path) -> Result<Answer, String>
         Method::GET,
         &format!("{base}/devices/{uuid}/registration"),
         &refs,
-        String::new(),
+        Vec::new(),
+    )
+    .await
+}
+
+/// A signed request of the device `uuid` (key pair in `dir`) with these extra headers.
+async fn signed(
+    method: Method,
+    url: &str,
+    uuid: &str,
+    dir: &Path,
+    extra: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Result<Answer, String> {
+    let pair = load(&key_path(dir, uuid))
+        .map_err(|e| format!("{e} (register the device with this tool first)"))?;
+    let headers = signed_headers(&pair, uuid, SystemClock.now_epoch_seconds())?;
+    let mut refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    refs.extend_from_slice(extra);
+    send(method, url, &refs, body).await
+}
+
+/// Backs `plaintext` up as the firmware does: an FFCE blob, `ETag` = the plaintext's SHA-256
+/// (quoted), `Content-Type: application/octet-stream`. Returns the ETag and the answer
+/// (200: stored).
+pub async fn backup(
+    base: &str,
+    uuid: &str,
+    dir: &Path,
+    plaintext: &[u8],
+) -> Result<(String, Answer), String> {
+    if plaintext.len() > MAX_PLAINTEXT {
+        return Err(format!(
+            "the firmware backs up at most {MAX_PLAINTEXT} bytes; this file has {}",
+            plaintext.len()
+        ));
+    }
+    let blob = seal(&backup_key(dir, uuid)?, plaintext)?;
+    let etag = sha256_hex(plaintext);
+    let quoted = format!("\"{etag}\"");
+    let answer = signed(
+        Method::POST,
+        &format!("{base}/devices/{uuid}/backup"),
+        uuid,
+        dir,
+        &[
+            ("content-type", "application/octet-stream"),
+            ("etag", &quoted),
+        ],
+        blob,
+    )
+    .await?;
+    Ok((etag, answer))
+}
+
+/// Restores as the firmware does: a 200 with a Content-Length of 1 to 512 KiB + 37 bytes,
+/// decrypted with the device's key; the plaintext's SHA-256 must be the ETag sent back.
+pub async fn restore(base: &str, uuid: &str, dir: &Path) -> Result<(Answer, Vec<u8>), String> {
+    let answer = signed(
+        Method::GET,
+        &format!("{base}/devices/{uuid}/backup"),
+        uuid,
+        dir,
+        &[],
+        Vec::new(),
+    )
+    .await?;
+    if answer.status != 200 {
+        return Err(format!(
+            "the restore answered {}: {}",
+            answer.status, answer.body
+        ));
+    }
+    match answer.content_length {
+        Some(n) if n > 0 && n <= MAX_PLAINTEXT + FFCE_HEADER && n == answer.bytes.len() => {}
+        other => {
+            return Err(format!(
+                "the restore's Content-Length is {other:?} for {} bytes: the firmware refuses it",
+                answer.bytes.len()
+            ));
+        }
+    }
+    let plaintext = open(&backup_key(dir, uuid)?, &answer.bytes)?;
+    let etag = answer.etag.as_deref().unwrap_or("").trim_matches('"');
+    if !etag.is_empty() && etag != sha256_hex(&plaintext) {
+        return Err("the restored backup's SHA-256 is not its ETag".into());
+    }
+    Ok((answer, plaintext))
+}
+
+/// Removes the device's backup.
+pub async fn delete_backup(base: &str, uuid: &str, dir: &Path) -> Result<Answer, String> {
+    signed(
+        Method::DELETE,
+        &format!("{base}/devices/{uuid}/backup"),
+        uuid,
+        dir,
+        &[],
+        Vec::new(),
     )
     .await
 }
@@ -159,7 +372,7 @@ async fn send(
     method: Method,
     url: &str,
     headers: &[(&str, &str)],
-    body: String,
+    body: Vec<u8>,
 ) -> Result<Answer, String> {
     let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
     let host = uri.host().unwrap_or_default();
@@ -187,6 +400,14 @@ async fn send(
             .await
             .map_err(|e| format!("{url}: {e}"))?;
         let status = res.status().as_u16();
+        let header = |name: http::HeaderName| {
+            res.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let etag = header(http::header::ETAG);
+        let content_length = header(http::header::CONTENT_LENGTH).and_then(|v| v.parse().ok());
         let body = Limited::new(res.into_body(), 1024 * 1024)
             .collect()
             .await
@@ -195,6 +416,9 @@ async fn send(
         Ok(Answer {
             status,
             body: String::from_utf8_lossy(&body).into_owned(),
+            bytes: body,
+            etag,
+            content_length,
         })
     };
     tokio::time::timeout(Duration::from_secs(10), exchange)
@@ -205,6 +429,27 @@ async fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ffce_blobs_are_the_firmwares_and_round_trip() {
+        let dir = std::env::temp_dir().join(format!("firefly-ffce-{}", std::process::id()));
+        let key = backup_key(&dir, "u1").unwrap();
+        let plain = br#"{"relays":[1,2,3]}"#;
+        let blob = seal(&key, plain).unwrap();
+        assert_eq!(&blob[..5], b"FFCE\x01");
+        assert_eq!(blob.len(), plain.len() + 37);
+        assert_eq!(open(&key, &blob).unwrap(), plain);
+        let mut tampered = blob.clone();
+        *tampered.last_mut().unwrap() ^= 1;
+        assert!(open(&key, &tampered).is_err());
+        assert!(open(&key, &blob[..blob.len() - 1]).is_err());
+        // The key is kept: a second read gives the same key.
+        assert_eq!(
+            open(&backup_key(&dir, "u1").unwrap(), &blob).unwrap(),
+            plain
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn uuids_are_version_4() {
