@@ -1,8 +1,12 @@
-"""Fixtures for FireFly-Cloud's own integration tests (`tests/integration/test_devices.py`
-and `test_health.py` in its repository), run against `firefly-local` by
-`scripts/upstream-tests`. Their conftest signs a real Cognito user in; this one asks
-firefly-local's development issuer for the same kinds of token: a signed-in user with an
-email, and the same user in `super_users`."""
+"""Fixtures for FireFly-Cloud's own integration tests (`tests/integration/` in its
+repository), run against `firefly-local` by `scripts/upstream-tests`.
+
+FireFly's conftest signs a real Cognito user in. This one gives its test files everything
+FireFly's gives them, by name: its own constants and helpers are loaded from the checkout
+under test (`FIREFLY_UPSTREAM_CONFTEST`; their code stays theirs, nothing is copied), with
+the sign-in replaced by firefly-local's development issuer: a signed-in user with an email,
+and the same user in `super_users`. Every URL is this machine's."""
+import importlib.util
 import os
 import subprocess
 
@@ -21,9 +25,20 @@ def token(*extra):
     return out.stdout.strip()
 
 
+def _auth_session_headers():
+    """FireFly's helper for calls its fixtures make themselves (setup, teardown)."""
+    return {"Authorization": f"Bearer {token()}"}
+
+
 @pytest.fixture(scope="session")
 def api_url():
     return os.environ["FIREFLY_API_URL"]
+
+
+@pytest.fixture(scope="session")
+def ui_url():
+    # The console's origin, which firefly-local serves CORS for (--cors-origin).
+    return os.environ["FIREFLY_FMC_URL"]
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +54,16 @@ def super_auth_headers():
 @pytest.fixture(scope="session")
 def super_auth_with_dynamo(super_auth_headers):
     return super_auth_headers
+
+
+# FireFly's conftest, from the checkout: its helpers call its own module's globals, so the
+# sign-in is replaced there too.
+_spec = importlib.util.spec_from_file_location(
+    "firefly_upstream_conftest", os.environ["FIREFLY_UPSTREAM_CONFTEST"])
+upstream = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(upstream)
+upstream._auth_session_headers = _auth_session_headers
+upstream._FIXTURE_AUTH = None
+for _name, _value in vars(upstream).items():
+    if not _name.startswith("__") and _name not in globals():
+        globals()[_name] = _value
