@@ -100,8 +100,8 @@ impl App {
         parts: Parts,
         env: &Env<'_>,
     ) -> Result<Self, StartupError> {
-        let table = RouteTable::new(routes).map_err(|e| StartupError(e.to_string()))?;
         let serves = |r: &Route| function.is_none_or(|f| r.function == f);
+        let table = RouteTable::serving(routes, serves).map_err(|e| StartupError(e.to_string()))?;
         if !routes.iter().any(serves) {
             let mut known: Vec<&str> = routes.iter().map(|r| r.function).collect();
             known.sort_unstable();
@@ -258,16 +258,10 @@ impl App {
                     return Err(ApiError::MethodNotAllowed { allow });
                 }
                 Resolved::NotFound => return Err(ApiError::NotFound),
+                Resolved::Elsewhere(route) => return Err(self.misrouted(route)),
             };
         let Some(handler) = &self.endpoints[index] else {
-            // API Gateway sent us another function's route: a wiring mistake in a template.
-            tracing::error!(
-                route = route.key,
-                owner = route.function,
-                this_function = self.function(),
-                "misrouted event: this route belongs to another function; check the API Gateway integration"
-            );
-            return Err(ApiError::NotFound);
+            return Err(self.misrouted(route));
         };
         telemetry::set_route(route.key, route.function);
         let req = Request {
@@ -277,6 +271,17 @@ impl App {
             deadline: invocation.deadline,
         };
         handler.call(&req).await
+    }
+
+    /// API Gateway sent us another function's route: a wiring mistake in a template.
+    fn misrouted(&self, route: &Route) -> ApiError {
+        tracing::error!(
+            route = route.key,
+            owner = route.function,
+            this_function = self.function(),
+            "misrouted event: this route belongs to another function; check the API Gateway integration"
+        );
+        ApiError::NotFound
     }
 }
 

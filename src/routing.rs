@@ -20,6 +20,8 @@ pub enum Resolved<'t> {
     },
     /// The path exists, not with this method; the value is the `Allow` header.
     MethodNotAllowed(String),
+    /// The key is another function's route (API Gateway wired it here by mistake).
+    Elsewhere(&'t Route),
     NotFound,
 }
 
@@ -42,9 +44,21 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
+    /// The table of every route (a local run of the whole API; the generator's check).
     pub fn new(routes: &'static [Route]) -> Result<Self, TableError> {
+        Self::serving(routes, |_| true)
+    }
+
+    /// The table of the routes `serves` keeps (one Lambda function's): only they are
+    /// indexed, so a function's start-up pays for its own routes, not the whole table's.
+    /// Indices still point into `routes`; another function's key resolves to
+    /// [`Resolved::Elsewhere`].
+    pub fn serving(
+        routes: &'static [Route],
+        serves: impl Fn(&Route) -> bool,
+    ) -> Result<Self, TableError> {
         let mut templates: BTreeMap<&'static str, Vec<(&'static str, usize)>> = BTreeMap::new();
-        for (i, route) in routes.iter().enumerate() {
+        for (i, route) in routes.iter().enumerate().filter(|(_, r)| serves(r)) {
             let (method, path) = route
                 .key
                 .split_once(' ')
@@ -70,7 +84,12 @@ impl RouteTable {
                 .insert(to_matchit(template), methods.clone())
                 .map_err(|e| TableError(format!("{template}: {e}")))?;
         }
-        let by_key = routes.iter().enumerate().map(|(i, r)| (r.key, i)).collect();
+        let by_key = routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| serves(r))
+            .map(|(i, r)| (r.key, i))
+            .collect();
         Ok(Self {
             routes,
             by_key,
@@ -123,7 +142,11 @@ impl RouteTable {
                 params: path_parameters(),
             };
         }
-        // A route key we do not serve, on a path we do: API Gateway wired a method we lack.
+        // Another function's route: found by a scan, on this (wrong) path only.
+        if let Some(route) = self.routes.iter().find(|r| r.key == route_key) {
+            return Resolved::Elsewhere(route);
+        }
+        // A route key nobody serves, on a path we do: API Gateway wired a method we lack.
         match route_key
             .split_once(' ')
             .and_then(|(_, path)| self.templates.get(path))
@@ -211,6 +234,34 @@ mod tests {
             Resolved::Found { route, params, .. } => (route.key, params),
             other => panic!("expected Found, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_function_indexes_only_its_own_routes() {
+        static SPLIT: [Route; 3] = [
+            Route::unbuilt("GET /devices/{uuid}/backup", "get"),
+            Route::unbuilt("POST /devices/{uuid}/backup", "post"),
+            Route::unbuilt("GET /health", "health"),
+        ];
+        let t = RouteTable::serving(&SPLIT, |r| r.function == "get").unwrap();
+        assert_eq!(t.by_key.len(), 1);
+        assert_eq!(t.templates.len(), 1);
+        let r = t.resolve("GET /devices/{uuid}/backup", "GET", "/x", none);
+        assert!(matches!(r, Resolved::Found { index: 0, .. }), "{r:?}");
+        // A sibling's key, and another path's: named as another function's, never a 405.
+        for key in ["POST /devices/{uuid}/backup", "GET /health"] {
+            let r = t.resolve(key, "GET", "/x", none);
+            assert!(matches!(r, Resolved::Elsewhere(route) if route.key == key), "{r:?}");
+        }
+        assert!(matches!(
+            t.resolve("PUT /devices/{uuid}/backup", "PUT", "/x", none),
+            Resolved::MethodNotAllowed(allow) if allow == "GET"
+        ));
+        // `$default` events match only its own paths.
+        assert!(matches!(
+            t.resolve("$default", "GET", "/health", none),
+            Resolved::NotFound
+        ));
     }
 
     fn none() -> Vec<(String, String)> {
