@@ -251,7 +251,10 @@ mod tests {
         // A sibling's key, and another path's: named as another function's, never a 405.
         for key in ["POST /devices/{uuid}/backup", "GET /health"] {
             let r = t.resolve(key, "GET", "/x", none);
-            assert!(matches!(r, Resolved::Elsewhere(route) if route.key == key), "{r:?}");
+            assert!(
+                matches!(r, Resolved::Elsewhere(route) if route.key == key),
+                "{r:?}"
+            );
         }
         assert!(matches!(
             t.resolve("PUT /devices/{uuid}/backup", "PUT", "/x", none),

@@ -342,3 +342,191 @@ fn a_certificate_that_does_not_verify_is_a_500_at_once_never_retried_as_transien
     assert_eq!(f.invoke(&event_for("tls")).http().status, 201);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A root, an intermediate and a leaf for S3's regional names, all of `key` (openssl's
+/// `-newkey` argument) signed with `digest`, made with openssl in `dir`. Returns the root's
+/// PEM path and the leaf and intermediate as DER.
+fn s3_chain(
+    dir: &std::path::Path,
+    key: &[&str],
+    digest: &str,
+) -> (std::path::PathBuf, Vec<u8>, Vec<u8>) {
+    use std::process::{Command, Stdio};
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let ok = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "openssl {args:?}");
+    };
+    let new = |name: &str, subject: &str| {
+        let mut args = vec!["req", "-new", "-nodes", "-newkey"];
+        args.extend_from_slice(key);
+        let (keyout, out) = (format!("{name}.key"), format!("{name}.csr"));
+        args.extend_from_slice(&["-keyout", &keyout, "-out", &out, "-subj", subject]);
+        openssl(&args);
+    };
+    new("root", "/CN=Local root");
+    std::fs::write(
+        dir.join("ca.ext"),
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "root.csr",
+        "-signkey",
+        "root.key",
+        "-out",
+        "root.pem",
+        "-days",
+        "2",
+        &format!("-{digest}"),
+        "-extfile",
+        "ca.ext",
+    ]);
+    new("inter", "/CN=Local intermediate");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "inter.csr",
+        "-CA",
+        "root.pem",
+        "-CAkey",
+        "root.key",
+        "-CAcreateserial",
+        "-out",
+        "inter.pem",
+        "-days",
+        "2",
+        &format!("-{digest}"),
+        "-extfile",
+        "ca.ext",
+    ]);
+    new("leaf", "/CN=s3.eu-west-1.amazonaws.com");
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:s3.eu-west-1.amazonaws.com,DNS:*.s3.eu-west-1.amazonaws.com\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "inter.pem",
+        "-CAkey",
+        "inter.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        &format!("-{digest}"),
+        "-extfile",
+        "leaf.ext",
+    ]);
+    let der = |name: &str| {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::CertificateDer::from_pem_file(dir.join(name))
+            .unwrap()
+            .to_vec()
+    };
+    (dir.join("root.pem"), der("leaf.pem"), der("inter.pem"))
+}
+
+/// The verifier the client's TLS configuration builds from `roots` (webpki over ring, as
+/// `aws::tls_config` sets it up).
+fn verifier_of(
+    roots: rustls::RootCertStore,
+) -> std::sync::Arc<rustls::client::WebPkiServerVerifier> {
+    rustls::client::WebPkiServerVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        std::sync::Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .unwrap()
+}
+
+#[test]
+fn s3_chains_verify_under_each_embedded_roots_key_type() {
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+    // The embedded roots' key types: Amazon Root CA 1 (and Starfield G2) RSA 2048, CA 2 RSA
+    // 4096, CA 3 ECDSA P-256, CA 4 ECDSA P-384. Their private keys are Amazon's, so each is
+    // stood in for by a local root of the same type, trusted beside them as a deployment
+    // would add one (FIREFLY_EXTRA_CA_FILE), under the client's own TLS configuration.
+    let base = std::env::temp_dir().join(format!("firefly-roots-{}", std::process::id()));
+    for (name, key, digest) in [
+        ("rsa2048", &["rsa:2048"][..], "sha256"),
+        ("rsa4096", &["rsa:4096"][..], "sha384"),
+        (
+            "p256",
+            &["ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"][..],
+            "sha256",
+        ),
+        (
+            "p384",
+            &["ec", "-pkeyopt", "ec_paramgen_curve:secp384r1"][..],
+            "sha384",
+        ),
+    ] {
+        let (root, leaf, inter) = s3_chain(&base.join(name), key, digest);
+        let root = root.to_string_lossy().into_owned();
+        let env = move |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| root.clone());
+        let roots = firefly_api::aws::trust_store(&env).unwrap();
+        assert_eq!(roots.len(), 6, "the five AWS roots and the local one");
+        let verifier = verifier_of(roots);
+        let (leaf, inter) = (CertificateDer::from(leaf), CertificateDer::from(inter));
+        let check = |host: &str| {
+            verifier.verify_server_cert(
+                &leaf,
+                std::slice::from_ref(&inter),
+                &ServerName::try_from(host.to_owned()).unwrap(),
+                &[],
+                UnixTime::now(),
+            )
+        };
+        // Virtual-hosted and path-style names of the region verify...
+        for host in [
+            "firefly-device-backups.s3.eu-west-1.amazonaws.com",
+            "s3.eu-west-1.amazonaws.com",
+        ] {
+            assert!(
+                check(host).is_ok(),
+                "{name}: {host}: {:?}",
+                check(host).err()
+            );
+        }
+        // ...a bucket name with a dot does not (the wildcard covers one label: why such a
+        // bucket is addressed path-style), nor another region.
+        for host in [
+            "my.backups.s3.eu-west-1.amazonaws.com",
+            "b.s3.eu-west-2.amazonaws.com",
+        ] {
+            assert!(check(host).is_err(), "{name}: {host} accepted");
+        }
+        // Without the local root, the same chain is refused: nothing else vouches for it.
+        let aws_only = verifier_of(firefly_api::aws::trust_store(&|_: &str| None).unwrap());
+        assert!(
+            aws_only
+                .verify_server_cert(
+                    &leaf,
+                    std::slice::from_ref(&inter),
+                    &ServerName::try_from("s3.eu-west-1.amazonaws.com").unwrap(),
+                    &[],
+                    UnixTime::now(),
+                )
+                .is_err()
+        );
+    }
+    let _ = std::fs::remove_dir_all(&base);
+}

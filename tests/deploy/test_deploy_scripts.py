@@ -16,10 +16,15 @@ each_function = pytest.mark.parametrize("function", FUNCTIONS)
 
 
 def overrides(function):
-    """The parameters a function's deploy passes: AuthorizerId only with a JWT route."""
-    if TABLE[function]["authorizer"]:
-        return OVERRIDES
-    return [o for o in OVERRIDES if not o.startswith("AuthorizerId=")]
+    """The parameters a function's deploy passes: AuthorizerId only with a JWT route, each
+    bucket's name (from its stack's output) only for a function that uses it."""
+    out = OVERRIDES if TABLE[function]["authorizer"] else [o for o in OVERRIDES if not o.startswith("AuthorizerId=")]
+    for b in TABLE[function]["buckets"]:
+        out = out + [f'{b["parameter"]}={PREREQUISITES[b["stack"]][b["output"]]}']
+    return out
+
+
+BUCKET_USERS = [(f, b["stack"], b["output"], b["workflow"]) for f in FUNCTIONS for b in TABLE[f]["buckets"]]
 
 OVERRIDES = [
     "ApiId=abc123def4",
@@ -113,6 +118,33 @@ def test_a_function_without_jwt_routes_never_looks_up_the_authorizer(aws):
     result = run("deploy", aws["env"], POST)
     assert result.returncode != 0
     assert "stack firefly-api-gateway has no output AuthorizerId" in result.stderr
+
+
+def test_the_backup_functions_take_the_bucket_named_by_its_stack():
+    users = {f for f, *_ in BUCKET_USERS}
+    assert users == {f"firefly-func-api-devices-backup-{m}" for m in ("post", "get", "delete")}
+    assert {b[1:] for b in BUCKET_USERS} == {("firefly-s3-device-backups", "BucketName", "s3-device-backups")}
+
+
+@pytest.mark.parametrize("function, stack, output, workflow", BUCKET_USERS)
+def test_without_the_bucket_stack_or_its_output_nothing_deploys(aws, function, stack, output, workflow):
+    # Unlike a table, the bucket's name comes from its stack: without it there is nothing
+    # to give the function, so the deploy stops and names what to deploy first.
+    all_stacks(aws["cfn"], skip=[stack])
+    result = run("deploy", aws["env"], function)
+    assert result.returncode != 0
+    assert f"::error::stack {stack} not found: deploy {workflow} first" in result.stderr
+    assert aws["sam_calls"]() == []
+
+
+@pytest.mark.parametrize("function, stack, output, workflow", BUCKET_USERS)
+def test_a_params_file_without_the_bucket_never_deploys(aws, tmp_path, function, stack, output, workflow):
+    params = tmp_path / "params"
+    params.write_text("\n".join(o for o in overrides(function) if not o.startswith("BackupBucketName=")) + "\n")
+    result = run("deploy", aws["env"], function, "--params", str(params), "--skip-build")
+    assert result.returncode != 0
+    assert "parameter BackupBucketName is missing" in result.stderr
+    assert aws["sam_calls"]() == []
 
 
 def test_an_incomplete_params_file_never_deploys(aws, tmp_path):
