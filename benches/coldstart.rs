@@ -7,6 +7,10 @@
 //! It also measures `firefly+50 routes`: the same binary with 50 synthetic routes in its
 //! table (what a route costs; COLDSTART_ROUTES=0 skips it).
 //!
+//! It then measures a backup function (`devices-backup-get`: the device from DynamoDB, its
+//! nonce recorded, the object from an S3 stand-in over TLS) against the typical build of
+//! the same function (benches/baseline's `bootstrap-backup`, aws-sdk-s3 with its defaults).
+//!
 //! For each build it reports: stripped size and zipped size; init instructions (callgrind,
 //! from exec to the first GET /next: deterministic, unlike time on a shared machine); init
 //! time; the cold request (process start to the first response, the first DynamoDB call
@@ -125,6 +129,7 @@ fn main() {
         ],
     );
     let endpoint = format!("https://localhost:{}", dynalite.port);
+    let backup = Backup::set_up(&endpoint, &tls);
 
     // Init instructions of every function of the table (only the first build: ours). A
     // function with a table opens its DynamoDB connection during init (TLS included).
@@ -148,7 +153,7 @@ fn main() {
             let mut e = env(endpoint, &tls);
             e.retain(|(k, _)| k != "AWS_LAMBDA_FUNCTION_NAME");
             e.push(("AWS_LAMBDA_FUNCTION_NAME".into(), (*f).into()));
-            e.push(("DYNAMODB_DEVICES_TABLE_NAME".into(), DEVICES_TABLE.into()));
+            e.extend(backup.env());
             e
         };
         by_function.push((
@@ -215,7 +220,199 @@ fn main() {
         )
         .unwrap();
     }
+    backup_comparison(
+        &root,
+        &builds[0].path,
+        &endpoint,
+        &tls,
+        &backup,
+        rounds,
+        warm,
+    );
     drop(dynalite);
+}
+
+/// The backup function's world: the devices table with one device, an S3 stand-in over
+/// TLS holding its backup, and the device's key to sign requests with.
+struct Backup {
+    pair: ring::signature::EcdsaKeyPair,
+    s3: http::Server,
+}
+
+const BUCKET: &str = "firefly-device-backups-bench";
+const DEVICE: &str = "6f1c2b7e-0a4d-4c55-9e1b-3b2d7c9a1e10";
+
+impl Backup {
+    fn set_up(endpoint: &str, tls: &Tls) -> Self {
+        use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        use base64::Engine as _;
+        let public = base64::engine::general_purpose::STANDARD.encode(pair.public_key().as_ref());
+        dynalite_call(
+            endpoint,
+            tls,
+            "CreateTable",
+            serde_json::json!({
+                "TableName": DEVICES_TABLE, "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [{"AttributeName": "uuid", "AttributeType": "S"}],
+                "KeySchema": [{"AttributeName": "uuid", "KeyType": "HASH"}],
+            }),
+        );
+        dynalite_call(
+            endpoint,
+            tls,
+            "PutItem",
+            serde_json::json!({"TableName": DEVICES_TABLE, "Item": {
+                "uuid": {"S": DEVICE}, "product_hex": {"S": "0x08062505"},
+                "device_class": {"S": "CONTROLLER"}, "public_key": {"S": public},
+                "registration_date": {"S": "2026-05-24T15:32:51Z"},
+            }}),
+        );
+        // A 16 KiB backup, as a controller's configuration is.
+        let mut blob = b"FFCE\x01".to_vec();
+        blob.resize(16 * 1024, 7);
+        let object = format!("/{BUCKET}/{DEVICE}");
+        let s3 = http::serve_tls(&tls.cert, &tls.key, move |req: Request| {
+            if req.method == "GET" && req.path == object {
+                Reply::Respond {
+                    status: 200,
+                    headers: vec![
+                        ("content-type".into(), "application/octet-stream".into()),
+                        ("x-amz-meta-etag".into(), "9f86d081884c7d65".into()),
+                        ("etag".into(), "\"d41d8cd98f00b204\"".into()),
+                    ],
+                    body: blob.clone(),
+                }
+            } else {
+                Reply::status(404, "<Error><Code>NoSuchKey</Code></Error>")
+            }
+        });
+        Self { pair, s3 }
+    }
+
+    /// What a backup function's environment adds (every function gets it: init reads only
+    /// what its routes declare).
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("DYNAMODB_DEVICES_TABLE_NAME".into(), DEVICES_TABLE.into()),
+            ("S3_BACKUP_BUCKET_NAME".into(), BUCKET.into()),
+            // An IP address: the SDK's endpoint rules then address the bucket path-style.
+            (
+                "AWS_ENDPOINT_URL_S3".into(),
+                format!("https://127.0.0.1:{}", self.s3.port),
+            ),
+        ]
+    }
+
+    /// A restore request signed now with a fresh nonce, as the firmware signs it.
+    fn event(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut e: serde_json::Value =
+            serde_json::from_slice(include_bytes!("../events/devices-uuid-backup-get.json"))
+                .unwrap();
+        let mut nonce = [0u8; 32];
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut nonce).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let timestamp = firefly_api::clock::rfc3339(now);
+        let mut message = nonce.to_vec();
+        message.extend_from_slice(timestamp.as_bytes());
+        let sig = self
+            .pair
+            .sign(&ring::rand::SystemRandom::new(), &message)
+            .unwrap();
+        e["headers"]["x-device-nonce"] = b64.encode(nonce).into();
+        e["headers"]["x-device-timestamp"] = timestamp.into();
+        e["headers"]["x-device-signature"] = b64.encode(sig.as_ref()).into();
+        serde_json::to_vec(&e).unwrap()
+    }
+}
+
+/// One DynamoDB call to dynalite over TLS (it checks no signature), through the binary's own
+/// transport trusting the local CA.
+fn dynalite_call(endpoint: &str, tls: &Tls, target: &str, body: serde_json::Value) {
+    let ca = tls.ca.to_string_lossy().into_owned();
+    let env = move |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| ca.clone());
+    let http = firefly_api::aws::transport(&env).unwrap();
+    let request = hyper::Request::post(endpoint)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amz-target", format!("DynamoDB_20120810.{target}"))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=bench/20260101/eu-west-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .header("x-amz-date", "20260101T000000Z")
+        .body(aws_smithy_types::body::SdkBody::from(body.to_string()))
+        .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let status = rt.block_on(async { http.send(request).await.unwrap().status() });
+    assert!(status.is_success(), "dynalite {target}: {status}");
+}
+
+/// `devices-backup-get`, ours against the typical build of the same function.
+fn backup_comparison(
+    root: &Path,
+    ours: &Path,
+    endpoint: &str,
+    tls: &Tls,
+    backup: &Backup,
+    rounds: usize,
+    warm: usize,
+) {
+    let builds = [
+        Build {
+            name: "firefly backup-get".into(),
+            path: ours.to_owned(),
+        },
+        Build {
+            name: "baseline backup-get".into(),
+            path: root.join("target/baseline/release/bootstrap-backup"),
+        },
+    ];
+    let mut env = env(endpoint, tls);
+    env.retain(|(k, _)| k != "AWS_LAMBDA_FUNCTION_NAME");
+    env.push((
+        "AWS_LAMBDA_FUNCTION_NAME".into(),
+        "firefly-func-api-devices-backup-get".into(),
+    ));
+    env.extend(backup.env());
+    let work = root.join("target/coldstart");
+    let mut results: Vec<Stats> = Vec::new();
+    for b in &builds {
+        results.push(Stats {
+            name: b.name.clone(),
+            size: std::fs::metadata(&b.path).unwrap().len(),
+            zipped: zipped_size(&b.path, &work),
+            init_instructions: callgrind_init(&b.path, &env, &work),
+            ..Default::default()
+        });
+    }
+    let event = || backup.event();
+    for b in &builds {
+        timed(&b.path, &env, warm, &event, 200);
+    }
+    for round in 0..rounds {
+        for (b, s) in builds.iter().zip(results.iter_mut()) {
+            let r = timed(&b.path, &env, warm, &event, 200);
+            s.init_ms.push(r.init_ms);
+            s.cold_ms.push(r.cold_ms);
+            s.first_ms.push(r.cold_ms - r.init_ms);
+            s.warm_us.extend(r.warm_us);
+            s.rss_kib.push(r.rss_kib);
+        }
+        eprint!("\rbackup round {}/{rounds}", round + 1);
+    }
+    eprintln!();
+    report(&results);
 }
 
 fn env_num(name: &str, default: usize) -> usize {
@@ -377,6 +574,18 @@ fn event() -> Vec<u8> {
 }
 
 fn timed_round(bin: &Path, env: &[(String, String)], warm: usize) -> Round {
+    timed(bin, env, warm, &event, 201)
+}
+
+/// One process: its init, its first (cold) request, then `warm` more; each answer must be
+/// `expect`.
+fn timed(
+    bin: &Path,
+    env: &[(String, String)],
+    warm: usize,
+    event: &dyn Fn() -> Vec<u8>,
+    expect: u16,
+) -> Round {
     let api = runtime_api();
     let started = Instant::now();
     let mut child = spawn(bin, &[], env, &api);
@@ -389,7 +598,7 @@ fn timed_round(bin: &Path, env: &[(String, String)], warm: usize) -> Round {
         .answers
         .recv_timeout(Duration::from_secs(30))
         .expect("answer");
-    assert_eq!(status, 201, "{} answered {status}", bin.display());
+    assert_eq!(status, expect, "{} answered {status}", bin.display());
     let mut warm_us = Vec::with_capacity(warm);
     for _ in 0..warm {
         let _ = api
@@ -402,7 +611,7 @@ fn timed_round(bin: &Path, env: &[(String, String)], warm: usize) -> Round {
             .answers
             .recv_timeout(Duration::from_secs(30))
             .expect("answer");
-        assert_eq!(status, 201);
+        assert_eq!(status, expect);
         warm_us.push((done - sent).as_secs_f64() * 1e6);
     }
     let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", child.id()))

@@ -29,7 +29,7 @@ pub struct App {
     /// Built handlers, by route index; `None` for routes of other functions.
     endpoints: Vec<Option<Box<dyn Erased>>>,
     /// Opens the DynamoDB connection during init, when the function uses DynamoDB.
-    warm: Option<crate::aws::Warm>,
+    warm: crate::aws::Warmups,
 }
 
 /// What Lambda says about one invocation besides its event.
@@ -122,7 +122,10 @@ impl App {
                 None
             });
         }
-        let warm = parts.shared.remove::<crate::aws::Warm>();
+        let warm = parts
+            .shared
+            .remove::<crate::aws::Warmups>()
+            .unwrap_or_default();
         Ok(Self {
             table,
             function: function.map(str::to_owned),
@@ -131,12 +134,11 @@ impl App {
         })
     }
 
-    /// Opens the function's DynamoDB connection (a `GET /`, which needs no permission), so
-    /// the first request does not pay TCP and TLS. Call it during init.
+    /// Opens the function's connections, one per AWS endpoint (DynamoDB's `GET /` and an
+    /// unsigned `GET` of the bucket need no permission), at once, so the first request
+    /// pays no TCP and TLS. Call it during init.
     pub async fn warm_up(&self) {
-        if let Some(warm) = &self.warm {
-            warm.run().await;
-        }
+        self.warm.run().await;
     }
 
     /// The function this process serves (`firefly-local` when it serves them all).

@@ -23,6 +23,11 @@ pub enum StoreMode {
     Memory,
 }
 
+/// The buckets whose connection is already opened during init (one per bucket, whichever
+/// routes use it).
+#[derive(Clone, Default)]
+struct WarmedBuckets(Vec<String>);
+
 /// What a function's routes are built from besides the environment, and what they share.
 pub struct Parts {
     pub clock: Arc<dyn Clock>,
@@ -116,20 +121,38 @@ impl<'a> Init<'a> {
         self.shared(|init| {
             let (client, warm) =
                 crate::aws::dynamodb_client_and_warm(env, http).map_err(|e| init.error(e))?;
-            init.parts.shared.insert(warm);
+            init.warm(warm);
             Ok(client)
         })
     }
 
-    /// The process's S3 client, on the same transport as DynamoDB. The route must use a
-    /// bucket.
-    pub fn s3(&mut self) -> Result<crate::aws::s3::S3Client, StartupError> {
+    /// The process's S3 client, on the same transport as DynamoDB, and its connection to
+    /// `bucket` opened during init (once per bucket). The route must use a bucket.
+    pub fn s3(&mut self, bucket: &str) -> Result<crate::aws::s3::S3Client, StartupError> {
         if !self.uses(|r| matches!(r, Resource::Bucket { .. })) {
             return Err(self.error("asks for S3 but uses no bucket"));
         }
         let env = self.env;
         let http = self.http()?;
-        self.shared(|init| crate::aws::s3::S3Client::from_env(env, http).map_err(|e| init.error(e)))
+        let client = self.shared(|init| {
+            crate::aws::s3::S3Client::from_env(env, http).map_err(|e| init.error(e))
+        })?;
+        let warmed = self.parts.shared.get_or_insert_default::<WarmedBuckets>();
+        if !warmed.0.iter().any(|b| b == bucket) {
+            warmed.0.push(bucket.to_owned());
+            self.warm(client.warm(bucket));
+        }
+        Ok(client)
+    }
+
+    /// Opens a connection during init, once every route is built
+    /// ([`crate::app::App::warm_up`]).
+    fn warm(&mut self, warm: crate::aws::Warm) {
+        self.parts
+            .shared
+            .get_or_insert_default::<crate::aws::Warmups>()
+            .0
+            .push(warm);
     }
 
     /// The one HTTP/1 transport every AWS client of the process shares.

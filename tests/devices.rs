@@ -798,13 +798,22 @@ fn not_modified_only_when_the_stored_backup_has_that_etag() {
     assert_eq!(stored.meta("etag"), Some(b.as_str()));
 }
 
+/// Whether a request to an S3 stand-in is a signed call (not init's unsigned warm-up).
+fn signed_call(req: &support::http::Request) -> bool {
+    req.headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+}
+
 /// An S3 stand-in that answers every request with `status` and S3's XML error `code`, and
-/// counts the requests.
+/// counts the signed ones.
 fn failing_s3(status: u16, code: &'static str) -> (support::http::Server, Arc<AtomicUsize>) {
     let seen = Arc::new(AtomicUsize::new(0));
     let count = seen.clone();
-    let server = support::http::serve(move |_| {
-        count.fetch_add(1, Ordering::SeqCst);
+    let server = support::http::serve(move |req| {
+        if signed_call(&req) {
+            count.fetch_add(1, Ordering::SeqCst);
+        }
         support::http::Reply::status(
             status,
             format!(
@@ -868,6 +877,9 @@ fn a_device_deleted_during_its_backup_is_not_resurrected_and_leaves_no_object() 
     let methods = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = methods.clone();
     let server = support::http::serve(move |req| {
+        if !signed_call(&req) {
+            return support::http::Reply::status(403, "");
+        }
         seen.lock().unwrap().push(req.method.clone());
         if req.method == "PUT" {
             let db = Dynalite::shared_moto();
@@ -901,5 +913,26 @@ fn a_device_deleted_during_its_backup_is_not_resurrected_and_leaves_no_object() 
         *methods.lock().unwrap(),
         ["PUT", "DELETE"],
         "the orphan is removed"
+    );
+}
+
+#[test]
+fn a_backup_function_opens_its_bucket_connection_during_init() {
+    let w = backup_world();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let server = support::http::serve(move |req| {
+        log.lock()
+            .unwrap()
+            .push((req.method.clone(), req.path.clone()));
+        support::http::Reply::status(403, "<Error><Code>AccessDenied</Code></Error>")
+    });
+    let f = start_backup(BACKUP_GET, &w, &format!("http://127.0.0.1:{}", server.port));
+    f.await_ready();
+    // Before any request: one unsigned GET of the bucket (S3 answers 403), on the connection
+    // the first restore then reuses.
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("GET".to_string(), format!("/{}", w.bucket))]
     );
 }

@@ -62,8 +62,9 @@ impl Http1Client {
     }
 
     /// Opens a pooled connection to `url`'s host with one `GET` (DynamoDB answers `GET /`
-    /// without credentials), so the first real call finds TCP and TLS already done. Any
-    /// failure is only logged: the call it would have sped up will report it properly.
+    /// without credentials; S3 a 403), so the first real call finds TCP and TLS already
+    /// done. Any failure is only logged: the call it would have sped up will report it
+    /// properly.
     pub async fn warm(&self, url: &str) {
         let Ok(uri) = url.parse::<hyper::Uri>() else {
             return;
@@ -84,10 +85,10 @@ impl Http1Client {
             Ok(Ok(status)) => tracing::debug!(
                 status = status.as_u16(),
                 micros = started.elapsed().as_micros() as u64,
-                "DynamoDB connection opened during init"
+                "connection opened during init"
             ),
-            Ok(Err(e)) => tracing::debug!(error = %e, "DynamoDB warm-up failed"),
-            Err(_) => tracing::debug!("DynamoDB warm-up timed out"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "connection warm-up failed"),
+            Err(_) => tracing::debug!("connection warm-up timed out"),
         }
     }
 }

@@ -38,11 +38,31 @@ pub struct Warm {
 }
 
 impl Warm {
-    /// One `GET /` to the endpoint during init (see [`Http1Client::warm`]).
+    /// What opens a connection to `url` on `http`'s pool.
+    pub fn new(http: Http1Client, url: Option<String>) -> Self {
+        Self { http, url }
+    }
+
+    /// One `GET` to the endpoint during init (see [`Http1Client::warm`]).
     pub async fn run(&self) {
         if let Some(url) = &self.url {
             self.http.warm(url).await;
         }
+    }
+}
+
+/// Every connection a function opens during init: one per AWS endpoint its clients call.
+#[derive(Clone, Debug, Default)]
+pub struct Warmups(pub Vec<Warm>);
+
+impl Warmups {
+    /// Opens them all at once.
+    pub async fn run(&self) {
+        let mut all = tokio::task::JoinSet::new();
+        for w in self.0.iter().cloned() {
+            all.spawn(async move { w.run().await });
+        }
+        while all.join_next().await.is_some() {}
     }
 }
 

@@ -149,6 +149,16 @@ impl S3Client {
         }
     }
 
+    /// What opens this client's connection to `bucket`'s endpoint during init (S3 answers
+    /// an unsigned `GET` with a 403, over the connection the first request then reuses).
+    pub fn warm(&self, bucket: &str) -> super::Warm {
+        let url = match &self.base {
+            Base::Custom(base) => format!("{base}/{bucket}"),
+            _ => self.url(bucket, ""),
+        };
+        super::Warm::new(self.http.clone(), Some(url))
+    }
+
     /// `PutObject`, with user metadata and a content type.
     pub async fn put_object(
         &self,

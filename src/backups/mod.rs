@@ -83,7 +83,10 @@ impl Backups {
             StoreMode::Memory => {
                 init.shared(|_| Ok(Arc::new(MemoryObjects::default())))? as Arc<dyn ObjectStore>
             }
-            StoreMode::DynamoDb => Arc::new(S3Objects::new(init.s3()?, init.var(BUCKET_ENV)?)),
+            StoreMode::DynamoDb => {
+                let bucket = init.var(BUCKET_ENV)?;
+                Arc::new(S3Objects::new(init.s3(&bucket)?, bucket))
+            }
         };
         Ok(Self {
             devices: Devices::build(init)?,

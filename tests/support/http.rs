@@ -84,17 +84,70 @@ where
     Server { port, stop }
 }
 
+/// As [`serve`], over TLS with the PEM certificate chain and key at `cert` and `key` (a
+/// stand-in for an HTTPS service: S3 in the cold-start bench).
+pub fn serve_tls<F>(cert: &std::path::Path, key: &std::path::Path, handler: F) -> Server
+where
+    F: Fn(Request) -> Reply + Send + Sync + 'static,
+{
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let port = listener.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let handler = Arc::new(handler);
+    let stop2 = stop.clone();
+    thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stop2.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(stream) = stream else { continue };
+            let _ = stream.set_nodelay(true);
+            let Ok(tls) = rustls::ServerConnection::new(config.clone()) else {
+                continue;
+            };
+            let handler = handler.clone();
+            let stop = stop2.clone();
+            thread::spawn(move || {
+                let stream = rustls::StreamOwned::new(tls, stream);
+                exchange(BufReader::new(stream), &*handler, &stop)
+            });
+        }
+    });
+    Server { port, stop }
+}
+
 fn connection(
     stream: TcpStream,
     handler: &(dyn Fn(Request) -> Reply + Send + Sync),
     stop: &AtomicBool,
 ) {
     let _ = stream.set_nodelay(true);
-    let mut writer = match stream.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
-    let mut reader = BufReader::new(stream);
+    exchange(BufReader::new(stream), handler, stop);
+}
+
+/// Requests and answers on one connection, until it closes.
+fn exchange<S: Read + Write>(
+    mut reader: BufReader<S>,
+    handler: &(dyn Fn(Request) -> Reply + Send + Sync),
+    stop: &AtomicBool,
+) {
     loop {
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -147,7 +200,11 @@ fn connection(
                     head.push_str(&format!("{k}: {v}\r\n"));
                 }
                 head.push_str("\r\n");
-                if writer.write_all(head.as_bytes()).is_err() || writer.write_all(&body).is_err() {
+                let writer = reader.get_mut();
+                if writer.write_all(head.as_bytes()).is_err()
+                    || writer.write_all(&body).is_err()
+                    || writer.flush().is_err()
+                {
                     return;
                 }
             }
