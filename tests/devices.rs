@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use support::dynamo::{Dynalite, n, s};
+use support::faults::Fault;
 use support::lambda::Function;
 use support::lambda::Outcome;
 use support::*;
@@ -456,14 +457,18 @@ fn backup_world() -> Backup {
 
 /// `function` with both tables and the bucket; S3 at `s3` (moto, or a stand-in).
 fn start_backup(function: &str, w: &Backup, s3: &str) -> Function {
-    let moto = Dynalite::shared_moto().endpoint();
+    start_backup_at(function, w, &Dynalite::shared_moto().endpoint(), s3)
+}
+
+/// As [`start_backup`], with DynamoDB at `moto` (moto, or the fault proxy before it).
+fn start_backup_at(function: &str, w: &Backup, moto: &str, s3: &str) -> Function {
     let env = env_of(
         function,
         &[
             ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", w.t.keys.as_str()),
             ("DYNAMODB_DEVICES_TABLE_NAME", w.t.devices.as_str()),
             ("S3_BACKUP_BUCKET_NAME", w.bucket.as_str()),
-            ("AWS_ENDPOINT_URL_DYNAMODB", moto.as_str()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", moto),
             ("AWS_ENDPOINT_URL_S3", s3),
             ("FIREFLY_TEST_NOW", NOW.to_string().as_str()),
         ],
@@ -935,4 +940,30 @@ fn a_backup_function_opens_its_bucket_connection_during_init() {
         *seen.lock().unwrap(),
         [("GET".to_string(), format!("/{}", w.bucket))]
     );
+}
+
+#[test]
+fn a_nonce_that_cannot_be_recorded_refuses_the_request() {
+    let w = backup_world();
+    let pair = key_pair();
+    let uuid = "bbbbbbbb-0000-4000-8000-000000000006";
+    put_device(&w, uuid, &pair);
+    // The device is read; every write after it (the nonce's record) is throttled.
+    let proxy = support::faults::Proxy::start(Dynalite::shared_moto().port);
+    proxy.set(
+        vec![Fault::Pass],
+        Fault::Error(400, "ProvisionedThroughputExceededException"),
+    );
+    let (s3, signed) = failing_s3(200, "");
+    let mut get = start_backup_at(
+        BACKUP_GET,
+        &w,
+        &proxy.endpoint(),
+        &format!("http://127.0.0.1:{}", s3.port),
+    );
+    let r = get.invoke(&backup_event("GET", uuid, &pair)).http();
+    // Accepting it unrecorded would let the same headers through again: 503, retry later.
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), "1");
+    assert_eq!(signed.load(Ordering::SeqCst), 0, "the backup is not read");
 }
