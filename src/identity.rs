@@ -69,20 +69,25 @@ impl Caller {
 
 impl SuperUser {
     /// `caller` if the claims put them in [`SUPER_USERS`]. API Gateway passes a list claim
-    /// as `[a b]`; a JSON array (`["a","b"]`) also occurs: both are read.
+    /// as `[a b]` (split on whitespace only); a JSON array (`["a","b"]`) also occurs (read
+    /// as JSON). Both read exactly: a group named `x,super_users` or `"super_users"` is not
+    /// `super_users`.
     pub fn from_context(caller: Caller, ctx: &ApiGatewayV2httpRequestContext) -> Option<Self> {
         let groups = ctx
             .authorizer
             .as_ref()
             .and_then(|a| a.jwt.as_ref())
             .and_then(|j| j.claims.get("cognito:groups"))?;
-        let member = groups
-            .trim()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .map(|g| g.trim_matches('"'))
-            .any(|g| g == SUPER_USERS);
+        let text = groups.trim();
+        let member = match serde_json::from_str::<Vec<String>>(text) {
+            Ok(list) => list.iter().any(|g| g == SUPER_USERS),
+            Err(_) => text
+                .strip_prefix('[')
+                .and_then(|t| t.strip_suffix(']'))
+                .unwrap_or(text)
+                .split_whitespace()
+                .any(|g| g == SUPER_USERS),
+        };
         member.then_some(Self(caller))
     }
 }
@@ -163,7 +168,19 @@ mod tests {
         ] {
             assert!(is_super(yes), "{yes}");
         }
-        for no in ["[]", "[super_users_x]", "[a b]", r#"["super"]"#, ""] {
+        for no in [
+            "[]",
+            "[super_users_x]",
+            "[a b]",
+            r#"["super"]"#,
+            "",
+            // Read exactly (issue 25, item 9): a group of another name is not super_users.
+            "[x,super_users]",
+            r#"[a "super_users"]"#,
+            r#"["x,super_users"]"#,
+            r#"["\"super_users\""]"#,
+            r#""super_users""#,
+        ] {
             assert!(!is_super(no), "{no}");
         }
         let c = ctx(serde_json::json!({"jwt": {"claims": {"sub": "u"}}}));
