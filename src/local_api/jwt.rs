@@ -171,10 +171,29 @@ impl Authorizer {
                     .into(),
             );
         }
-        let token_scopes: Option<Vec<String>> = claims
-            .get("scope")
-            .and_then(Value::as_str)
-            .map(|s| s.split_whitespace().map(str::to_owned).collect());
+        // API Gateway reads a route's scopes from `scope` or `scp` (a space-separated string,
+        // or, as some issuers write `scp`, an array of strings).
+        let mut token_scopes: Option<Vec<String>> = None;
+        for name in ["scope", "scp"] {
+            let found: Option<Vec<String>> = match claims.get(name) {
+                Some(Value::String(s)) => Some(s.split_whitespace().map(str::to_owned).collect()),
+                Some(Value::Array(a)) => Some(
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect(),
+                ),
+                _ => None,
+            };
+            if let Some(found) = found {
+                let all = token_scopes.get_or_insert_with(Vec::new);
+                for s in found {
+                    if !all.contains(&s) {
+                        all.push(s);
+                    }
+                }
+            }
+        }
         if !scopes.is_empty()
             && !token_scopes
                 .as_ref()
@@ -471,6 +490,33 @@ mod tests {
         assert!(a.check(Some(&t), &["admin"]).is_err());
         let none = k.token("u", now(), 3600, &Extra::default()).unwrap();
         assert!(a.check(Some(&none), &["keys/write"]).is_err());
+    }
+
+    #[test]
+    fn scopes_are_read_from_scp_as_well_as_scope() {
+        let (a, key) = cognito();
+        let t = now();
+        let with = |claim: &str, value: Value| {
+            let mut c = serde_json::json!({
+                "sub": "u", "iss": a.issuer(), "client_id": "client-1", "token_use": "access",
+                "iat": t, "exp": t + 600,
+            });
+            c[claim] = value;
+            format!("Bearer {}", rs256(&key, Some("cognito-test-1"), c))
+        };
+        for token in [
+            with("scp", json!("keys/read keys/write")),
+            with("scp", json!(["keys/read", "keys/write"])),
+            with("scope", json!("keys/write")),
+        ] {
+            let ctx = a.check(Some(&token), &["keys/write"]).unwrap();
+            assert!(ctx.scopes.unwrap().contains(&"keys/write".to_string()));
+            assert!(a.check(Some(&token), &["admin"]).is_err());
+        }
+        assert!(
+            a.check(Some(&with("scp", json!(["keys/read"]))), &["keys/write"])
+                .is_err()
+        );
     }
 
     /// A Cognito-style issuer: an RSA key with a `kid` (a fixed test key).
