@@ -30,7 +30,7 @@ pub const ROUTE: Route = Route {
     ],
     answers: &[
         Answer::new(204, "The key is revoked"),
-        Answer::new(400, "The path does not hold 6 symbols of the key alphabet"),
+        Answer::new(400, "The path does not hold 6 characters of A-Z and 0-9"),
         Answer::new(404, "No live key of the caller has this value"),
         super::UNEXPECTED,
         Answer::new(
@@ -42,7 +42,7 @@ pub const ROUTE: Route = Route {
     params: &[Param {
         name: KeyParam::NAME,
         description: "The key to revoke, in any case (`7kq2mx` is `7KQ2MX`)",
-        schema: r#"{"type": "string", "pattern": "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{6}$"}"#,
+        schema: r#"{"type": "string", "pattern": "^[0-9A-Za-z]{6}$"}"#,
     }],
     headers: &[],
     alarms: &[],
@@ -61,7 +61,7 @@ impl PathParam for KeyParam {
         RegistrationKey::parse(&text.to_ascii_uppercase())
             .map(KeyParam)
             .ok_or(ApiError::BadRequest {
-                message: "registration key must be 6 characters of 0-9 and A-Z without I, L, O and U",
+                message: "registration key must be 6 characters of 0-9 and A-Z",
             })
     }
 }
@@ -172,8 +172,6 @@ mod tests {
             "",
             "7KQ2M",
             "7KQ2MXX",
-            "7KQ2MI",
-            "OOOOOO",
             "7KQ2M\u{e9}",
             "%37KQ2MX",
             "7KQ 2M",

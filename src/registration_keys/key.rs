@@ -25,12 +25,14 @@ impl RegistrationKey {
         Ok(Self(bytes.map(|b| ALPHABET[usize::from(b & 0x1f)])))
     }
 
-    /// Parses a key that is already in canonical form (tests and the redeeming side).
+    /// Parses a key as a user gives one back: 6 of A-Z0-9. That is FireFly's alphabet, a
+    /// superset of the one we mint from, so a key FireFly's Python function minted (with I,
+    /// L, O or U in it, about 63% of them) is read too during a migration.
     pub fn parse(s: &str) -> Option<Self> {
         let bytes: [u8; KEY_LEN] = s.as_bytes().try_into().ok()?;
         bytes
             .iter()
-            .all(|b| ALPHABET.contains(b))
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
             .then_some(Self(bytes))
     }
 
@@ -128,20 +130,14 @@ mod tests {
     }
 
     #[test]
-    fn parse_rejects_non_canonical_keys() {
-        for bad in [
-            "",
-            "7KQ2M",
-            "7KQ2MXX",
-            "7kq2mx",
-            "7KQ2MI",
-            "OOOOOO",
-            "7KQ2M\u{e9}",
-        ] {
+    fn parse_reads_fireflys_alphabet_and_nothing_else() {
+        for bad in ["", "7KQ2M", "7KQ2MXX", "7kq2mx", "7KQ2M\u{e9}", "7KQ 2M", "7KQ-2M"] {
             assert!(RegistrationKey::parse(bad).is_none(), "{bad:?}");
         }
-        assert!(RegistrationKey::parse("000000").is_some());
-        assert!(RegistrationKey::parse("ZZZZZZ").is_some());
+        // Ours, and keys only FireFly's Python function would mint (I, L, O, U).
+        for good in ["000000", "ZZZZZZ", "7KQ2MI", "OOOOOO", "LUIO12"] {
+            assert!(RegistrationKey::parse(good).is_some(), "{good:?}");
+        }
     }
 
     #[test]
