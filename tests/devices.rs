@@ -230,6 +230,35 @@ fn mint_register_check_list_on_firefly_tables() {
 }
 
 #[test]
+fn a_key_revoked_and_minted_again_between_read_and_redeem_is_refused() {
+    let t = tables();
+    let key = mint(&t);
+    let db = Dynalite::shared_moto();
+    let alices = db.get(&t.keys, &key).unwrap();
+    // Between the function's read of Alice's key and its transaction, the key is revoked and
+    // the same text minted again for Mallory. FireFly's function (and a condition on
+    // existence and expiry alone) registered the device as Alice's and deleted Mallory's key.
+    let proxy = support::faults::Proxy::start(db.port);
+    let (table, k) = (t.keys.clone(), key.clone());
+    proxy.before("TransactWriteItems", move || {
+        Dynalite::shared_moto().put(&table, &k, "mallory", NOW, NOW + 1800);
+    });
+    let uuid = "aaaaaaaa-0000-4000-8000-0000000000aa";
+    let mut register = start_at(REGISTER, &t, &proxy.endpoint());
+    refused(
+        &register
+            .invoke(&register_event(&key, uuid, &key_pair()))
+            .http(),
+        401,
+        "Invalid or expired registration key",
+    );
+    assert!(db.get_device(&t.devices, uuid).is_none(), "not registered");
+    let now = db.get(&t.keys, &key).expect("Mallory's key stays");
+    assert_eq!(s(&now, "generated_by_sub"), "mallory");
+    assert_ne!(s(&alices, "generated_by_sub"), "mallory");
+}
+
+#[test]
 fn one_key_two_devices_racing_registers_exactly_one() {
     let t = tables();
     let key = mint(&t);

@@ -262,21 +262,26 @@ pub(crate) mod tests {
         // 65 bytes: the last symbol before `=` carries 2 unused bits; set them.
         let (head, last) = public.trim_end_matches('=').split_at(public.len() - 2);
         let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let i = alphabet.iter().position(|&c| c == last.as_bytes()[0]).unwrap();
+        let i = alphabet
+            .iter()
+            .position(|&c| c == last.as_bytes()[0])
+            .unwrap();
         let odd = format!("{head}{}=", alphabet[i | 0b11] as char);
         assert_ne!(odd, public);
         // Registration accepts it (its check), so the signature check must too.
         assert_eq!(decode_strict(&odd), decode_strict(&public));
-        assert!(crate::devices::register::device_from(
-            &serde_json::json!({
-                "uuid": "6f1c2b7e-0a4d-4c55-9e1b-3b2d7c9a1e10", "product_id": "p",
-                "product_hex": "0x0A1B2C3D", "device_class": "c", "public_key": odd,
-                "registering_application": "a", "registering_version": "v", "mcu": {"m": 1},
-            })
-            .to_string(),
-            "D".into()
-        )
-        .is_ok());
+        assert!(
+            crate::devices::register::device_from(
+                &serde_json::json!({
+                    "uuid": "6f1c2b7e-0a4d-4c55-9e1b-3b2d7c9a1e10", "product_id": "p",
+                    "product_hex": "0x0A1B2C3D", "device_class": "c", "public_key": odd,
+                    "registering_application": "a", "registering_version": "v", "mcu": {"m": 1},
+                })
+                .to_string(),
+                "D".into()
+            )
+            .is_ok()
+        );
         let good = signed(&pair, "u1", "2025-05-09T12:00:00Z");
         assert!(good.verify("u1", &odd, NOW).is_ok());
     }

@@ -235,13 +235,36 @@ impl DeviceStore for DynamoDeviceStore {
                 .collect();
             item.insert("registered_by_email".into(), AttributeValue::S(email));
             let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Other(e.to_string());
+            // The key goes only if it is still the one read: the same owner and expiry the
+            // device is credited with (revoked and minted again by someone else meanwhile,
+            // it is refused), and still live.
+            let owner = key_item.get("generated_by_sub").cloned();
             let redeem = Delete::builder()
                 .table_name(keys)
                 .key("key", AttributeValue::S(key.to_owned()))
-                .condition_expression("attribute_exists(#k) AND #t > :now")
+                .condition_expression(if owner.is_some() {
+                    "attribute_exists(#k) AND #t > :now AND #t = :ttl AND #s = :sub"
+                } else {
+                    "attribute_exists(#k) AND #t > :now AND #t = :ttl AND attribute_not_exists(#s)"
+                })
                 .expression_attribute_names("#k", "key")
                 .expression_attribute_names("#t", "ttl")
-                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .expression_attribute_names("#s", "generated_by_sub")
+                .set_expression_attribute_values({
+                    let mut v = HashMap::new();
+                    v.insert(":now".to_owned(), AttributeValue::N(now.to_string()));
+                    v.insert(
+                        ":ttl".to_owned(),
+                        key_item
+                            .get("ttl")
+                            .cloned()
+                            .unwrap_or(AttributeValue::Null(true)),
+                    );
+                    if let Some(owner) = owner {
+                        v.insert(":sub".to_owned(), owner);
+                    }
+                    Some(v)
+                })
                 .build()
                 .map_err(build)?;
             let put = Put::builder()

@@ -131,7 +131,15 @@ mod tests {
 
     #[test]
     fn parse_reads_fireflys_alphabet_and_nothing_else() {
-        for bad in ["", "7KQ2M", "7KQ2MXX", "7kq2mx", "7KQ2M\u{e9}", "7KQ 2M", "7KQ-2M"] {
+        for bad in [
+            "",
+            "7KQ2M",
+            "7KQ2MXX",
+            "7kq2mx",
+            "7KQ2M\u{e9}",
+            "7KQ 2M",
+            "7KQ-2M",
+        ] {
             assert!(RegistrationKey::parse(bad).is_none(), "{bad:?}");
         }
         // Ours, and keys only FireFly's Python function would mint (I, L, O, U).

@@ -45,6 +45,9 @@ struct State {
     /// Requests without an operation: a function's init opening its connection (`GET /`).
     /// Passed through, and neither scripted nor counted with the operations.
     warmups: u64,
+    /// Work to do once, just before the next request for an operation is handled (another
+    /// writer changing an item between a function's read and its write).
+    hooks: Vec<(String, Box<dyn FnOnce() + Send>)>,
 }
 
 impl Proxy {
@@ -58,6 +61,7 @@ impl Proxy {
             headers: Vec::new(),
             gate: None,
             warmups: 0,
+            hooks: Vec::new(),
         }));
         let st = state.clone();
         let server = http::serve(move |req: Request| {
@@ -82,6 +86,18 @@ impl Proxy {
             };
             if let Some(barrier) = gate {
                 barrier.wait();
+            }
+            let hook = {
+                let mut s = st.lock().unwrap();
+                let i = s.hooks.iter().position(|(op, _)| {
+                    req.headers.iter().any(|(k, v)| {
+                        k.eq_ignore_ascii_case("x-amz-target") && v.ends_with(&format!(".{op}"))
+                    })
+                });
+                i.map(|i| s.hooks.remove(i).1)
+            };
+            if let Some(hook) = hook {
+                hook();
             }
             let fault = {
                 let mut s = st.lock().unwrap();
@@ -124,6 +140,15 @@ impl Proxy {
             }
         });
         Self { server, state }
+    }
+
+    /// Runs `hook` once, just before the next `operation` request goes on.
+    pub fn before(&self, operation: &str, hook: impl FnOnce() + Send + 'static) {
+        self.state
+            .lock()
+            .unwrap()
+            .hooks
+            .push((operation.to_owned(), Box::new(hook)));
     }
 
     pub fn endpoint(&self) -> String {
