@@ -344,6 +344,21 @@ fn refused_keys_and_known_devices_change_nothing() {
     assert_eq!(r.status, 204, "{r:?}");
     assert_eq!(db.get_device(&t.devices, uuid).unwrap(), before);
     assert!(db.get(&t.keys, "SECOND").is_some());
+    // Its 204 lost, the device retries with the key it used up (issue 25, item 6): it is
+    // registered with this public key, so 204 again; another key pair for that uuid is
+    // still refused, and nothing changes either way.
+    let r = register
+        .invoke(&register_event("PY7H0N", uuid, &pair))
+        .http();
+    assert_eq!(r.status, 204, "{r:?}");
+    refused(
+        &register
+            .invoke(&register_event("PY7H0N", uuid, &key_pair()))
+            .http(),
+        401,
+        "Invalid or expired registration key",
+    );
+    assert_eq!(db.get_device(&t.devices, uuid).unwrap(), before);
 
     // Bodies FireFly answered 500 for: a 400 with its message (non-string uuid), or stored
     // exactly (floats).
@@ -995,4 +1010,34 @@ fn a_nonce_that_cannot_be_recorded_refuses_the_request() {
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.header("retry-after"), "1");
     assert_eq!(signed.load(Ordering::SeqCst), 0, "the backup is not read");
+}
+
+#[test]
+fn a_registration_that_commits_after_the_function_gave_up_ends_in_204_on_retry() {
+    let t = tables();
+    let key = mint(&t);
+    let pair = key_pair();
+    let uuid = "aaaaaaaa-0000-4000-8000-0000000000bb";
+    // The key is read; every attempt of the transaction reaches moto (the first commits) but
+    // is answered too late: the function gives up with a 503 while the device is stored.
+    let proxy = support::faults::Proxy::start(Dynalite::shared_moto().port);
+    proxy.set(
+        vec![
+            Fault::Pass,
+            Fault::Slow(1_500),
+            Fault::Slow(1_500),
+            Fault::Slow(1_500),
+        ],
+        Fault::Pass,
+    );
+    let mut register = start_at(REGISTER, &t, &proxy.endpoint());
+    let event = register_event(&key, uuid, &pair);
+    let r = register.invoke(&event).http();
+    assert_eq!(r.status, 503, "{r:?}");
+    let db = Dynalite::shared_moto();
+    assert!(db.get_device(&t.devices, uuid).is_some(), "it did commit");
+    assert!(db.get(&t.keys, &key).is_none());
+    // The firmware retries as it does after any failure: registered, so 204.
+    let r = register.invoke(&event).http();
+    assert_eq!(r.status, 204, "{r:?}");
 }

@@ -243,9 +243,20 @@ pub async fn register(
     let device = device_from(&body, iso8601_micros(devices.clock.now_epoch_micros()))?;
     let now = devices.clock.now_epoch_seconds();
     let uuid = device.uuid.clone();
-    let outcome = deadline
+    let public_key = device.item.get("public_key").cloned();
+    let mut outcome = deadline
         .run(devices.store.register(&key, now, device))
         .await??;
+    // A device whose 204 was lost (or whose transaction committed after our deadline gave
+    // up on it) retries with a key it already used: it is registered, with this very public
+    // key, so it gets the 204 it missed. Any other device still gets 401.
+    if outcome == Registered::KeyRefused {
+        let stored = deadline.run(devices.store.get(&uuid)).await??;
+        if stored.is_some_and(|item| item.get("public_key") == public_key.as_ref()) {
+            tracing::info!(device = %uuid, "a registration that went through, retried: 204 again");
+            outcome = Registered::AlreadyRegistered;
+        }
+    }
     match outcome {
         Registered::Registered => {
             telemetry::metric("DevicesRegistered", Unit::Count, 1.0);
