@@ -1041,3 +1041,22 @@ fn a_registration_that_commits_after_the_function_gave_up_ends_in_204_on_retry()
     let r = register.invoke(&event).http();
     assert_eq!(r.status, 204, "{r:?}");
 }
+
+#[test]
+fn an_item_too_large_for_dynamodb_is_a_400_counted_as_dynamodb_counts() {
+    let t = tables();
+    let key = mint(&t);
+    let uuid = "aaaaaaaa-0000-4000-8000-0000000000cc";
+    let mut e = register_event(&key, uuid, &key_pair());
+    let mut body: Value = serde_json::from_str(e["body"].as_str().unwrap()).unwrap();
+    // 300 KB of JSON, 450 KB as DynamoDB counts an item (each number 2 bytes, each list
+    // element 1 more): the JSON-length guard let it through to a cancelled transaction.
+    body["network"] = json!(vec![0; 150_000]);
+    e["body"] = body.to_string().into();
+    assert!(e["body"].as_str().unwrap().len() < 310_000);
+    let mut register = start(REGISTER, &t);
+    refused(&register.invoke(&e).http(), 400, "Request body too large");
+    let db = Dynalite::shared_moto();
+    assert!(db.get_device(&t.devices, uuid).is_none());
+    assert!(db.get(&t.keys, &key).is_some(), "the key is not used up");
+}

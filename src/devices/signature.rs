@@ -10,8 +10,8 @@ use crate::error::ApiError;
 use crate::handler::{FromRequest, Request};
 use crate::route::Param;
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use lambda_http::http::StatusCode;
 use ring::signature::{ECDSA_P256_SHA256_ASN1, UnparsedPublicKey};
 

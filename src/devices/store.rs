@@ -80,6 +80,58 @@ pub trait DeviceStore: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
+/// What a cancelled registration transaction means, from its cancellation reasons (the key's
+/// delete first, the device's put second). A failed condition is an answer (FireFly's
+/// order: the key is judged first); contention and throttling pass (503); anything else
+/// (a validation error, an item or item collection too large) will not pass by retrying
+/// and is ours to fix: 500 with the reasons in the log.
+pub fn cancelled(codes: &[&str]) -> Result<Registered, StoreError> {
+    const CONDITION: &str = "ConditionalCheckFailed";
+    const PASSING: [&str; 4] = [
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "RequestLimitExceeded",
+    ];
+    let reasons = codes.join(", ");
+    if codes.first() == Some(&CONDITION) {
+        Ok(Registered::KeyRefused)
+    } else if codes.get(1) == Some(&CONDITION) {
+        Ok(Registered::AlreadyRegistered)
+    } else if codes.iter().any(|c| PASSING.contains(c)) {
+        Err(StoreError::Unavailable(format!(
+            "transaction cancelled: {reasons}"
+        )))
+    } else {
+        Err(StoreError::Other(format!(
+            "transaction cancelled for good (not worth a retry): {reasons}"
+        )))
+    }
+}
+
+/// An item's size as DynamoDB counts it against its 400 KB limit: each attribute's name
+/// and value; strings their UTF-8 bytes; numbers 1 byte per two significant digits plus 1;
+/// booleans and nulls 1; lists and maps 3 bytes, plus 1 per element, plus their elements
+/// (and a map element's name).
+pub fn item_size(item: &Item) -> usize {
+    fn value(v: &Value) -> usize {
+        match v {
+            Value::Null | Value::Bool(_) => 1,
+            Value::String(s) => s.len(),
+            Value::Number(n) => {
+                let text = n.to_string();
+                let mantissa = text.split(['e', 'E']).next().unwrap_or_default();
+                let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+                let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+                significant.max(1).div_ceil(2) + 1
+            }
+            Value::Array(a) => 3 + a.iter().map(|e| 1 + value(e)).sum::<usize>(),
+            Value::Object(m) => 3 + m.iter().map(|(k, e)| 1 + k.len() + value(e)).sum::<usize>(),
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value(v)).sum()
+}
+
 /// The registration-keys item that records a used nonce: a key no registration can redeem
 /// (FireFly's function and ours take only 6 characters), and no listing shows (they list
 /// items with the caller's `generated_by_sub`, which this lacks); the table's TTL on `ttl`
@@ -295,28 +347,12 @@ impl DeviceStore for DynamoDeviceStore {
                     let TransactWriteItemsError::TransactionCanceledException(c) = e.err() else {
                         unreachable!("matched above")
                     };
-                    let failed = |i: usize| {
-                        c.cancellation_reasons()
-                            .get(i)
-                            .and_then(|r| r.code())
-                            .is_some_and(|code| code == "ConditionalCheckFailed")
-                    };
-                    // FireFly's order: the key is judged first.
-                    if failed(0) {
-                        Ok(Registered::KeyRefused)
-                    } else if failed(1) {
-                        Ok(Registered::AlreadyRegistered)
-                    } else {
-                        let codes: Vec<&str> = c
-                            .cancellation_reasons()
-                            .iter()
-                            .map(|r| r.code().unwrap_or("-"))
-                            .collect();
-                        Err(StoreError::Unavailable(format!(
-                            "transaction cancelled: {}",
-                            codes.join(", ")
-                        )))
-                    }
+                    let codes: Vec<&str> = c
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code().unwrap_or("None"))
+                        .collect();
+                    cancelled(&codes)
                 }
                 Err(e) => Err(refused(e, &self.devices, DEVICES_WORKFLOW, "transaction")),
             }
@@ -555,6 +591,58 @@ mod tests {
     use super::*;
     use crate::registration_keys::store::{KeyStore, NewKey};
     use serde_json::json;
+
+    #[test]
+    fn cancellations_are_an_answer_a_503_or_a_500_by_their_reasons() {
+        assert_eq!(
+            cancelled(&["ConditionalCheckFailed", "None"]),
+            Ok(Registered::KeyRefused)
+        );
+        assert_eq!(
+            cancelled(&["None", "ConditionalCheckFailed"]),
+            Ok(Registered::AlreadyRegistered)
+        );
+        for passing in ["TransactionConflict", "ThrottlingError"] {
+            assert!(matches!(
+                cancelled(&["None", passing]),
+                Err(StoreError::Unavailable(_))
+            ));
+        }
+        // Permanent: not "retry in 1 s" (issue 25, item 7).
+        for permanent in ["ValidationError", "ItemCollectionSizeLimitExceeded"] {
+            let e = cancelled(&["None", permanent]).unwrap_err();
+            assert!(
+                matches!(e, StoreError::Other(ref m) if m.contains(permanent)),
+                "{e:?}"
+            );
+            let api: crate::error::ApiError = e.into();
+            assert_eq!(api.status().as_u16(), 500);
+        }
+    }
+
+    #[test]
+    fn item_sizes_are_counted_as_dynamodb_counts_them() {
+        let item = |v: Value| v.as_object().unwrap().clone();
+        // AWS's examples: a string is its UTF-8 bytes, with the name.
+        assert_eq!(item_size(&item(json!({"name": "abc"}))), 4 + 3);
+        assert_eq!(item_size(&item(json!({"e": "\u{e9}"}))), 1 + 2);
+        // Numbers: 1 byte per two significant digits, plus 1.
+        assert_eq!(item_size(&item(json!({"n": 0}))), 1 + 2);
+        assert_eq!(item_size(&item(json!({"n": 12345}))), 1 + 4);
+        assert_eq!(item_size(&item(json!({"n": 1000}))), 1 + 2);
+        assert_eq!(item_size(&item(json!({"b": true, "z": null}))), 2 + 2);
+        // Lists and maps: 3 bytes, 1 per element, and the elements (and names).
+        assert_eq!(item_size(&item(json!({"l": []}))), 1 + 3);
+        assert_eq!(item_size(&item(json!({"l": [0, 0]}))), 1 + 3 + 2 * (1 + 2));
+        assert_eq!(
+            item_size(&item(json!({"m": {"ab": "x"}}))),
+            1 + 3 + 1 + 2 + 1
+        );
+        // Where JSON's length undercounts: 150,000 zeros are 300 KB of JSON and 450 KB here.
+        let zeros = item(json!({"network": vec![0; 150_000]}));
+        assert!(serde_json::to_vec(&zeros).unwrap().len() < 310_000);
+        assert!(item_size(&zeros) > 400 * 1024);
+    }
 
     #[test]
     fn json_values_round_trip_through_attributes() {
