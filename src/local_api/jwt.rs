@@ -323,7 +323,7 @@ impl DevKey {
 
 /// A signing key others can read signs for anyone: refused, with the fix.
 #[cfg(unix)]
-fn refuse_shared(path: &Path) -> Result<(), String> {
+pub(crate) fn refuse_shared(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
@@ -341,7 +341,7 @@ fn refuse_shared(path: &Path) -> Result<(), String> {
 }
 
 #[cfg(not(unix))]
-fn refuse_shared(_: &Path) -> Result<(), String> {
+pub(crate) fn refuse_shared(_: &Path) -> Result<(), String> {
     Ok(())
 }
 

@@ -6,7 +6,10 @@
 //! token with `email`. The same server's authorizer trusts them on every route.
 //!
 //! The RSA key (API Gateway's authorizer accepts RSA only) is made on first use with the
-//! `openssl` command and kept owner-only beside the development key.
+//! `openssl` command, piped (it never touches a shared temporary folder), and kept
+//! owner-only beside the development key; a key file others can read is refused. Codes are
+//! single use and live 5 minutes, refresh tokens 30 days or until `/logout`; both stores
+//! are bounded, and a CSPRNG failure is an error, never a predictable token.
 
 use super::jwt::{self, Authorizer};
 use crate::clock::{Clock, SystemClock};
@@ -26,6 +29,11 @@ use std::time::{Duration, Instant};
 const TOKEN_TTL: i64 = 3600;
 /// How long an authorization code may wait for its exchange.
 const CODE_TTL: Duration = Duration::from_secs(300);
+/// How long a refresh token lives (Cognito's default, FireFly's pool's setting).
+const REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The most codes, and refresh tokens, kept at once: a page reloaded in a loop cannot
+/// make the process grow without bound.
+const MAX_KEPT: usize = 1024;
 
 /// A user who can sign in.
 #[derive(Debug, Clone, Deserialize)]
@@ -66,7 +74,11 @@ pub struct SignIn {
     kid: String,
     jwks: JwkSet,
     codes: Mutex<HashMap<String, Pending>>,
-    refresh: Mutex<HashMap<String, User>>,
+    /// Refresh tokens: who, and when each was issued.
+    refresh: Mutex<HashMap<String, (User, Instant)>>,
+    random: std::sync::Arc<dyn crate::random::SecureRandom>,
+    /// The monotonic clock codes and refresh tokens age by (a test's, to age them).
+    now: fn() -> Instant,
 }
 
 /// An answer of the sign-in endpoints: status, content type, extra headers, body.
@@ -90,20 +102,71 @@ fn oauth_error(error: &str) -> Answer {
     json_answer(400, json!({ "error": error }))
 }
 
-fn random_token() -> String {
+fn random_token(random: &dyn crate::random::SecureRandom) -> Result<String, String> {
     let mut b = [0u8; 32];
-    let _ = crate::random::SecureRandom::fill(&crate::random::SystemRandom, &mut b);
-    URL_SAFE_NO_PAD.encode(b)
+    random
+        .fill(&mut b)
+        .map_err(|e| format!("the CSPRNG failed: {e}"))?;
+    Ok(URL_SAFE_NO_PAD.encode(b))
+}
+
+fn server_error(e: &str) -> Answer {
+    tracing::error!(error = %e, "sign-in failed");
+    json_answer(500, json!({"error": "server_error"}))
+}
+
+/// Keeps at most [`MAX_KEPT`] entries: the expired ones go first, then the oldest.
+fn bound<V>(
+    map: &mut HashMap<String, V>,
+    now: Instant,
+    made: impl Fn(&V) -> Instant,
+    ttl: Duration,
+) {
+    map.retain(|_, v| now.saturating_duration_since(made(v)) < ttl);
+    while map.len() >= MAX_KEPT {
+        let Some(oldest) = map
+            .iter()
+            .min_by_key(|(_, v)| made(v))
+            .map(|(k, _)| k.clone())
+        else {
+            break;
+        };
+        map.remove(&oldest);
+    }
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    Some(&url[..url.len() - rest.len() + end])
 }
 
 /// Makes (first use) or reads the RSA key in `path` (PKCS#1 DER, owner-only), and returns
 /// it with its public JWK values (`n`, `e`).
 fn rsa_key(path: &Path) -> Result<(Vec<u8>, String, String), String> {
-    let run = |args: &[&str]| -> Result<Vec<u8>, String> {
-        let out = std::process::Command::new("openssl")
+    let run = |args: &[&str], input: Option<&[u8]>| -> Result<Vec<u8>, String> {
+        use std::io::Write as _;
+        use std::process::Stdio;
+        let mut child = std::process::Command::new("openssl")
             .args(args)
-            .output()
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .map_err(|e| format!("the sign-in's RSA key needs the openssl command: {e}"))?;
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin
+                .write_all(input)
+                .map_err(|e| format!("openssl {}: {e}", args.join(" ")))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(|e| format!("openssl {}: {e}", args.join(" ")))?;
         if !out.status.success() {
             return Err(format!(
                 "openssl {}: {}",
@@ -114,36 +177,29 @@ fn rsa_key(path: &Path) -> Result<(Vec<u8>, String, String), String> {
         Ok(out.stdout)
     };
     if !path.exists() {
-        let pem = run(&["genrsa", "2048"])?;
-        let dir = std::env::temp_dir().join(format!("firefly-rsa-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let pem_path = dir.join("key.pem");
-        std::fs::write(&pem_path, &pem).map_err(|e| e.to_string())?;
-        let der = run(&[
-            "rsa",
-            "-in",
-            pem_path.to_str().unwrap_or_default(),
-            "-outform",
-            "DER",
-            "-traditional",
-        ]);
-        let _ = std::fs::remove_dir_all(&dir);
+        let pem = run(&["genrsa", "2048"], None)?;
+        // Converted through a pipe: the private key is never written anywhere but `path`.
+        let der = run(&["rsa", "-outform", "DER", "-traditional"], Some(&pem))?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
         }
-        jwt::write_private(path, &der?)?;
+        jwt::write_private(path, &der)?;
     }
+    jwt::refuse_shared(path)?;
     let der = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     // The modulus, from the key itself: `openssl rsa -inform DER -noout -modulus`.
-    let modulus = run(&[
-        "rsa",
-        "-inform",
-        "DER",
-        "-in",
-        path.to_str().unwrap_or_default(),
-        "-noout",
-        "-modulus",
-    ])?;
+    let modulus = run(
+        &[
+            "rsa",
+            "-inform",
+            "DER",
+            "-in",
+            path.to_str().unwrap_or_default(),
+            "-noout",
+            "-modulus",
+        ],
+        None,
+    )?;
     let hex = String::from_utf8_lossy(&modulus)
         .trim()
         .trim_start_matches("Modulus=")
@@ -192,6 +248,8 @@ impl SignIn {
             jwks,
             codes: Mutex::new(HashMap::new()),
             refresh: Mutex::new(HashMap::new()),
+            random: std::sync::Arc::new(crate::random::SystemRandom),
+            now: Instant::now,
         })
     }
 
@@ -246,13 +304,24 @@ impl SignIn {
             ("POST", "/oauth2/token") => self.token(&query(&String::from_utf8_lossy(body))),
             ("GET", "/logout") => {
                 let q = query(query_text);
+                // Only back to the app that signed in: a URL on the origin of a registered
+                // redirect URI (FireFly's console signs out to `<origin>/login`), never an
+                // open redirect.
+                let registered = |to: &str| {
+                    origin(to)
+                        .is_some_and(|o| self.redirect_uris.iter().any(|r| origin(r) == Some(o)))
+                };
                 match q.get("logout_uri").or(q.get("redirect_uri")) {
-                    Some(to) if q.get("client_id") == Some(&self.client_id) => Answer {
-                        status: 302,
-                        content_type: "text/plain",
-                        location: Some(to.clone()),
-                        body: String::new(),
-                    },
+                    Some(to) if q.get("client_id") == Some(&self.client_id) && registered(to) => {
+                        // Signed out: no refresh token of this sign-in works any more.
+                        self.refresh.locked().clear();
+                        Answer {
+                            status: 302,
+                            content_type: "text/plain",
+                            location: Some(to.clone()),
+                            body: String::new(),
+                        }
+                    }
                     _ => oauth_error("invalid_request"),
                 }
             }
@@ -307,16 +376,22 @@ impl SignIn {
                 ),
             };
         };
-        let code = random_token();
-        self.codes.locked().insert(
+        let code = match random_token(&*self.random) {
+            Ok(c) => c,
+            Err(e) => return server_error(&e),
+        };
+        let mut codes = self.codes.locked();
+        bound(&mut codes, (self.now)(), |p: &Pending| p.made, CODE_TTL);
+        codes.insert(
             code.clone(),
             Pending {
                 user: user.clone(),
                 challenge: challenge.clone(),
                 redirect_uri: redirect_uri.clone(),
-                made: Instant::now(),
+                made: (self.now)(),
             },
         );
+        drop(codes);
         let mut to = format!(
             "{redirect_uri}{}code={code}",
             if redirect_uri.contains('?') { '&' } else { '?' }
@@ -341,7 +416,9 @@ impl SignIn {
             Some("authorization_code") => {
                 // Single use: the code is gone whatever happens next.
                 let pending = f.get("code").and_then(|c| self.codes.locked().remove(c));
-                let Some(p) = pending.filter(|p| p.made.elapsed() < CODE_TTL) else {
+                let now = (self.now)();
+                let Some(p) = pending.filter(|p| now.saturating_duration_since(p.made) < CODE_TTL)
+                else {
                     return oauth_error("invalid_grant");
                 };
                 if f.get("redirect_uri") != Some(&p.redirect_uri) {
@@ -357,9 +434,12 @@ impl SignIn {
             Some("refresh_token") => {
                 let found = f
                     .get("refresh_token")
-                    .and_then(|t| self.refresh.locked().get(t).cloned());
+                    .and_then(|t| self.refresh.locked().get(t).cloned())
+                    .filter(|(_, issued)| {
+                        (self.now)().saturating_duration_since(*issued) < REFRESH_TTL
+                    });
                 match found {
-                    Some(u) => u,
+                    Some((u, _)) => u,
                     None => return oauth_error("invalid_grant"),
                 }
             }
@@ -368,8 +448,19 @@ impl SignIn {
         let refresh = match f.get("grant_type").map(String::as_str) {
             Some("refresh_token") => None,
             _ => {
-                let t = random_token();
-                self.refresh.locked().insert(t.clone(), user.clone());
+                let t = match random_token(&*self.random) {
+                    Ok(t) => t,
+                    Err(e) => return server_error(&e),
+                };
+                let mut refresh = self.refresh.locked();
+                let now = (self.now)();
+                bound(
+                    &mut refresh,
+                    now,
+                    |(_, issued): &(User, Instant)| *issued,
+                    REFRESH_TTL,
+                );
+                refresh.insert(t.clone(), (user.clone(), now));
                 Some(t)
             }
         };
@@ -384,10 +475,7 @@ impl SignIn {
                 }
                 json_answer(200, body)
             }
-            Err(e) => {
-                tracing::error!(error = %e, "signing tokens failed");
-                json_answer(500, json!({"error": "server_error"}))
-            }
+            Err(e) => server_error(&format!("signing tokens: {e}")),
         }
     }
 
@@ -401,7 +489,7 @@ impl SignIn {
             "sub": sub, "iss": self.issuer, "client_id": self.client_id,
             "token_use": "access", "scope": "openid email profile",
             "auth_time": now, "iat": now, "exp": now + TOKEN_TTL,
-            "jti": random_token(), "username": user.username,
+            "jti": random_token(&*self.random)?, "username": user.username,
         });
         let mut id = json!({
             "sub": sub, "iss": self.issuer, "aud": self.client_id, "token_use": "id",
@@ -424,4 +512,180 @@ fn html(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign_in(name: &str) -> (SignIn, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("firefly-signin-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = SignIn::new(
+            "http://127.0.0.1:3000".into(),
+            "app".into(),
+            vec!["http://localhost:4173/callback".into()],
+            vec![User {
+                username: "dev".into(),
+                email: "dev@localhost".into(),
+                groups: vec![],
+            }],
+            Some("dev".into()),
+            &dir.join("rsa.der"),
+        )
+        .unwrap();
+        (s, dir)
+    }
+
+    const VERIFIER: &str = "a-verifier-of-enough-length-for-pkce-0123456789";
+
+    fn code(s: &SignIn) -> Answer {
+        let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            VERIFIER.as_bytes(),
+        ));
+        let q = format!(
+            "client_id=app&redirect_uri=http%3A%2F%2Flocalhost%3A4173%2Fcallback&response_type=code&code_challenge={challenge}&code_challenge_method=S256"
+        );
+        s.answer("GET", "/oauth2/authorize", &q, b"").unwrap()
+    }
+
+    fn code_of(a: &Answer) -> String {
+        let to = a.location.clone().unwrap();
+        to.split("code=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn exchange(s: &SignIn, code: &str) -> Answer {
+        let body = format!(
+            "grant_type=authorization_code&client_id=app&code={code}&redirect_uri=http%3A%2F%2Flocalhost%3A4173%2Fcallback&code_verifier={VERIFIER}"
+        );
+        s.answer("POST", "/oauth2/token", "", body.as_bytes())
+            .unwrap()
+    }
+
+    fn refresh(s: &SignIn, token: &str) -> Answer {
+        let body = format!("grant_type=refresh_token&client_id=app&refresh_token={token}");
+        s.answer("POST", "/oauth2/token", "", body.as_bytes())
+            .unwrap()
+    }
+
+    fn json(a: &Answer) -> Value {
+        serde_json::from_str(&a.body).unwrap()
+    }
+
+    #[test]
+    fn logout_goes_only_back_to_the_app_and_ends_its_refresh_tokens() {
+        let (s, dir) = sign_in("logout");
+        let tokens = json(&exchange(&s, &code_of(&code(&s))));
+        let r = tokens["refresh_token"].as_str().unwrap().to_owned();
+        assert_eq!(refresh(&s, &r).status, 200);
+        for evil in [
+            "https://evil.example/login",
+            "http://localhost:4174/login",
+            "http://localhost:4173.evil.example/",
+            "javascript:alert(1)",
+        ] {
+            let q = format!(
+                "client_id=app&logout_uri={}",
+                form_urlencoded::byte_serialize(evil.as_bytes()).collect::<String>()
+            );
+            assert_eq!(
+                s.answer("GET", "/logout", &q, b"").unwrap().status,
+                400,
+                "{evil}"
+            );
+        }
+        // FireFly's console signs out to <origin>/login.
+        let q = "client_id=app&logout_uri=http%3A%2F%2Flocalhost%3A4173%2Flogin";
+        let out = s.answer("GET", "/logout", q, b"").unwrap();
+        assert_eq!(out.status, 302);
+        assert_eq!(out.location.as_deref(), Some("http://localhost:4173/login"));
+        assert_eq!(
+            refresh(&s, &r).status,
+            400,
+            "a refresh token dies at logout"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn codes_are_single_use_and_expire_and_refresh_tokens_expire() {
+        let (mut s, dir) = sign_in("expiry");
+        let c = code_of(&code(&s));
+        assert_eq!(exchange(&s, &c).status, 200);
+        assert_eq!(exchange(&s, &c).status, 400, "single use");
+        let c = code_of(&code(&s));
+        let tokens = json(&exchange(&s, &code_of(&code(&s))));
+        let r = tokens["refresh_token"].as_str().unwrap().to_owned();
+        // Five minutes later the code is dead; thirty days later the refresh token.
+        s.now = || Instant::now() + CODE_TTL;
+        assert_eq!(exchange(&s, &c).status, 400);
+        assert_eq!(refresh(&s, &r).status, 200);
+        s.now = || Instant::now() + REFRESH_TTL;
+        assert_eq!(refresh(&s, &r).status, 400);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn the_stores_are_bounded() {
+        let (s, dir) = sign_in("bounded");
+        for _ in 0..MAX_KEPT + 100 {
+            assert_eq!(code(&s).status, 302);
+        }
+        assert!(s.codes.locked().len() <= MAX_KEPT);
+        for _ in 0..MAX_KEPT + 100 {
+            assert_eq!(exchange(&s, &code_of(&code(&s))).status, 200);
+        }
+        assert!(s.refresh.locked().len() <= MAX_KEPT);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    struct Broken;
+    impl crate::random::SecureRandom for Broken {
+        fn fill(&self, _: &mut [u8]) -> Result<(), crate::random::RandomError> {
+            Err(crate::random::RandomError("broken".into()))
+        }
+    }
+
+    #[test]
+    fn a_csprng_failure_is_an_error_never_a_predictable_token() {
+        let (mut s, dir) = sign_in("csprng");
+        let c = code_of(&code(&s));
+        s.random = std::sync::Arc::new(Broken);
+        assert_eq!(code(&s).status, 500);
+        let a = exchange(&s, &c);
+        assert_eq!(a.status, 500);
+        assert!(!a.body.contains("token"), "{}", a.body);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_, dir) = sign_in("shared");
+        let key = dir.join("rsa.der");
+        assert_eq!(
+            std::fs::metadata(&key).unwrap().permissions().mode() & 0o077,
+            0
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let again = SignIn::new(
+            "http://127.0.0.1:3000".into(),
+            "app".into(),
+            vec![],
+            vec![],
+            None,
+            &key,
+        );
+        assert!(again.err().unwrap().contains("readable by others"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }
