@@ -109,6 +109,11 @@ Parameters:
     Type: String
     Default: ""
     Description: An SNS topic for alarm and OK notifications (empty for none).
+  AppConfigReadArn:
+    Type: String
+    Default: ""
+    AllowedPattern: "^(arn:aws[a-z-]*:appconfig:[a-z0-9-]+:[0-9]{{12}}:application/[A-Za-z0-9*/_.-]+)?$"
+    Description: Narrows the AppConfig read grant, which is every configuration when empty (FireFly's console creates each application at run time); e.g. arn:aws:appconfig:REGION:ACCOUNT:application/APP_ID/environment/ENV_ID/configuration/* once the IDs exist (docs/security.md, AppConfig read access).
   ReservedConcurrency:
     Type: Number
     Default: -1
@@ -118,6 +123,7 @@ Parameters:
 Conditions:
   TracingOn: !Equals [!Ref ActiveTracing, "true"]
   HasReservedConcurrency: !Not [!Equals [!Ref ReservedConcurrency, -1]]
+  HasAppConfigReadArn: !Not [!Equals [!Ref AppConfigReadArn, ""]]
   AlarmsOn: !Equals [!Ref Alarms, "true"]
   HasAlarmTopic: !Not [!Equals [!Ref AlarmTopicArn, ""]]
 "#,
@@ -245,7 +251,15 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
             for a in actions {
                 let _ = writeln!(t, "                  - {a}");
             }
-            let _ = writeln!(t, "                Resource: {}", v(&arn));
+            // AppConfig's IDs do not exist when the stack deploys: `*` unless the operator
+            // narrows it (the AppConfigReadArn parameter).
+            let target = match resource {
+                Resource::AppConfig => {
+                    "!If [HasAppConfigReadArn, !Ref AppConfigReadArn, \"*\"]".to_owned()
+                }
+                _ => v(&arn),
+            };
+            let _ = writeln!(t, "                Resource: {target}");
         }
     }
     // X-Ray writes only with active tracing on (the ActiveTracing parameter).

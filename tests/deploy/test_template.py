@@ -2,6 +2,7 @@
 resources that stack creates (those whose condition is "this stack"), their names, routes,
 IAM and logs."""
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def test_parameters_are_the_four_lookups_plus_appconfig_names(template):
 
 
 def granted_by(resources, truth=None):
-    resources = resolve_ifs(resources, truth or {"TracingOn": False, "HasAlarmTopic": False, "HasReservedConcurrency": False})
+    resources = resolve_ifs(resources, truth or {"TracingOn": False, "HasAlarmTopic": False, "HasReservedConcurrency": False, "HasAppConfigReadArn": False})
     iam = {k: r for k, r in resources.items() if r["Type"].startswith("AWS::IAM::")}
     assert len(iam) == 1, f"only one IAM resource expected, found {list(iam)}"
     role = next(iter(iam.values()))["Properties"]
@@ -228,6 +229,22 @@ def test_the_post_role_is_the_page_to_the_letter(template):
         "logs:CreateLogStream": {"Fn::GetAtt": ["RegistrationKeysPostLogGroup", "Arn"]},
         "logs:PutLogEvents": {"Fn::GetAtt": ["RegistrationKeysPostLogGroup", "Arn"]},
     }
+
+
+def test_an_operator_can_narrow_the_appconfig_read_grant(template):
+    # FireFly's console creates each application at run time, so the grant is "*" by
+    # default (above); the AppConfigReadArn parameter narrows it once the IDs exist.
+    params = template["Parameters"]
+    assert params["AppConfigReadArn"]["Default"] == ""
+    truth = {"TracingOn": False, "HasAlarmTopic": False, "HasReservedConcurrency": False, "HasAppConfigReadArn": True}
+    _, granted = granted_by(stack(template, POST)[0], truth)
+    assert granted["appconfig:StartConfigurationSession"] == {"Ref": "AppConfigReadArn"}
+    assert granted["appconfig:GetLatestConfiguration"] == {"Ref": "AppConfigReadArn"}
+    assert granted["dynamodb:PutItem"] == TABLE_ARN
+    pattern = re.compile(params["AppConfigReadArn"]["AllowedPattern"])
+    assert pattern.match("arn:aws:appconfig:eu-west-1:123456789012:application/abc1234/environment/def5678/configuration/*")
+    assert pattern.match("")
+    assert not pattern.match("*") and not pattern.match("arn:aws:s3:::bucket")
 
 
 def test_the_delete_role_may_only_delete_keys(template):
