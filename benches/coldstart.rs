@@ -154,6 +154,11 @@ fn main() {
             e.retain(|(k, _)| k != "AWS_LAMBDA_FUNCTION_NAME");
             e.push(("AWS_LAMBDA_FUNCTION_NAME".into(), (*f).into()));
             e.extend(backup.env());
+            // Nothing listening for DynamoDB: nothing for S3 either.
+            if endpoint == closed {
+                e.retain(|(k, _)| k != "AWS_ENDPOINT_URL_S3");
+                e.push(("AWS_ENDPOINT_URL_S3".into(), closed.clone()));
+            }
             e
         };
         by_function.push((
@@ -276,7 +281,8 @@ impl Backup {
         blob.resize(16 * 1024, 7);
         let object = format!("/{BUCKET}/{DEVICE}");
         let s3 = http::serve_tls(&tls.cert, &tls.key, move |req: Request| {
-            if req.method == "GET" && req.path == object {
+            // The SDK adds `?x-id=GetObject`; ours sends none.
+            if req.method == "GET" && req.path.split('?').next() == Some(object.as_str()) {
                 Reply::Respond {
                     status: 200,
                     headers: vec![

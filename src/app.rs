@@ -331,6 +331,7 @@ mod tests {
             params: &[],
             headers: &[],
             alarms: &[],
+            reserved_concurrency: None,
             request: None,
             endpoint: crate::endpoint!(teapot),
         },

@@ -72,8 +72,12 @@ pub struct Route {
     /// Request headers the handler requires (its extractors read them), for the generated
     /// documents.
     pub headers: &'static [Param],
-    /// Alarms on the route's own metrics, beside the 5xx-rate alarm every route has.
+    /// Alarms on the route's own metrics, beside the 5xx-rate alarm every route has. A
+    /// route with any turns its function's alarms on when it deploys.
     pub alarms: &'static [MetricAlarm],
+    /// The reserved concurrency its function deploys with (the smallest of its routes'), as
+    /// a ceiling; `None`: none.
+    pub reserved_concurrency: Option<u32>,
     /// The JSON Schema of the request body, if it takes one (its `title` names it in the
     /// OpenAPI document, as FireFly's names it).
     pub request: Option<&'static str>,
@@ -97,6 +101,7 @@ impl Route {
             params: &[],
             headers: &[],
             alarms: &[],
+            reserved_concurrency: None,
             request: None,
             endpoint: Endpoint::MISSING,
         }

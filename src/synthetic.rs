@@ -38,6 +38,7 @@ macro_rules! synthetic {
                 params: &[],
                 headers: &[],
                 alarms: &[],
+                reserved_concurrency: None,
                 request: None,
                 endpoint: {
                     async fn h(_: (), caller: Caller, Path(Id(id)): Path<Id>) -> HandlerResult {

@@ -14,13 +14,14 @@ warn() {
 
 # load_function NAME: sets STACK, LOG_GROUP, AUTHORIZER (true when a route of the function
 # is behind the JWT authorizer), TABLE_STACKS (one "stack workflow" pair per entry) and
-# BUCKETS (one "parameter stack output workflow" per bucket the function uses) from
+# BUCKETS (one "parameter stack output workflow" per bucket the function uses),
+# RESERVED_CONCURRENCY and ALARMS (the route table's, or scripts/deploy/settings.json's) from
 # routes/functions.json, which firefly-gen writes from the route table. An
 # unknown or missing name stops the run with the list of functions.
 load_function() {
   local name=${1:-} facts
   facts=$(python3 - "$name" <<'PY'
-import json, sys
+import json, os, sys
 functions = json.load(open("routes/functions.json"))["functions"]
 name = sys.argv[1]
 if name not in functions:
@@ -33,8 +34,26 @@ for t in f["tableStacks"]:
     print("table", t["stack"], t["workflow"])
 for b in f.get("buckets", []):
     print("bucket", b["parameter"], b["stack"], b["output"], b["workflow"])
+settings = dict(f["deploy"])
+# FIREFLY_DEPLOY_SETTINGS_FILE: the deployment tests' own copy; operators edit the default.
+path = os.environ.get("FIREFLY_DEPLOY_SETTINGS_FILE") or "scripts/deploy/settings.json"
+override = json.load(open(path)).get("functions", {}).get(name, {})
+unknown = sorted(set(override) - set(settings))
+def refuse(why):
+    print("%s: %s: %s" % (path, name, why), file=sys.stderr)
+    sys.exit(3)
+if unknown:
+    refuse("unknown setting %s (expected %s)" % (", ".join(unknown), ", ".join(sorted(settings))))
+settings.update(override)
+cap, alarms = settings["ReservedConcurrency"], settings["Alarms"]
+if type(cap) is not int or cap < -1 or type(alarms) is not bool:
+    refuse("ReservedConcurrency must be an integer of -1 or more, Alarms true or false")
+print("deploy", cap, "true" if alarms else "false")
 PY
-  ) || die "$(python3 -c 'import json; print("usage: give the function, one of: " + ", ".join(sorted(json.load(open("routes/functions.json"))["functions"])))')"
+  ) || {
+    [[ $? == 3 ]] && die "not deploying with an invalid scripts/deploy/settings.json (above)"
+    die "$(python3 -c 'import json; print("usage: give the function, one of: " + ", ".join(sorted(json.load(open("routes/functions.json"))["functions"])))')"
+  }
   local lines
   mapfile -t lines <<<"$facts"
   # shellcheck disable=SC2034  # used by the scripts that source this file
@@ -50,10 +69,11 @@ PY
     case $line in
       "table "*) TABLE_STACKS+=("${line#table }") ;;
       "bucket "*) BUCKETS+=("${line#bucket }") ;;
+      "deploy "*) read -r _ RESERVED_CONCURRENCY ALARMS <<<"$line" ;;
     esac
   done
   # shellcheck disable=SC2034
-  : "${TABLE_STACKS[@]}" "${BUCKETS[@]}"
+  : "${TABLE_STACKS[@]}" "${BUCKETS[@]}" "$RESERVED_CONCURRENCY" "$ALARMS"
 }
 
 # aws_error TEXT: a one-line reason for a failed aws CLI call, naming what it means.

@@ -48,6 +48,7 @@ pub const ROUTE: Route = Route {
     params: &[super::get::UUID_PARAM],
     headers: &signature::HEADERS,
     alarms: &[],
+    reserved_concurrency: None,
     request: None,
     endpoint: crate::endpoint!(remove, Backups::build),
 };

@@ -44,6 +44,7 @@ pub const ROUTE: Route = Route {
     params: &[UUID_PARAM],
     headers: &signature::HEADERS,
     alarms: &[],
+    reserved_concurrency: None,
     request: None,
     endpoint: crate::endpoint!(restore, Backups::build),
 };

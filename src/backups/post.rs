@@ -61,6 +61,7 @@ pub const ROUTE: Route = Route {
     params: &[super::get::UUID_PARAM],
     headers: &HEADERS,
     alarms: &[],
+    reserved_concurrency: None,
     request: Some(REQUEST_SCHEMA),
     endpoint: crate::endpoint!(store, Backups::build),
 };

@@ -51,6 +51,10 @@ pub const ROUTE: Route = Route {
     params: &[],
     headers: &[KEY_HEADER],
     alarms: &[REFUSALS_ALARM],
+    // The only route that takes a secret from anyone: its sandboxes bound how fast keys can
+    // be guessed (docs/security.md, "Guessing registration keys"). Controllers register
+    // once; five sandboxes are plenty.
+    reserved_concurrency: Some(5),
     request: Some(REQUEST_SCHEMA),
     endpoint: crate::endpoint!(register, Devices::build),
 };

@@ -53,6 +53,7 @@ pub const ROUTE: Route = Route {
     }],
     headers: &signature::HEADERS,
     alarms: &[],
+    reserved_concurrency: None,
     request: None,
     endpoint: crate::endpoint!(check, Devices::build),
 };

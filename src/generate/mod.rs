@@ -104,6 +104,18 @@ impl Function<'_> {
         grants
     }
 
+    /// What it deploys with unless an operator says otherwise (`deploy/settings.json`): its
+    /// reserved concurrency (`-1`: none) and whether its alarms are on.
+    pub fn deploy_settings(&self) -> (i64, bool) {
+        let cap = self
+            .routes
+            .iter()
+            .filter_map(|r| r.reserved_concurrency)
+            .min()
+            .map_or(-1, i64::from);
+        (cap, self.routes.iter().any(|r| !r.alarms.is_empty()))
+    }
+
     /// Its buckets, each named by a parameter the deploy scripts read from the bucket
     /// stack's output: `(parameter, stack, output, workflow)`.
     pub fn buckets(&self) -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
@@ -346,6 +358,9 @@ fn functions_manifest(functions: &[Function<'_>]) -> Value {
                 "logicalId": format!("{}Function", f.logical()),
                 "routes": f.routes.iter().map(|r| r.key).collect::<Vec<_>>(),
                 "tableStacks": tables,
+                // The settings it deploys with (scripts/deploy/resolve; an operator's
+                // deploy/settings.json overrides them).
+                "deploy": {"ReservedConcurrency": f.deploy_settings().0, "Alarms": f.deploy_settings().1},
                 // Each bucket's name: the parameter, from the bucket stack's output.
                 "buckets": f.buckets().into_iter().map(|(parameter, stack, output, workflow)| json!({"parameter": parameter, "stack": stack, "output": output, "workflow": workflow})).collect::<Vec<_>>(),
                 // Only a function with a JWT route takes the authorizer: its deploy looks

@@ -46,6 +46,7 @@ pub const ROUTE: Route = Route {
     }],
     headers: &[],
     alarms: &[],
+    reserved_concurrency: None,
     request: None,
     endpoint: crate::endpoint!(revoke, Keys::build),
 };

@@ -40,6 +40,7 @@ pub const ROUTE: Route = Route {
     params: &[],
     headers: &[],
     alarms: &[],
+    reserved_concurrency: None,
     request: None,
     endpoint: crate::endpoint!(list, Keys::build),
 };

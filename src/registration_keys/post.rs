@@ -46,6 +46,7 @@ pub const ROUTE: Route = Route {
     params: &[],
     headers: &[],
     alarms: &[],
+    reserved_concurrency: None,
     request: None,
     endpoint: crate::endpoint!(mint, Keys::build),
 };

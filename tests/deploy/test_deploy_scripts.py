@@ -21,7 +21,8 @@ def overrides(function):
     out = OVERRIDES if TABLE[function]["authorizer"] else [o for o in OVERRIDES if not o.startswith("AuthorizerId=")]
     for b in TABLE[function]["buckets"]:
         out = out + [f'{b["parameter"]}={PREREQUISITES[b["stack"]][b["output"]]}']
-    return out
+    d = TABLE[function]["deploy"]
+    return out + [f'ReservedConcurrency={d["ReservedConcurrency"]}', f'Alarms={"true" if d["Alarms"] else "false"}']
 
 
 BUCKET_USERS = [(f, b["stack"], b["output"], b["workflow"]) for f in FUNCTIONS for b in TABLE[f]["buckets"]]
@@ -118,6 +119,40 @@ def test_a_function_without_jwt_routes_never_looks_up_the_authorizer(aws):
     result = run("deploy", aws["env"], POST)
     assert result.returncode != 0
     assert "stack firefly-api-gateway has no output AuthorizerId" in result.stderr
+
+
+REGISTER = "firefly-func-api-devices-register-post"
+
+
+def test_the_route_table_caps_the_redeeming_function_and_turns_its_alarms_on(aws):
+    # docs/security.md's arithmetic assumes both for the one route that takes a key from
+    # anyone; every other function deploys without a cap, with alarms off.
+    assert TABLE[REGISTER]["deploy"] == {"ReservedConcurrency": 5, "Alarms": True}
+    assert all(TABLE[f]["deploy"] == {"ReservedConcurrency": -1, "Alarms": False}
+               for f in FUNCTIONS if f != REGISTER)
+    all_stacks(aws["cfn"])
+    result = run("deploy", aws["env"], REGISTER)
+    assert result.returncode == 0, result.stderr
+    deploy = aws["sam_calls"]()[1]
+    assert "ReservedConcurrency=5" in deploy and "Alarms=true" in deploy
+
+
+def test_an_operator_overrides_the_settings_in_one_file(aws, tmp_path):
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"functions": {REGISTER: {"ReservedConcurrency": 12}, POST: {"Alarms": True}}}))
+    env = dict(aws["env"], FIREFLY_DEPLOY_SETTINGS_FILE=str(settings))
+    all_stacks(aws["cfn"])
+    assert "ReservedConcurrency=12\nAlarms=true" in run("resolve", env, REGISTER).stdout
+    assert "ReservedConcurrency=-1\nAlarms=true" in run("resolve", env, POST).stdout
+    for bad in [{"Concurrency": 3}, {"ReservedConcurrency": "5"}, {"ReservedConcurrency": -2}, {"Alarms": "yes"}]:
+        settings.write_text(json.dumps({"functions": {REGISTER: bad}}))
+        result = run("deploy", env, REGISTER)
+        assert result.returncode != 0, bad
+        assert "settings.json" in result.stderr and REGISTER in result.stderr, result.stderr
+        assert aws["sam_calls"]() == []
+    # The committed file overrides nothing: the route table decides.
+    committed = json.loads((ROOT / "scripts" / "deploy" / "settings.json").read_text())
+    assert committed["functions"] == {}
 
 
 def test_the_backup_functions_take_the_bucket_named_by_its_stack():
