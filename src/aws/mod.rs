@@ -59,7 +59,8 @@ impl Warmups {
     /// Opens them all at once.
     pub async fn run(&self) {
         let mut all = tokio::task::JoinSet::new();
-        for w in self.0.iter().cloned() {
+        for w in &self.0 {
+            let w = w.clone();
             all.spawn(async move { w.run().await });
         }
         while all.join_next().await.is_some() {}

@@ -26,6 +26,9 @@ use std::sync::{Arc, Mutex};
 /// A device item, as JSON.
 pub type Item = Map<String, Value>;
 
+/// One page of a listing: its devices, and the UUID to continue after when more follow.
+pub type Page = (Vec<Item>, Option<String>);
+
 /// A device to register: its item without `registered_by_email`, which the store copies
 /// from the key it redeems.
 #[derive(Debug, Clone)]
@@ -58,8 +61,15 @@ pub trait DeviceStore: Send + Sync {
     /// The device stored under `uuid`, if any.
     fn get<'a>(&'a self, uuid: &'a str) -> BoxFuture<'a, Result<Option<Item>, StoreError>>;
 
-    /// Every device, every page of the table read, in no particular order.
-    fn list(&self) -> BoxFuture<'_, Result<Vec<Item>, StoreError>>;
+    /// Devices in the table's order, after the device `after` (from the start: `None`), as
+    /// many as fit `budget` by `size` (at least one), every Scan page read as needed. The
+    /// second value is the UUID to continue after, when there are more.
+    fn list_page<'a>(
+        &'a self,
+        after: Option<String>,
+        budget: usize,
+        size: &'a (dyn Fn(&Item) -> usize + Sync),
+    ) -> BoxFuture<'a, Result<Page, StoreError>>;
 
     /// Sets (`Some`) or removes (`None`) the device's `last_backup_date`, only on a device
     /// that exists (never a stub item for a deleted one). `false`: no such device.
@@ -376,11 +386,19 @@ impl DeviceStore for DynamoDeviceStore {
         })
     }
 
-    fn list(&self) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
+    fn list_page<'a>(
+        &'a self,
+        after: Option<String>,
+        budget: usize,
+        size: &'a (dyn Fn(&Item) -> usize + Sync),
+    ) -> BoxFuture<'a, Result<Page, StoreError>> {
         Box::pin(async move {
-            // Every page, over LastEvaluatedKey (the SDK's paginator costs binary size).
+            // Scan pages over LastEvaluatedKey (the SDK's paginator costs binary size), from
+            // the last device a client was given: any item's key is a valid start.
             let mut items = Vec::new();
-            let mut start = None;
+            let mut used = 0;
+            let mut start =
+                after.map(|uuid| HashMap::from([("uuid".to_owned(), AttributeValue::S(uuid))]));
             loop {
                 let page = self
                     .client
@@ -389,18 +407,29 @@ impl DeviceStore for DynamoDeviceStore {
                     .set_exclusive_start_key(start)
                     .send()
                     .await;
-                match page {
-                    Ok(page) => {
-                        items.extend(page.items().iter().map(from_item));
-                        start = page.last_evaluated_key;
-                    }
+                let page = match page {
+                    Ok(page) => page,
                     Err(e) => return Err(refused(e, &self.devices, DEVICES_WORKFLOW, "scan")),
+                };
+                for raw in page.items() {
+                    let item = from_item(raw);
+                    let n = size(&item);
+                    if !items.is_empty() && used + n > budget {
+                        let last = items
+                            .last()
+                            .and_then(|i: &Item| i.get("uuid"))
+                            .and_then(Value::as_str)
+                            .map(str::to_owned);
+                        return Ok((items, last));
+                    }
+                    used += n;
+                    items.push(item);
                 }
+                start = page.last_evaluated_key;
                 if start.is_none() {
-                    break;
+                    return Ok((items, None));
                 }
             }
-            Ok(items)
         })
     }
 
@@ -541,9 +570,32 @@ impl DeviceStore for MemoryDeviceStore {
         Box::pin(std::future::ready(Ok(found)))
     }
 
-    fn list(&self) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
-        let all = self.lock().values().cloned().collect();
-        Box::pin(std::future::ready(Ok(all)))
+    fn list_page<'a>(
+        &'a self,
+        after: Option<String>,
+        budget: usize,
+        size: &'a (dyn Fn(&Item) -> usize + Sync),
+    ) -> BoxFuture<'a, Result<Page, StoreError>> {
+        let devices = self.lock();
+        let mut items = Vec::new();
+        let mut used = 0;
+        let mut next = None;
+        let mut last: Option<&String> = None;
+        let from = match &after {
+            Some(a) => std::ops::Bound::Excluded(a.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        for (uuid, item) in devices.range((from, std::ops::Bound::Unbounded)) {
+            let n = size(item);
+            if !items.is_empty() && used + n > budget {
+                next = last.cloned();
+                break;
+            }
+            used += n;
+            last = Some(uuid);
+            items.push(item.clone());
+        }
+        Box::pin(std::future::ready(Ok((items, next))))
     }
 
     fn mark_backup<'a>(
