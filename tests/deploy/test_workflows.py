@@ -284,3 +284,36 @@ def test_actionlint_passes_every_workflow_and_can_tell_a_broken_one(tmp_path):
     assert result.returncode == 1
     assert 'job "deploy" needs job "turn" which does not exist' in result.stdout
     assert 'property "nope" is not defined' in result.stdout
+
+
+def test_every_python_package_is_installed_from_a_hash_lock():
+    """aws-sam-cli and its dependencies run inside `sam deploy` with the deploy role: every
+    pip install of the workflows and of scripts/setup takes a lock with hashes, under
+    --require-hashes, on the Python the locks were compiled for."""
+    import re
+    installs = []
+    for f in sorted(WF.glob("*.yml")):
+        doc = load(f.name)
+        for job, spec in doc["jobs"].items():
+            runs = [s.get("run", "") for s in spec.get("steps", [])]
+            pips = [l for r in runs for l in r.splitlines() if re.search(r"\bpip3?\"? install\b|pip install", l)]
+            if pips:
+                pythons = [s for s in spec["steps"] if s.get("uses", "").startswith("actions/setup-python@")]
+                assert pythons and pythons[0]["with"]["python-version"] == "3.11", f"{f.name}:{job}"
+            installs += [(f"{f.name}:{job}", l) for l in pips]
+    setup = (ROOT / "scripts" / "setup").read_text()
+    installs += [("scripts/setup", l) for l in setup.splitlines() if "pip install" in l]
+    assert len(installs) >= 7
+    for where, line in installs:
+        assert "--require-hashes" in line and re.search(r"-r tools/[\w-]+\.lock", line), (where, line)
+    for lock in sorted((ROOT / "tools").glob("*.lock")):
+        text = lock.read_text()
+        assert "Python 3.11" in text
+        pins = re.findall(r"^([A-Za-z0-9_.\[\],-]+)==\S+ \\\n((?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)", text, re.M)
+        named = re.findall(r"^[A-Za-z0-9]", text, re.M)
+        assert pins and len(pins) == len(named), f"{lock.name}: every requirement pinned with hashes"
+        # The lock holds what its .txt asks for, at the same versions.
+        wanted = lock.with_suffix(".txt").read_text()
+        # (extras are stripped: their dependencies are pinned on lines of their own)
+        for name, version in re.findall(r"^([A-Za-z0-9_.-]+)(?:\[[^\]]+\])?==(\S+)", wanted, re.M):
+            assert f"\n{name}=={version} ".lower() in text.lower(), f"{lock.name}: {name}"
