@@ -65,23 +65,7 @@ pub fn serve<F>(handler: F) -> Server
 where
     F: Fn(Request) -> Reply + Send + Sync + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-    let port = listener.local_addr().unwrap().port();
-    let stop = Arc::new(AtomicBool::new(false));
-    let handler = Arc::new(handler);
-    let stop2 = stop.clone();
-    thread::spawn(move || {
-        for stream in listener.incoming() {
-            if stop2.load(Ordering::SeqCst) {
-                break;
-            }
-            let Ok(stream) = stream else { continue };
-            let handler = handler.clone();
-            let stop = stop2.clone();
-            thread::spawn(move || connection(stream, &*handler, &stop));
-        }
-    });
-    Server { port, stop }
+    serve_on(handler, Some)
 }
 
 /// As [`serve`], over TLS with the PEM certificate chain and key at `cert` and `key` (a
@@ -107,6 +91,18 @@ where
         .with_single_cert(certs, key)
         .unwrap(),
     );
+    serve_on(handler, move |tcp| {
+        let tls = rustls::ServerConnection::new(config.clone()).ok()?;
+        Some(rustls::StreamOwned::new(tls, tcp))
+    })
+}
+
+/// The accept loop: each connection on its own thread, as `wrap` makes it a stream.
+fn serve_on<F, S>(handler: F, wrap: impl Fn(TcpStream) -> Option<S> + Send + 'static) -> Server
+where
+    F: Fn(Request) -> Reply + Send + Sync + 'static,
+    S: Read + Write + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
     let port = listener.local_addr().unwrap().port();
     let stop = Arc::new(AtomicBool::new(false));
@@ -119,27 +115,13 @@ where
             }
             let Ok(stream) = stream else { continue };
             let _ = stream.set_nodelay(true);
-            let Ok(tls) = rustls::ServerConnection::new(config.clone()) else {
-                continue;
-            };
+            let Some(stream) = wrap(stream) else { continue };
             let handler = handler.clone();
             let stop = stop2.clone();
-            thread::spawn(move || {
-                let stream = rustls::StreamOwned::new(tls, stream);
-                exchange(BufReader::new(stream), &*handler, &stop)
-            });
+            thread::spawn(move || exchange(BufReader::new(stream), &*handler, &stop));
         }
     });
     Server { port, stop }
-}
-
-fn connection(
-    stream: TcpStream,
-    handler: &(dyn Fn(Request) -> Reply + Send + Sync),
-    stop: &AtomicBool,
-) {
-    let _ = stream.set_nodelay(true);
-    exchange(BufReader::new(stream), handler, stop);
 }
 
 /// Requests and answers on one connection, until it closes.
