@@ -668,6 +668,25 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn the_private_key_never_passes_through_a_shared_temporary_folder() {
+        // The path the key once went through (`$TMPDIR/firefly-rsa-<pid>/key.pem`), made
+        // by someone else first, pointing where they can read: nothing may be written there.
+        let trap = std::env::temp_dir().join(format!("firefly-rsa-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&trap);
+        std::fs::create_dir_all(&trap).unwrap();
+        let stolen = trap.join("stolen.pem");
+        std::os::unix::fs::symlink(&stolen, trap.join("key.pem")).unwrap();
+        let (_, dir) = sign_in("no-temp");
+        assert!(
+            !stolen.exists(),
+            "the key was written through the shared folder"
+        );
+        let _ = std::fs::remove_dir_all(&trap);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn a_key_file_others_can_read_is_refused() {
         use std::os::unix::fs::PermissionsExt;
         let (_, dir) = sign_in("shared");
