@@ -24,6 +24,7 @@ pub mod config;
 pub mod deploy;
 pub mod devices;
 pub mod error;
+pub mod firmware;
 #[cfg(feature = "test-hooks")]
 pub mod fuzzing;
 #[cfg(feature = "tools")]

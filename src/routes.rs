@@ -5,7 +5,7 @@
 //! (README, "Adding a route").
 
 use crate::route::Route;
-use crate::{backups, devices, health, registration_keys};
+use crate::{backups, devices, firmware, health, registration_keys};
 
 pub static ROUTES: &[Route] = &[
     registration_keys::post::ROUTE,
@@ -18,4 +18,6 @@ pub static ROUTES: &[Route] = &[
     backups::post::ROUTE,
     backups::get::ROUTE,
     backups::delete::ROUTE,
+    firmware::get::LIST,
+    firmware::get::ITEM,
 ];

@@ -34,6 +34,7 @@ vars! {
     FIREFLY_FUNCTION_NAME => ("Overrides `AWS_LAMBDA_FUNCTION_NAME` for local runs (`cargo lambda watch` names the function after the binary).", "-", "app, config, main");
     DYNAMODB_REGISTRATION_KEYS_TABLE_NAME => ("FireFly's registration-keys table (`firefly-registration-keys`), for the functions whose routes use it. A function reads only the variables its own routes declare; missing, a start-up error names the route that needs it, never a fallback.", "-", "registration_keys, devices");
     DYNAMODB_DEVICES_TABLE_NAME => ("FireFly's devices table (`firefly-devices`), for the device routes.", "-", "devices");
+    DYNAMODB_FIRMWARE_TABLE_NAME => ("FireFly's firmware table (`firefly-firmware`), for the firmware routes.", "-", "firmware");
     S3_BACKUP_BUCKET_NAME => ("FireFly's device-backup bucket (template parameter `BackupBucketName`, the output `BucketName` of FireFly's `firefly-s3-device-backups` stack), for the backup routes.", "-", "backups");
     FIREFLY_STORE => ("`dynamodb`, or `memory` (local runs only, refused inside a Lambda sandbox; data vanishes with the process): every feature's store at once.", "dynamodb", "app");
     AWS_LAMBDA_INITIALIZATION_TYPE => ("Set by Lambda; its presence marks a Lambda sandbox (where `FIREFLY_STORE=memory` is refused).", "-", "app");

@@ -1164,3 +1164,181 @@ fn a_fleet_too_large_for_one_answer_is_listed_in_pages_none_dropped() {
     );
     eprintln!("{} devices in {pages} pages, {listed_in:?}", seen.len());
 }
+
+// ---- Firmware records: FireFly's firmware-get, both routes, on its table's shape ----
+
+const FIRMWARE: &str = "firefly-func-api-firmware-get";
+
+/// FireFly's `firefly-firmware` table, as templates/dynamodb-firmware.yaml makes it.
+fn firmware_table(db: &Dynalite) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let name = unique_table("firmware");
+    let attr = |n: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(n)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |n: &str, t: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .unwrap()
+    };
+    let gsi = |index: &str, hash: &str| {
+        GlobalSecondaryIndex::builder()
+            .index_name(index)
+            .key_schema(key(hash, KeyType::Hash))
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .unwrap()
+    };
+    support::dynamo::block_on(
+        db.client()
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .set_attribute_definitions(Some(
+                ["pk", "version", "product_hex", "zip_name"]
+                    .map(attr)
+                    .to_vec(),
+            ))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("version", KeyType::Range))
+            .global_secondary_indexes(gsi("product_hex-index", "product_hex"))
+            .global_secondary_indexes(gsi("zip_name-index", "zip_name"))
+            .send(),
+    )
+    .unwrap();
+    name
+}
+
+/// A record as FireFly's ingest writes it (numbers as numbers, files and manifest).
+fn firmware_record(
+    hex: &str,
+    version: &str,
+    zip: &str,
+    padding: usize,
+) -> HashMap<String, AttributeValue> {
+    let s_ = |v: &str| AttributeValue::S(v.into());
+    [
+        ("pk", s_(&format!("controller#{hex}#controller"))),
+        ("version", s_(version)),
+        ("product_hex", s_(hex)),
+        ("zip_name", s_(zip)),
+        ("release_status", s_("READY_TO_TEST")),
+        ("size", AttributeValue::N("1048576".into())),
+        ("ratio", AttributeValue::N("1.5".into())),
+        ("files", AttributeValue::L(vec![s_("controller.ino.bin")])),
+        ("manifest", s_(&"m".repeat(padding))),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+fn firmware_event(path: &str, query: &[(&str, &str)]) -> Value {
+    let zip = path.strip_prefix("/firmware/");
+    let mut e = example(if zip.is_some() {
+        "firmware-zip_name-get"
+    } else {
+        "firmware-get"
+    });
+    e["rawPath"] = path.into();
+    e["requestContext"]["http"]["path"] = path.into();
+    if let Some(z) = zip {
+        e["pathParameters"]["zip_name"] = z.into();
+    }
+    let q: serde_json::Map<String, Value> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), (*v).into()))
+        .collect();
+    e["queryStringParameters"] = Value::Object(q);
+    e
+}
+
+#[test]
+fn firmware_records_are_listed_and_read_as_fireflys_console_reads_them() {
+    let db = Dynalite::shared();
+    let table = firmware_table(db);
+    // 700 records of ~2 KB: 1.4 MB, past one Scan page (FireFly listed the first 1 MB).
+    for i in 0..700 {
+        let hex = if i % 2 == 0 {
+            "0x0000000a"
+        } else {
+            "0x0000000b"
+        };
+        db.put_item(
+            &table,
+            firmware_record(hex, &format!("1.0.{i}"), &format!("zip-{i}.zip"), 2_000),
+        );
+    }
+    let env = env_of(
+        FIRMWARE,
+        &[
+            ("DYNAMODB_FIRMWARE_TABLE_NAME", table.as_str()),
+            ("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint().as_str()),
+        ],
+    );
+    let mut f = Function::start(&env);
+    let all = f.invoke(&firmware_event("/firmware", &[])).http();
+    assert_eq!(all.status, 200, "{all:?}");
+    let items = all.json()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 700, "every page read");
+    let one = &items[0];
+    for gone in ["files", "manifest", "pk"] {
+        assert!(one.get(gone).is_none(), "{gone} listed");
+    }
+    // Numbers as FireFly prints Decimals: int when whole, float otherwise.
+    assert_eq!(one["size"], json!(1_048_576));
+    assert_eq!(one["ratio"], json!(1.5));
+    // ?product_hex (lower-cased, through its index) and ?version.
+    let b = f
+        .invoke(&firmware_event(
+            "/firmware",
+            &[("product_hex", "0x0000000B")],
+        ))
+        .http();
+    let b = b.json()["items"].as_array().unwrap().clone();
+    assert_eq!(b.len(), 350);
+    assert!(b.iter().all(|i| i["product_hex"] == "0x0000000b"));
+    let v = f
+        .invoke(&firmware_event(
+            "/firmware",
+            &[("product_hex", "0x0000000a"), ("version", "1.0.4")],
+        ))
+        .http();
+    assert_eq!(v.json()["items"].as_array().unwrap().len(), 1);
+    let v = f
+        .invoke(&firmware_event("/firmware", &[("version", "1.0.5")]))
+        .http();
+    assert_eq!(v.json()["items"][0]["zip_name"], "zip-5.zip");
+    // One record: everything but pk; a missing one names the ZIP as FireFly does.
+    let r = f.invoke(&firmware_event("/firmware/zip-7.zip", &[])).http();
+    assert_eq!(r.status, 200, "{r:?}");
+    let record = r.json();
+    assert!(record.get("pk").is_none());
+    assert_eq!(record["files"], json!(["controller.ino.bin"]));
+    assert_eq!(record["version"], "1.0.7");
+    refused(
+        &f.invoke(&firmware_event("/firmware/nope.zip", &[])).http(),
+        404,
+        "Firmware not found: nope.zip",
+    );
+    // Signed-in users only.
+    let mut anonymous = firmware_event("/firmware", &[]);
+    anonymous["requestContext"]
+        .as_object_mut()
+        .unwrap()
+        .remove("authorizer");
+    assert_eq!(f.invoke(&anonymous).http().status, 401);
+}

@@ -220,7 +220,7 @@ pub fn from_attribute(value: &AttributeValue) -> Value {
     }
 }
 
-fn from_item(item: &HashMap<String, AttributeValue>) -> Item {
+pub fn from_item(item: &HashMap<String, AttributeValue>) -> Item {
     // Sorted keys: a stable order for the same item, whatever DynamoDB's map order.
     let sorted: BTreeMap<&String, &AttributeValue> = item.iter().collect();
     sorted

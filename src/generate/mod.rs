@@ -177,20 +177,26 @@ pub fn pascal(s: &str) -> String {
         .collect()
 }
 
-/// The IAM statements of a grant, as the template writes them: `(resource, actions)`.
+/// The IAM statements of a grant, as the template writes them: `(resources, actions)`.
 /// One per resource, except a bucket: its bucket-level actions on the bucket's ARN, the
-/// rest on its objects (`bucket/*`), so neither grant reaches what the other needs.
+/// rest on its objects (`bucket/*`), so neither grant reaches what the other needs. A table
+/// that is queried is queried through its indexes too (`table/NAME/index/*`: they project
+/// the table's own items).
 pub fn iam_statements(
     resource: &Resource,
     actions: &[&'static str],
-) -> Vec<(String, Vec<&'static str>)> {
+) -> Vec<(Vec<String>, Vec<&'static str>)> {
     match resource {
-        Resource::DynamoTable { name, .. } => vec![(
-            format!(
+        Resource::DynamoTable { name, .. } => {
+            let table = format!(
                 "!Sub arn:${{AWS::Partition}}:dynamodb:${{AWS::Region}}:${{AWS::AccountId}}:table/{name}"
-            ),
-            actions.to_vec(),
-        )],
+            );
+            let mut arns = vec![table.clone()];
+            if actions.contains(&"dynamodb:Query") {
+                arns.push(format!("{table}/index/*"));
+            }
+            vec![(arns, actions.to_vec())]
+        }
         Resource::Bucket { parameter, .. } => {
             let (bucket, objects): (Vec<&'static str>, Vec<&'static str>) = actions
                 .iter()
@@ -198,19 +204,23 @@ pub fn iam_statements(
             let mut out = Vec::new();
             if !bucket.is_empty() {
                 out.push((
-                    format!("!Sub arn:${{AWS::Partition}}:s3:::${{{parameter}}}"),
+                    vec![format!(
+                        "!Sub arn:${{AWS::Partition}}:s3:::${{{parameter}}}"
+                    )],
                     bucket,
                 ));
             }
             if !objects.is_empty() {
                 out.push((
-                    format!("!Sub arn:${{AWS::Partition}}:s3:::${{{parameter}}}/*"),
+                    vec![format!(
+                        "!Sub arn:${{AWS::Partition}}:s3:::${{{parameter}}}/*"
+                    )],
                     objects,
                 ));
             }
             out
         }
-        Resource::AppConfig => vec![("*".into(), actions.to_vec())],
+        Resource::AppConfig => vec![(vec!["*".into()], actions.to_vec())],
     }
 }
 
@@ -322,7 +332,10 @@ fn route_manifest(route: &Route) -> Value {
         .uses
         .iter()
         .flat_map(|u| iam_statements(u.resource, u.actions))
-        .map(|(resource, actions)| json!({"actions": actions, "resource": resource}))
+        .map(|(resources, actions)| match resources.as_slice() {
+            [one] => json!({"actions": actions, "resource": one}),
+            _ => json!({"actions": actions, "resource": resources}),
+        })
         .collect();
     let env: serde_json::Map<String, Value> = route
         .env()

@@ -246,8 +246,8 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
         };
         let statements = iam_statements(resource, &actions);
         let several = statements.len() > 1;
-        for (arn, actions) in statements {
-            let sid = match (several, arn.ends_with("/*")) {
+        for (arns, actions) in statements {
+            let sid = match (several, arns.iter().any(|a| a.ends_with("/*"))) {
                 (true, true) => format!("{sid}Objects"),
                 _ => sid.clone(),
             };
@@ -260,13 +260,23 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
             }
             // AppConfig's IDs do not exist when the stack deploys: `*` unless the operator
             // narrows it (the AppConfigReadArn parameter).
-            let target = match resource {
+            let target = |arn: &String| match resource {
                 Resource::AppConfig => {
                     "!If [HasAppConfigReadArn, !Ref AppConfigReadArn, \"*\"]".to_owned()
                 }
-                _ => v(&arn),
+                _ => v(arn),
             };
-            let _ = writeln!(t, "                Resource: {target}");
+            match arns.as_slice() {
+                [one] => {
+                    let _ = writeln!(t, "                Resource: {}", target(one));
+                }
+                many => {
+                    let _ = writeln!(t, "                Resource:");
+                    for arn in many {
+                        let _ = writeln!(t, "                  - {}", target(arn));
+                    }
+                }
+            }
         }
     }
     // X-Ray writes only with active tracing on (the ActiveTracing parameter).

@@ -1,0 +1,189 @@
+//! `GET /firmware` and `GET /firmware/{zip_name}`: FireFly's `func-api-firmware-get`, one
+//! function with both routes, as the console's Firmware page reads them: `{"items"}` (with
+//! `?product_hex`, lower-cased, through its index; `?version` a filter) without the large
+//! or internal fields (`files`, `manifest`, `pk`), and one record without `pk`, numbers as
+//! numbers. Every page is read (FireFly's read one: past 1 MB records vanished). Signed-in
+//! users only; FireFly checks no group for firmware.
+
+use super::Firmware;
+use crate::deploy::{READS_APPCONFIG, Use};
+use crate::error::ApiError;
+use crate::handler::{Deadline, FromRequest, HandlerResult, Path, PathParam, Request};
+use crate::identity::Caller;
+use crate::response::Response;
+use crate::route::{Answer, Param, Route};
+use lambda_http::http::StatusCode;
+use serde_json::{Value, json};
+
+const FUNCTION: &str = "firefly-func-api-firmware-get";
+
+/// What both routes do on the table: Query (its indexes) and Scan.
+const USES: &[Use] = &[
+    Use {
+        resource: &super::TABLE,
+        actions: &["dynamodb:Query", "dynamodb:Scan"],
+    },
+    READS_APPCONFIG,
+];
+
+pub const LIST: Route = Route {
+    key: "GET /firmware",
+    function: FUNCTION,
+    summary: "List firmware records (?product_hex, ?version), as the console's Firmware page does",
+    uses: USES,
+    answers: &[
+        Answer {
+            status: 200,
+            description: "The records, without files, manifest and pk",
+            schema: Some(
+                r#"{"title": "FirmwareListResponse", "type": "object", "required": ["items"], "additionalProperties": false, "properties": {"items": {"type": "array", "items": {"type": "object"}}}}"#,
+            ),
+            example: Some(
+                r#"{"items":[{"zip_name":"1c9a5c1e-2f7b-4c1e-9d55-3b1f0f6a7e21.zip","product_hex":"0x00000001","version":"2026.03.01","class":"controller","application":"controller","release_status":"READY_TO_TEST","created":"2026-03-01T12:00:00Z"}]}"#,
+            ),
+        },
+        Answer::new(401, "No signed-in caller"),
+        Answer::new(
+            500,
+            "An unexpected failure (for example the table is missing)",
+        ),
+        Answer::new(503, "DynamoDB unavailable"),
+    ],
+    scopes: &[],
+    params: &[],
+    headers: &[],
+    alarms: &[],
+    reserved_concurrency: None,
+    request: None,
+    endpoint: crate::endpoint!(list, Firmware::build),
+};
+
+pub const ITEM: Route = Route {
+    key: "GET /firmware/{zip_name}",
+    function: FUNCTION,
+    summary: "One firmware record by its ZIP's name",
+    uses: USES,
+    answers: &[
+        Answer {
+            status: 200,
+            description: "The record, without pk",
+            schema: Some(r#"{"title": "FirmwareItem", "type": "object"}"#),
+            example: Some(
+                r#"{"zip_name":"1c9a5c1e-2f7b-4c1e-9d55-3b1f0f6a7e21.zip","product_hex":"0x00000001","version":"2026.03.01","files":[{"name":"controller.ino.bin","sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}]}"#,
+            ),
+        },
+        Answer::new(401, "No signed-in caller"),
+        Answer::new(404, "Firmware not found: <zip_name>"),
+        Answer::new(
+            500,
+            "An unexpected failure (for example the table is missing)",
+        ),
+        Answer::new(503, "DynamoDB unavailable"),
+    ],
+    scopes: &[],
+    params: &[Param {
+        name: ZipName::NAME,
+        description: "The ZIP's name, as the record's zip_name holds it",
+        schema: r#"{"type": "string", "minLength": 1}"#,
+    }],
+    headers: &[],
+    alarms: &[],
+    reserved_concurrency: None,
+    request: None,
+    endpoint: crate::endpoint!(item, Firmware::build),
+};
+
+/// The list's filters, as FireFly reads them (an empty value is no filter).
+pub struct Filter {
+    product_hex: Option<String>,
+    version: Option<String>,
+}
+
+impl FromRequest for Filter {
+    fn from_request(req: &Request<'_>) -> Result<Self, ApiError> {
+        let q = |name: &str| {
+            req.event
+                .query_string_parameters
+                .first(name)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        Ok(Self {
+            product_hex: q("product_hex"),
+            version: q("version"),
+        })
+    }
+}
+
+/// The `{zip_name}` of the path.
+pub struct ZipName(pub String);
+
+impl PathParam for ZipName {
+    const NAME: &'static str = "zip_name";
+    fn parse(text: &str) -> Result<Self, ApiError> {
+        Ok(Self(text.to_owned()))
+    }
+}
+
+/// The fields a listing leaves out, as FireFly's does (large, or internal).
+const LIST_EXCLUDED: [&str; 3] = ["files", "manifest", "pk"];
+
+/// The list handler.
+pub async fn list(
+    firmware: Firmware,
+    deadline: Deadline,
+    _: Caller,
+    Filter {
+        product_hex,
+        version,
+    }: Filter,
+) -> HandlerResult {
+    let items: Vec<Value> = deadline
+        .run(firmware.store.list(product_hex, version))
+        .await??
+        .into_iter()
+        .map(|mut item| {
+            for field in LIST_EXCLUDED {
+                item.remove(field);
+            }
+            Value::Object(item)
+        })
+        .collect();
+    Ok(Response::json(StatusCode::OK, &json!({ "items": items })))
+}
+
+/// The item handler.
+pub async fn item(
+    firmware: Firmware,
+    deadline: Deadline,
+    _: Caller,
+    Path(ZipName(zip_name)): Path<ZipName>,
+) -> HandlerResult {
+    // No key DynamoDB would accept is no record (FireFly's call failed with a 500).
+    let found = if zip_name.is_empty() || zip_name.len() > 1024 {
+        None
+    } else {
+        deadline
+            .run(firmware.store.by_zip(zip_name.clone()))
+            .await??
+    };
+    let Some(mut record) = found else {
+        // FireFly names the ZIP in its message; a name of other characters than a ZIP's
+        // is not echoed.
+        let plain = zip_name.len() <= 128
+            && zip_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        let message = if plain {
+            format!("Firmware not found: {zip_name}")
+        } else {
+            "Firmware not found".to_owned()
+        };
+        return Ok(Response::json(
+            StatusCode::NOT_FOUND,
+            &json!({ "message": message }),
+        ));
+    };
+    record.remove("pk");
+    Ok(Response::json(StatusCode::OK, &Value::Object(record)))
+}
