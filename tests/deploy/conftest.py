@@ -25,6 +25,7 @@ PREREQUISITES = {
     },
     "firefly-dynamodb-registration-keys": {"TableName": "firefly-registration-keys"},
     "firefly-dynamodb-devices": {"DevicesTableName": "firefly-devices"},
+    "firefly-dynamodb-firmware": {"FireflyFirmwareTableName": "firefly-firmware"},
     # FireFly's templates/s3-device-backups.yaml: the bucket's name is the deployer's.
     "firefly-s3-device-backups": {"BucketName": "acme-firefly-device-backups"},
 }
