@@ -154,6 +154,10 @@ fn main() {
             e.retain(|(k, _)| k != "AWS_LAMBDA_FUNCTION_NAME");
             e.push(("AWS_LAMBDA_FUNCTION_NAME".into(), (*f).into()));
             e.extend(backup.env());
+            e.push((
+                "DYNAMODB_FIRMWARE_TABLE_NAME".into(),
+                "firefly-firmware-bench".into(),
+            ));
             // Nothing listening for DynamoDB: nothing for S3 either.
             if endpoint == closed {
                 e.retain(|(k, _)| k != "AWS_ENDPOINT_URL_S3");

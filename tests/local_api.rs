@@ -427,6 +427,7 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
             ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", table.as_str()),
             // Every route is served: the device routes name their table too (unused here).
             ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
+            ("DYNAMODB_FIRMWARE_TABLE_NAME", "firefly-firmware"),
             ("S3_BACKUP_BUCKET_NAME", "firefly-device-backups"),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
             ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
@@ -1051,6 +1052,8 @@ fn backs_up_and_restores(store: &str) {
         env.extend([
             ("DYNAMODB_REGISTRATION_KEYS_TABLE_NAME", keys.as_str()),
             ("DYNAMODB_DEVICES_TABLE_NAME", devices.as_str()),
+            // Every route is served: the firmware routes name their table (unused here).
+            ("DYNAMODB_FIRMWARE_TABLE_NAME", "firefly-firmware"),
             ("S3_BACKUP_BUCKET_NAME", bucket.as_str()),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
             ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
