@@ -102,15 +102,9 @@ impl Backups {
         uuid: &str,
         signature: &DeviceSignature,
     ) -> Result<(), ApiError> {
-        // No key DynamoDB would accept is no device (FireFly's call failed with a 500).
-        if uuid.is_empty() || uuid.len() > 1024 {
-            return Err(NOT_REGISTERED);
-        }
-        let Some(item) = deadline.run(self.devices.store.get(uuid)).await?? else {
-            return Err(NOT_REGISTERED);
-        };
         self.devices
-            .authenticate(deadline, uuid, &item, signature)
+            .signed_device(deadline, uuid, signature, NOT_REGISTERED)
             .await
+            .map(|_| ())
     }
 }

@@ -74,6 +74,27 @@ pub const NONCE_USE: Use = Use {
 };
 
 impl Devices {
+    /// FireFly's start of a signed device route: the device `uuid`, or `not_registered`
+    /// before any header is read (its registration check says 404, its backups 401), then
+    /// its signed headers, once ([`Devices::authenticate`]). The device's item.
+    pub async fn signed_device(
+        &self,
+        deadline: Deadline,
+        uuid: &str,
+        signature: &DeviceSignature,
+        not_registered: ApiError,
+    ) -> Result<store::Item, ApiError> {
+        // No key DynamoDB would accept is no device (FireFly's call failed with a 500).
+        if uuid.is_empty() || uuid.len() > 1024 {
+            return Err(not_registered);
+        }
+        let Some(item) = deadline.run(self.store.get(uuid)).await?? else {
+            return Err(not_registered);
+        };
+        self.authenticate(deadline, uuid, &item, signature).await?;
+        Ok(item)
+    }
+
     /// Authenticates a signed request from the stored device `item`: FireFly's checks
     /// ([`DeviceSignature::verify`]), then its nonce, accepted once per device while its
     /// timestamp can still pass the window. A replay is 401; a store that cannot say is a

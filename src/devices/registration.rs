@@ -106,15 +106,8 @@ pub async fn check(
     Path(DeviceUuid(uuid)): Path<DeviceUuid>,
     signature: DeviceSignature,
 ) -> HandlerResult {
-    // No key DynamoDB would accept is no device (FireFly's call failed with a 500).
-    if uuid.is_empty() || uuid.len() > 1024 {
-        return Err(NOT_REGISTERED);
-    }
-    let Some(item) = deadline.run(devices.store.get(&uuid)).await?? else {
-        return Err(NOT_REGISTERED);
-    };
-    devices
-        .authenticate(deadline, &uuid, &item, &signature)
+    let item = devices
+        .signed_device(deadline, &uuid, &signature, NOT_REGISTERED)
         .await?;
     let body: Map<String, Value> = FIELDS
         .iter()
