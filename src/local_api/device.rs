@@ -249,18 +249,12 @@ pub fn signed_headers(
 
 /// Checks the registration of the device `uuid`, whose key pair is in `dir`.
 pub async fn check(base: &str, uuid: &str, dir: &Path) -> Result<Answer, String> {
-    let pair = load(&key_path(dir, uuid))
-        .map_err(|e| format!("{e} (register the device with this tool first)"))?;
-    let now = SystemClock.now_epoch_seconds();
-    let headers = signed_headers(&pair, uuid, now)?;
-    let refs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    send(
+    signed(
         Method::GET,
         &format!("{base}/devices/{uuid}/registration"),
-        &refs,
+        uuid,
+        dir,
+        &[],
         Vec::new(),
     )
     .await
