@@ -174,18 +174,13 @@ impl S3Client {
         }
         self.call("PUT", bucket, key, &headers, body)
             .await
-            .map(|_| ())
-            .map_err(S3Error::from)
+            .and_then(found)
     }
 
     /// `GetObject`: `None` when there is no such key (S3's `NoSuchKey`; the role needs
     /// `s3:ListBucket` on the bucket for S3 to say so instead of `AccessDenied`).
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Object>, S3Error> {
-        match self.call("GET", bucket, key, &[], Bytes::new()).await {
-            Ok(done) => Ok(Some(done)),
-            Err(Failure::NoSuchKey) => Ok(None),
-            Err(Failure::Error(e)) => Err(e),
-        }
+        self.call("GET", bucket, key, &[], Bytes::new()).await
     }
 
     /// `CreateBucket` in the client's region (local servers: tests, `firefly-local`); an
@@ -200,12 +195,13 @@ impl S3Client {
                 self.region
             ))
         };
-        match self.call("PUT", bucket, "", &[], body).await {
-            Ok(_) => Ok(()),
-            Err(Failure::Error(S3Error::Other(e))) if e.contains("BucketAlreadyOwnedByYou") => {
-                Ok(())
-            }
-            Err(f) => Err(f.into()),
+        match self
+            .call("PUT", bucket, "", &[], body)
+            .await
+            .and_then(found)
+        {
+            Err(S3Error::Other(e)) if e.contains("BucketAlreadyOwnedByYou") => Ok(()),
+            other => other,
         }
     }
 
@@ -216,11 +212,8 @@ impl S3Client {
         bucket: &str,
         key: &str,
     ) -> Result<Option<Vec<(String, String)>>, S3Error> {
-        match self.call("HEAD", bucket, key, &[], Bytes::new()).await {
-            Ok(done) => Ok(Some(done.metadata)),
-            Err(Failure::NoSuchKey) => Ok(None),
-            Err(Failure::Error(e)) => Err(e),
-        }
+        let found = self.call("HEAD", bucket, key, &[], Bytes::new()).await?;
+        Ok(found.map(|o| o.metadata))
     }
 
     /// `DeleteObject` (S3 answers 204 whether or not the key existed).
@@ -228,12 +221,10 @@ impl S3Client {
         self.call("DELETE", bucket, key, &[], Bytes::new())
             .await
             .map(|_| ())
-            .or_else(|f| match f {
-                Failure::NoSuchKey => Ok(()),
-                Failure::Error(e) => Err(e),
-            })
     }
 
+    /// One operation, with its retries: the object, `None` when there is no such key (an
+    /// answer, not an error), or what failed.
     async fn call(
         &self,
         method: &'static str,
@@ -241,7 +232,7 @@ impl S3Client {
         key: &str,
         headers: &[(String, String)],
         body: Bytes,
-    ) -> Result<Object, Failure> {
+    ) -> Result<Option<Object>, S3Error> {
         let url = self.url(bucket, key);
         let mut last = String::new();
         for attempt in 0..MAX_ATTEMPTS {
@@ -255,14 +246,14 @@ impl S3Client {
             match outcome {
                 Err(_) => last = format!("{method} timed out after {ATTEMPT_TIMEOUT:?}"),
                 Ok(Err(Exchange::Retry(why))) => last = why,
-                Ok(Err(Exchange::Final(f))) => return Err(f),
-                Ok(Ok(object)) => return Ok(object),
+                Ok(Err(Exchange::Final(e))) => return Err(e),
+                Ok(Ok(found)) => return Ok(found),
             }
             tracing::debug!(attempt, error = %last, "S3 attempt failed");
         }
-        Err(Failure::Error(S3Error::Unavailable(format!(
+        Err(S3Error::Unavailable(format!(
             "{method} s3://{bucket}/…: {last} ({MAX_ATTEMPTS} attempts)"
-        ))))
+        )))
     }
 
     fn signed(
@@ -271,8 +262,8 @@ impl S3Client {
         url: &str,
         headers: &[(String, String)],
         body: Bytes,
-    ) -> Result<hyper::Request<SdkBody>, Failure> {
-        let other = |e: &dyn std::fmt::Display| Failure::Error(S3Error::Other(e.to_string()));
+    ) -> Result<hyper::Request<SdkBody>, S3Error> {
+        let other = |e: &dyn std::fmt::Display| S3Error::Other(e.to_string());
         let mut settings = SigningSettings::default();
         // S3's own rules: the path is encoded once (keys keep their `/`), never normalised,
         // and the payload hash travels in `x-amz-content-sha256`.
@@ -309,12 +300,12 @@ impl S3Client {
         Ok(request)
     }
 
-    async fn exchange(&self, request: hyper::Request<SdkBody>) -> Result<Object, Exchange> {
+    async fn exchange(&self, request: hyper::Request<SdkBody>) -> Result<Option<Object>, Exchange> {
         let response = self.http.send(request).await.map_err(|e| {
             match super::http1::is_tls_failure(&e) {
-                Some(tls) => Exchange::Final(Failure::Error(S3Error::Other(format!(
+                Some(tls) => Exchange::Final(S3Error::Other(format!(
                     "TLS with the S3 endpoint failed: {tls} (check the endpoint and FIREFLY_EXTRA_CA_FILE)"
-                )))),
+                ))),
                 None => Exchange::Retry(format!("connection: {e}")),
             }
         })?;
@@ -333,49 +324,34 @@ impl S3Client {
             .map_err(|e| Exchange::Retry(format!("reading the body: {e}")))?
             .to_bytes();
         if status.is_success() {
-            return Ok(Object { body, metadata });
+            return Ok(Some(Object { body, metadata }));
         }
         let text = String::from_utf8_lossy(&body);
         let code = xml_text(&text, "Code").unwrap_or_default();
         let message = xml_text(&text, "Message").unwrap_or_default();
         let why = format!("{} {code}: {message}", status.as_u16());
-        Err(match (status.as_u16(), code.as_str()) {
-            (404, "NoSuchKey") => Exchange::Final(Failure::NoSuchKey),
-            // A GET with no body to read the code from (HEAD, or a proxy): missing is missing.
-            (404, "") => Exchange::Final(Failure::NoSuchKey),
+        match (status.as_u16(), code.as_str()) {
+            // No body to read the code from (HEAD, or a proxy): missing is missing.
+            (404, "NoSuchKey" | "") => Ok(None),
             (500..=599, _) | (_, "SlowDown" | "RequestTimeout" | "Throttling") => {
-                Exchange::Retry(why)
+                Err(Exchange::Retry(why))
             }
-            _ => Exchange::Final(Failure::Error(S3Error::Other(why))),
-        })
-    }
-}
-
-/// A call's end: the object missing (an answer, not an error), or an error.
-enum Failure {
-    NoSuchKey,
-    Error(S3Error),
-}
-
-impl From<Failure> for S3Error {
-    fn from(f: Failure) -> Self {
-        match f {
-            Failure::NoSuchKey => S3Error::Other("404 NoSuchKey".into()),
-            Failure::Error(e) => e,
+            _ => Err(Exchange::Final(S3Error::Other(why))),
         }
     }
 }
 
-/// An attempt's end: worth another attempt, or final.
-enum Exchange {
-    Retry(String),
-    Final(Failure),
+/// A write's answer: done, or the 404 that only a read may read as "missing".
+fn found(answer: Option<Object>) -> Result<(), S3Error> {
+    answer
+        .map(|_| ())
+        .ok_or_else(|| S3Error::Other("404 NoSuchKey".into()))
 }
 
-impl From<Failure> for Exchange {
-    fn from(f: Failure) -> Self {
-        Exchange::Final(f)
-    }
+/// An attempt's end when it brings no answer: worth another attempt, or final.
+enum Exchange {
+    Retry(String),
+    Final(S3Error),
 }
 
 /// A key as S3 wants it in a path: every byte but the unreserved ones and `/` encoded.
