@@ -104,7 +104,7 @@ impl Function<'_> {
         grants
     }
 
-    /// What it deploys with unless an operator says otherwise (`deploy/settings.json`): its
+    /// What it deploys with unless an operator says otherwise (`scripts/deploy/settings.json`): its
     /// reserved concurrency (`-1`: none) and whether its alarms are on.
     pub fn deploy_settings(&self) -> (i64, bool) {
         let cap = self
@@ -362,6 +362,7 @@ fn functions_manifest(functions: &[Function<'_>]) -> Value {
             .into_iter()
             .map(|(stack, workflow)| json!({"stack": stack, "workflow": workflow}))
             .collect();
+        let (cap, alarms) = f.deploy_settings();
         all.insert(
             f.name.to_owned(),
             json!({
@@ -372,8 +373,8 @@ fn functions_manifest(functions: &[Function<'_>]) -> Value {
                 "routes": f.routes.iter().map(|r| r.key).collect::<Vec<_>>(),
                 "tableStacks": tables,
                 // The settings it deploys with (scripts/deploy/resolve; an operator's
-                // deploy/settings.json overrides them).
-                "deploy": {"ReservedConcurrency": f.deploy_settings().0, "Alarms": f.deploy_settings().1},
+                // scripts/deploy/settings.json overrides them).
+                "deploy": {"ReservedConcurrency": cap, "Alarms": alarms},
                 // Each bucket's name: the parameter, from the bucket stack's output.
                 "buckets": f.buckets().into_iter().map(|(parameter, stack, output, workflow)| json!({"parameter": parameter, "stack": stack, "output": output, "workflow": workflow})).collect::<Vec<_>>(),
                 // Only a function with a JWT route takes the authorizer: its deploy looks

@@ -130,18 +130,12 @@ Conditions:
         names.join(", "),
         namespace = crate::telemetry::DEFAULT_NAMESPACE,
     );
-    // Each bucket a function uses is named by a parameter whose default is FireFly's name.
+    // Each bucket a function uses is named by a parameter the deploy fills from the bucket
+    // stack's output (empty by default: the functions without a bucket take none).
     let mut buckets = String::new();
     let mut seen: Vec<&str> = Vec::new();
-    for (resource, _) in functions.iter().flat_map(Function::grants) {
-        if let Resource::Bucket {
-            parameter,
-            output,
-            stack,
-            ..
-        } = resource
-            && !seen.contains(parameter)
-        {
+    for (parameter, stack, output, _) in functions.iter().flat_map(Function::buckets) {
+        if !seen.contains(&parameter) {
             seen.push(parameter);
             let _ = write!(
                 buckets,
