@@ -58,7 +58,9 @@ impl RouteTable {
         serves: impl Fn(&Route) -> bool,
     ) -> Result<Self, TableError> {
         let mut templates: BTreeMap<&'static str, Vec<(&'static str, usize)>> = BTreeMap::new();
+        let mut by_key = HashMap::new();
         for (i, route) in routes.iter().enumerate().filter(|(_, r)| serves(r)) {
+            by_key.insert(route.key, i);
             let (method, path) = route
                 .key
                 .split_once(' ')
@@ -84,12 +86,6 @@ impl RouteTable {
                 .insert(to_matchit(template), methods.clone())
                 .map_err(|e| TableError(format!("{template}: {e}")))?;
         }
-        let by_key = routes
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| serves(r))
-            .map(|(i, r)| (r.key, i))
-            .collect();
         Ok(Self {
             routes,
             by_key,
