@@ -45,52 +45,52 @@ impl FirmwareStore for DynamoFirmwareStore {
         version: Option<String>,
     ) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
         Box::pin(async move {
+            // One filter for the Query and the Scan: `?version`, and `?product_hex` as the
+            // index's key.
+            let mut names = HashMap::new();
+            let mut values = HashMap::new();
+            let mut filter = None;
+            if let Some(v) = version {
+                names.insert("#v".to_owned(), "version".to_owned());
+                values.insert(":v".to_owned(), AttributeValue::S(v));
+                filter = Some("#v = :v".to_owned());
+            }
+            if let Some(hex) = &product_hex {
+                names.insert("#h".to_owned(), "product_hex".to_owned());
+                values.insert(":h".to_owned(), AttributeValue::S(hex.to_lowercase()));
+            }
+            let names = Some(names).filter(|n| !n.is_empty());
+            let values = Some(values).filter(|v| !v.is_empty());
             let mut items = Vec::new();
             let mut start: Key = None;
             loop {
                 // Every page (FireFly's function read the first 1 MB only).
-                let (page, next) = match &product_hex {
-                    Some(hex) => {
-                        let mut q = self
-                            .client
-                            .query()
-                            .table_name(&self.table)
-                            .index_name("product_hex-index")
-                            .key_condition_expression("#h = :h")
-                            .expression_attribute_names("#h", "product_hex")
-                            .expression_attribute_values(
-                                ":h",
-                                AttributeValue::S(hex.to_lowercase()),
-                            )
-                            .set_exclusive_start_key(start);
-                        if let Some(v) = &version {
-                            q = q
-                                .filter_expression("#v = :v")
-                                .expression_attribute_names("#v", "version")
-                                .expression_attribute_values(":v", AttributeValue::S(v.clone()));
-                        }
-                        match q.send().await {
-                            Ok(out) => (out.items.unwrap_or_default(), out.last_evaluated_key),
-                            Err(e) => return Err(refused(e, &self.table, WORKFLOW, "query")),
-                        }
-                    }
-                    None => {
-                        let mut q = self
-                            .client
-                            .scan()
-                            .table_name(&self.table)
-                            .set_exclusive_start_key(start);
-                        if let Some(v) = &version {
-                            q = q
-                                .filter_expression("#v = :v")
-                                .expression_attribute_names("#v", "version")
-                                .expression_attribute_values(":v", AttributeValue::S(v.clone()));
-                        }
-                        match q.send().await {
-                            Ok(out) => (out.items.unwrap_or_default(), out.last_evaluated_key),
-                            Err(e) => return Err(refused(e, &self.table, WORKFLOW, "scan")),
-                        }
-                    }
+                let (page, next) = if product_hex.is_some() {
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .index_name("product_hex-index")
+                        .key_condition_expression("#h = :h")
+                        .set_filter_expression(filter.clone())
+                        .set_expression_attribute_names(names.clone())
+                        .set_expression_attribute_values(values.clone())
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map(|out| (out.items.unwrap_or_default(), out.last_evaluated_key))
+                        .map_err(|e| refused(e, &self.table, WORKFLOW, "query"))?
+                } else {
+                    self.client
+                        .scan()
+                        .table_name(&self.table)
+                        .set_filter_expression(filter.clone())
+                        .set_expression_attribute_names(names.clone())
+                        .set_expression_attribute_values(values.clone())
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map(|out| (out.items.unwrap_or_default(), out.last_evaluated_key))
+                        .map_err(|e| refused(e, &self.table, WORKFLOW, "scan"))?
                 };
                 items.extend(page.iter().map(from_item));
                 start = next;
