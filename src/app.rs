@@ -7,13 +7,14 @@
 use crate::clock::{Clock, SystemClock};
 use crate::deploy::Env;
 use crate::error::{ApiError, StartupError};
-use crate::handler::{Erased, Request};
+use crate::handler::{Built, Request};
 use crate::identity::Caller;
 use crate::init::{Init, Parts, StoreMode};
 use crate::random::{SecureRandom, SystemRandom};
 use crate::response::Response;
-use crate::route::Route;
+use crate::route::{Kind, Route};
 use crate::routing::{Resolved, RouteTable, strip_stage};
+use crate::s3_event::{Failed, S3Call, S3Event};
 use crate::telemetry;
 use lambda_http::aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use lambda_http::http::Extensions;
@@ -27,7 +28,9 @@ pub struct App {
     /// serves every route (a local run of the whole API).
     function: Option<String>,
     /// Built handlers, by route index; `None` for routes of other functions.
-    endpoints: Vec<Option<Box<dyn Erased>>>,
+    endpoints: Vec<Option<Built>>,
+    /// What invokes the function (the kind of its entries; API for a local run of all).
+    kind: Kind,
     /// Opens the DynamoDB connection during init, when the function uses DynamoDB.
     warm: crate::aws::Warmups,
 }
@@ -112,6 +115,23 @@ impl App {
                 known.join(", ")
             )));
         };
+        // One kind per function: its deployment (an API integration, or a permission for S3)
+        // and the event main hands it follow from it.
+        let mut kinds: Vec<Kind> = routes
+            .iter()
+            .filter(|r| serves(r))
+            .map(Route::kind)
+            .collect();
+        kinds.dedup();
+        let kind = match (function, kinds.as_slice()) {
+            (None, _) => Kind::Api,
+            (Some(_), [one]) => *one,
+            (Some(f), _) => {
+                return Err(StartupError(format!(
+                    "function {f} mixes kinds of entries (API routes and S3 notifications): a function is one kind"
+                )));
+            }
+        };
         let mut parts = parts;
         let mut endpoints = Vec::with_capacity(routes.len());
         for route in routes {
@@ -130,6 +150,7 @@ impl App {
             table,
             function: function.map(str::to_owned),
             endpoints,
+            kind,
             warm,
         })
     }
@@ -144,6 +165,11 @@ impl App {
     /// The function this process serves (`firefly-local` when it serves them all).
     pub fn function(&self) -> &str {
         self.function.as_deref().unwrap_or("firefly-local")
+    }
+
+    /// What invokes this function (main parses its events accordingly).
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// The routes this process serves.
@@ -262,7 +288,7 @@ impl App {
                 Resolved::NotFound => return Err(ApiError::NotFound),
                 Resolved::Elsewhere(route) => return Err(self.misrouted(route)),
             };
-        let Some(handler) = &self.endpoints[index] else {
+        let Some(Built::Http(handler)) = &self.endpoints[index] else {
             return Err(self.misrouted(route));
         };
         telemetry::set_route(route.key, route.function);
@@ -273,6 +299,71 @@ impl App {
             deadline: invocation.deadline,
         };
         handler.call(&req).await
+    }
+
+    /// The entry point of an S3 function: every record of `event` to `function`'s handler
+    /// (this process's own function on Lambda; any S3 function of a local run). `Err`:
+    /// Lambda retries the invocation. Logs one line, and the invocation's metrics.
+    pub async fn handle_s3(
+        &self,
+        function: &str,
+        invocation: &Invocation<'_>,
+        event: &S3Event,
+    ) -> Result<(), Failed> {
+        let started = Instant::now();
+        let found = self
+            .table
+            .routes()
+            .iter()
+            .zip(&self.endpoints)
+            .find_map(|(r, e)| match e {
+                Some(Built::S3(h)) if r.function == function => Some((r, h)),
+                _ => None,
+            });
+        let Some((entry, handler)) = found else {
+            tracing::error!(
+                function,
+                this_function = self.function(),
+                "an S3 event for a function this process does not serve as an S3 function"
+            );
+            return Err(Failed(format!("{function} is not an S3 function here")));
+        };
+        // S3's own name for the write that caused the first record: what an operator finds
+        // in CloudTrail (records of one event share a bucket, seldom a key).
+        let first = event.records.first();
+        let correlation_id = first
+            .and_then(|r| r.s3.object.sequencer.as_deref())
+            .unwrap_or("-");
+        let context = telemetry::RequestContext::new(
+            function,
+            invocation.request_id,
+            correlation_id,
+            invocation.trace_id,
+            entry.key,
+        );
+        let work = async {
+            telemetry::set_route(entry.key, entry.function);
+            let call = S3Call {
+                request_id: invocation.request_id,
+                deadline: invocation.deadline,
+                event,
+            };
+            let result = handler.call(&call).await;
+            let latency_us = started.elapsed().as_micros() as u64;
+            let records = event.records.len();
+            match &result {
+                Ok(()) => tracing::info!(records, latency_us, "event handled"),
+                Err(e) => {
+                    tracing::error!(records, latency_us, error = %e, "event failed: Lambda retries it")
+                }
+            }
+            result
+        };
+        let result = telemetry::in_request(Arc::clone(&context), work).await;
+        // The request metrics' status: 200 handled, 500 failed (retried).
+        let status = if result.is_ok() { 200 } else { 500 };
+        telemetry::emit_request_metrics(&context, status, started.elapsed());
+        result
     }
 
     /// API Gateway sent us another function's route: a wiring mistake in a template.
@@ -491,6 +582,22 @@ mod tests {
             );
             let text = std::fs::read_to_string(&path)
                 .unwrap_or_else(|e| panic!("{}: no example event at {path}: {e}", route.key));
+            if route.kind() == Kind::S3 {
+                // An S3 function's example is a notification its own trigger matches.
+                let event: S3Event = serde_json::from_str(&text).unwrap();
+                let crate::route::Trigger::S3(n) = route.trigger() else {
+                    unreachable!("an S3 kind has an S3 trigger")
+                };
+                for r in &event.records {
+                    let notice = crate::s3_event::Notice::from(r);
+                    assert!(n.matches(&notice.event, &notice.key), "{path}");
+                }
+                let invocation = Invocation::default();
+                app.handle_s3(route.function, &invocation, &event)
+                    .await
+                    .unwrap_or_else(|e| panic!("{path}: {e}"));
+                continue;
+            }
             let event: ApiGatewayV2httpRequest = serde_json::from_str(&text).unwrap();
             assert_eq!(event.route_key.as_deref(), Some(route.key), "{path}");
             let status = status(&app, &event).await;

@@ -133,19 +133,33 @@ impl Deadline {
     /// deadline was near. No time left at all: `work` is not started (a write polled once
     /// could still be sent).
     pub async fn run<T>(self, work: impl Future<Output = T>) -> Result<T, ApiError> {
-        let stopped = || {
-            ApiError::unavailable(format!(
-                "stopped to answer before the invocation's deadline ({} ms kept to answer)",
-                ANSWER_RESERVE.as_millis()
-            ))
-        };
+        self.within(work)
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))
+    }
+
+    /// [`Deadline::run`] for any kind of function: past the deadline, [`Stopped`].
+    pub async fn within<T>(self, work: impl Future<Output = T>) -> Result<T, Stopped> {
         match self.time_left() {
             None => Ok(work.await),
-            Some(left) if left.is_zero() => Err(stopped()),
-            Some(left) => tokio::time::timeout(left, work)
-                .await
-                .map_err(|_| stopped()),
+            Some(left) if left.is_zero() => Err(Stopped),
+            Some(left) => tokio::time::timeout(left, work).await.map_err(|_| Stopped),
         }
+    }
+}
+
+/// Work stopped at [`Deadline::time_left`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stopped before the invocation's deadline ({} ms kept to answer)", ANSWER_RESERVE.as_millis())]
+pub struct Stopped;
+
+/// Lambda's request id of the invocation (every kind of function has one).
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+impl FromRequest for RequestId {
+    fn from_request(req: &Request<'_>) -> Result<Self, ApiError> {
+        Ok(Self(req.request_id.to_owned()))
     }
 }
 
@@ -290,11 +304,21 @@ pub const fn auth_of<S, A, H: Handler<S, A>>(_: &H) -> Auth {
     H::AUTH
 }
 
-/// A route's handler as the route table holds it: its auth, and how it is built.
+/// An entry's handler as the table holds it: what invokes it (the function's kind), its
+/// auth, and how it is built. The macro that makes it ([`crate::endpoint!`],
+/// [`crate::s3_endpoint!`]) fixes the kind and the handler's shape together, so an S3
+/// function cannot be given an HTTP handler.
 #[derive(Clone, Copy)]
 pub struct Endpoint {
     pub auth: Auth,
-    pub build: fn(&mut Init<'_>) -> Result<Box<dyn Erased>, StartupError>,
+    pub trigger: crate::route::Trigger,
+    pub build: fn(&mut Init<'_>) -> Result<Built, StartupError>,
+}
+
+/// A built handler, of its kind.
+pub enum Built {
+    Http(Box<dyn Erased>),
+    S3(Box<dyn crate::s3_event::ErasedS3>),
 }
 
 impl Endpoint {
@@ -302,6 +326,7 @@ impl Endpoint {
     /// start-up error.
     pub const MISSING: Endpoint = Endpoint {
         auth: Auth::None,
+        trigger: crate::route::Trigger::Api,
         build: |_| Err(StartupError("this route has no handler".into())),
     };
 }
@@ -314,13 +339,25 @@ macro_rules! endpoint {
     ($handler:expr, $state:expr) => {
         $crate::handler::Endpoint {
             auth: $crate::handler::auth_of(&$handler),
-            build: |init| Ok($crate::handler::bind($handler, ($state)(init)?)),
+            trigger: $crate::route::Trigger::Api,
+            build: |init| {
+                Ok($crate::handler::Built::Http($crate::handler::bind(
+                    $handler,
+                    ($state)(init)?,
+                )))
+            },
         }
     };
     ($handler:expr) => {
         $crate::handler::Endpoint {
             auth: $crate::handler::auth_of(&$handler),
-            build: |_| Ok($crate::handler::bind($handler, ())),
+            trigger: $crate::route::Trigger::Api,
+            build: |_| {
+                Ok($crate::handler::Built::Http($crate::handler::bind(
+                    $handler,
+                    (),
+                )))
+            },
         }
     };
 }

@@ -98,6 +98,23 @@ impl<'a> Init<'a> {
         }
     }
 
+    /// A variable the route declared that may be unset (a local run's default): `None`
+    /// when unset or empty.
+    pub fn optional_var(&self, name: &str) -> Result<Option<String>, StartupError> {
+        if !self.declares(name) {
+            return Err(self.error(format_args!(
+                "reads {name}, which no resource in its `uses` provides"
+            )));
+        }
+        Ok((self.env)(name).filter(|v| !v.is_empty()))
+    }
+
+    /// Something the process put in [`Parts::shared`] before the routes were built (a
+    /// local run's hooks), if it did.
+    pub fn provided<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        self.parts.shared.get::<T>().cloned()
+    }
+
     pub fn store_mode(&self) -> StoreMode {
         self.parts.store_mode
     }

@@ -43,6 +43,7 @@ pub mod response;
 pub mod route;
 pub mod routes;
 pub mod routing;
+pub mod s3_event;
 pub mod sync;
 #[doc(hidden)]
 pub mod synthetic;

@@ -8,6 +8,8 @@ use firefly_api::{config, telemetry};
 const USAGE: &str = "usage: bootstrap
   Runs as a Lambda custom runtime (it needs AWS_LAMBDA_RUNTIME_API). To run one event on
   this machine: `cargo run --features tools --bin firefly-local -- invoke EVENT.json`.";
+use firefly_api::route::Kind;
+use firefly_api::s3_event::S3Event;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::value::RawValue;
@@ -103,19 +105,35 @@ async fn serve(env: &firefly_api::deploy::Env<'_>) -> ExitCode {
     // The runtime hands over the payload as raw JSON and we parse the event ourselves: its
     // own parser tracks the path of every field (serde_path_to_error), which, instantiated
     // for the whole event type, costs about 40 KiB of binary for an error message.
+    // The function's kind, as deployed (the table declares it), decides how a payload is
+    // read: nothing is guessed from the payload itself.
+    let kind = app.kind();
     let handler = service_fn(move |event: LambdaEvent<Box<RawValue>>| async move {
         let ctx = &event.context;
-        let payload: ApiGatewayV2httpRequest =
-            serde_json::from_str(event.payload.get()).map_err(|e| {
-                tracing::error!(error = %e, "the event is not an API Gateway HTTP API (payload 2.0) event");
-                lambda_runtime::Error::from(format!("not an API Gateway v2 event: {e}"))
-            })?;
         let invocation = Invocation {
             request_id: &ctx.request_id,
             deadline: Some(ctx.deadline()),
             trace_id: ctx.xray_trace_id.as_deref(),
         };
-        Ok::<_, lambda_runtime::Error>(app.handle(&invocation, &payload).await)
+        match kind {
+            Kind::Api => {
+                let payload: ApiGatewayV2httpRequest = serde_json::from_str(event.payload.get())
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "the event is not an API Gateway HTTP API (payload 2.0) event");
+                        lambda_runtime::Error::from(format!("not an API Gateway v2 event: {e}"))
+                    })?;
+                let response = app.handle(&invocation, &payload).await;
+                Ok::<_, lambda_runtime::Error>(serde_json::to_value(response)?)
+            }
+            Kind::S3 => {
+                let payload: S3Event = serde_json::from_str(event.payload.get()).map_err(|e| {
+                    tracing::error!(error = %e, "the event is not an S3 notification");
+                    lambda_runtime::Error::from(format!("not an S3 notification: {e}"))
+                })?;
+                app.handle_s3(app.function(), &invocation, &payload).await?;
+                Ok(serde_json::Value::Null)
+            }
+        }
     });
     match lambda_runtime::run(handler).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,7 +51,99 @@ pub struct Param {
     pub schema: &'static str,
 }
 
-/// One route: every fact about it, written once.
+/// What invokes a function: declared by each entry of the table (through the macro that
+/// makes its [`Endpoint`]), never guessed from a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// API Gateway: the entry's `key` is its route key, `METHOD /path`.
+    Api,
+    /// S3 notifications of a bucket: the entry's `key` names it in logs and metrics.
+    S3(S3Notification),
+}
+
+/// The notification of a bucket that invokes an S3 function: FireFly's bucket stack owns
+/// it (docs/deploying.md); the function's stack grants S3 the invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Notification {
+    /// The bucket: one of the entry's `uses`.
+    pub bucket: &'static Resource,
+    /// `s3:ObjectCreated:*`, `s3:ObjectRemoved:*`.
+    pub events: &'static [&'static str],
+    /// Keys under any of these prefixes...
+    pub prefixes: &'static [&'static str],
+    /// ...that end with this.
+    pub suffix: &'static str,
+}
+
+impl S3Notification {
+    /// Whether an event of `event` (`ObjectCreated:Put`) on `key` is one of these.
+    pub fn matches(&self, event: &str, key: &str) -> bool {
+        let event = event.strip_prefix("s3:").unwrap_or(event);
+        self.events.iter().any(|e| {
+            let e = e.strip_prefix("s3:").unwrap_or(e);
+            match e.strip_suffix('*') {
+                Some(family) => event.starts_with(family),
+                None => event == e,
+            }
+        }) && self.prefixes.iter().any(|p| key.starts_with(p))
+            && key.ends_with(self.suffix)
+    }
+}
+
+/// A function's kind: what its entries' triggers have in common.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Api,
+    S3,
+}
+
+impl Trigger {
+    pub const fn kind(&self) -> Kind {
+        match self {
+            Self::Api => Kind::Api,
+            Self::S3(_) => Kind::S3,
+        }
+    }
+}
+
+impl Kind {
+    /// Its functions' name prefix (FireFly's).
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            Self::Api => "firefly-func-api-",
+            Self::S3 => "firefly-func-s3-",
+        }
+    }
+
+    /// The Lambda timeout, seconds: an API answer within API Gateway's patience; an S3
+    /// function has FireFly's 30 s to validate a ZIP.
+    pub const fn timeout_s(self) -> u32 {
+        match self {
+            Self::Api => 6,
+            Self::S3 => 30,
+        }
+    }
+
+    /// The Lambda memory, MB: an API function's 256 buy CPU for init and TLS; an S3
+    /// function keeps FireFly's 128 (a 4 MiB ZIP is validated in a fraction of it:
+    /// docs/performance.md).
+    pub const fn memory_mb(self) -> u32 {
+        match self {
+            Self::Api => 256,
+            Self::S3 => 128,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Api => "api",
+            Self::S3 => "s3",
+        }
+    }
+}
+
+/// One entry of the table (a route, or the trigger of a function that is not an API
+/// call): every fact about it, written once.
 #[derive(Clone, Copy)]
 pub struct Route {
     /// The API Gateway route key, `METHOD /path/{param}`.
@@ -119,14 +211,30 @@ impl Route {
         self.endpoint.auth
     }
 
+    pub fn trigger(&self) -> Trigger {
+        self.endpoint.trigger
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.endpoint.trigger.kind()
+    }
+
     /// The environment variables the route's function must have, with template values.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         self.uses.iter().flat_map(|u| u.resource.env()).collect()
     }
 
     /// `POST /registration-keys` → `registration-keys-post`: the route's file name in
-    /// `routes/` and its name in documents.
+    /// `routes/` and its name in documents; an entry that is not a route is named by its
+    /// function (`s3-firmware-uploaded`).
     pub fn slug(&self) -> String {
+        if self.kind() != Kind::Api {
+            return self
+                .function
+                .strip_prefix("firefly-func-")
+                .unwrap_or(self.function)
+                .to_owned();
+        }
         let path: Vec<&str> = self
             .path()
             .split('/')

@@ -20,4 +20,6 @@ pub static ROUTES: &[Route] = &[
     backups::delete::ROUTE,
     firmware::get::LIST,
     firmware::get::ITEM,
+    firmware::UPLOADED,
+    firmware::DELETED,
 ];

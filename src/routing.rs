@@ -59,7 +59,13 @@ impl RouteTable {
     ) -> Result<Self, TableError> {
         let mut templates: BTreeMap<&'static str, Vec<(&'static str, usize)>> = BTreeMap::new();
         let mut by_key = HashMap::new();
-        for (i, route) in routes.iter().enumerate().filter(|(_, r)| serves(r)) {
+        // Entries that are not API routes (S3 functions) are never routed.
+        let api = |r: &Route| r.kind() == crate::route::Kind::Api;
+        for (i, route) in routes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| api(r) && serves(r))
+        {
             by_key.insert(route.key, i);
             let (method, path) = route
                 .key
@@ -139,7 +145,11 @@ impl RouteTable {
             };
         }
         // Another function's route: found by a scan, on this (wrong) path only.
-        if let Some(route) = self.routes.iter().find(|r| r.key == route_key) {
+        if let Some(route) = self
+            .routes
+            .iter()
+            .find(|r| r.key == route_key && r.kind() == crate::route::Kind::Api)
+        {
             return Resolved::Elsewhere(route);
         }
         // A route key nobody serves, on a path we do: API Gateway wired a method we lack.

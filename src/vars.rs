@@ -36,6 +36,7 @@ vars! {
     DYNAMODB_DEVICES_TABLE_NAME => ("FireFly's devices table (`firefly-devices`), for the device routes.", "-", "devices");
     DYNAMODB_FIRMWARE_TABLE_NAME => ("FireFly's firmware table (`firefly-firmware`), for the firmware routes.", "-", "firmware");
     S3_BACKUP_BUCKET_NAME => ("FireFly's device-backup bucket (template parameter `BackupBucketName`, the output `BucketName` of FireFly's `firefly-s3-device-backups` stack), for the backup routes.", "-", "backups");
+    S3_FIRMWARE_PRIVATE_BUCKET_NAME => ("FireFly's private firmware bucket (template parameter `FirmwareBucketName`, the output `BucketName` of FireFly's `firefly-s3-firmware` stack), for the firmware ingest functions.", "-", "firmware");
     FIREFLY_STORE => ("`dynamodb`, or `memory` (local runs only, refused inside a Lambda sandbox; data vanishes with the process): every feature's store at once.", "dynamodb", "app");
     AWS_LAMBDA_INITIALIZATION_TYPE => ("Set by Lambda; its presence marks a Lambda sandbox (where `FIREFLY_STORE=memory` is refused).", "-", "app");
     LAMBDA_TASK_ROOT => ("Set by Lambda; as `AWS_LAMBDA_INITIALIZATION_TYPE`.", "-", "app");

@@ -43,13 +43,16 @@ pub enum S3Error {
     /// Anything else: access denied, KMS refusing, no such bucket (500; ours to fix).
     #[error("S3 error: {0}")]
     Other(String),
+    /// The object is larger than the caller reads into memory.
+    #[error("S3 object larger than {0} bytes")]
+    TooLarge(usize),
 }
 
 impl From<S3Error> for crate::error::ApiError {
     fn from(e: S3Error) -> Self {
         match e {
             S3Error::Unavailable(_) => Self::unavailable(e.to_string()),
-            S3Error::Other(_) => Self::internal(e.to_string()),
+            S3Error::Other(_) | S3Error::TooLarge(_) => Self::internal(e.to_string()),
         }
     }
 }
@@ -177,6 +180,61 @@ impl S3Client {
             .and_then(found)
     }
 
+    /// `GetObject` of an object that may be up to `limit` bytes ([`S3Error::TooLarge`]
+    /// past it: nothing larger is held in memory).
+    pub async fn get_object_limited(
+        &self,
+        bucket: &str,
+        key: &str,
+        limit: usize,
+    ) -> Result<Option<Object>, S3Error> {
+        self.call_limited("GET", bucket, key, &[], Bytes::new(), limit)
+            .await
+    }
+
+    /// `CopyObject` within `bucket`, of one version of `from` when given (`false`: no such
+    /// key or version). Needs `s3:GetObject` (and `s3:GetObjectVersion` for a version) on
+    /// the source and `s3:PutObject` on the target.
+    pub async fn copy_object(
+        &self,
+        bucket: &str,
+        from: &str,
+        version: Option<&str>,
+        to: &str,
+    ) -> Result<bool, S3Error> {
+        let mut source = format!("/{bucket}/{}", encode_key(from));
+        if let Some(v) = version {
+            source.push_str("?versionId=");
+            source.push_str(&encode_key(v));
+        }
+        let headers = [("x-amz-copy-source".to_owned(), source)];
+        match self.call("PUT", bucket, to, &headers, Bytes::new()).await? {
+            None => Ok(false),
+            // S3 may answer a copy 200 and put its error in the body: retry-worthy.
+            Some(o) if String::from_utf8_lossy(&o.body).contains("<Error>") => Err(
+                S3Error::Unavailable(format!("copy to {to} failed after its 200")),
+            ),
+            Some(_) => Ok(true),
+        }
+    }
+
+    /// `DeleteObject` of one version (`s3:DeleteObjectVersion`: it is gone for good), or
+    /// of the key (a delete marker in a versioned bucket) when `version` is `None`.
+    pub async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<(), S3Error> {
+        match version {
+            None => self.delete_object(bucket, key).await,
+            Some(v) => self
+                .call_query("DELETE", bucket, (key, v))
+                .await
+                .map(|_| ()),
+        }
+    }
+
     /// `GetObject`: `None` when there is no such key (S3's `NoSuchKey`; the role needs
     /// `s3:ListBucket` on the bucket for S3 to say so instead of `AccessDenied`).
     pub async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Object>, S3Error> {
@@ -233,7 +291,48 @@ impl S3Client {
         headers: &[(String, String)],
         body: Bytes,
     ) -> Result<Option<Object>, S3Error> {
+        self.call_limited(method, bucket, key, headers, body, MAX_OBJECT_BYTES)
+            .await
+    }
+
+    async fn call_limited(
+        &self,
+        method: &'static str,
+        bucket: &str,
+        key: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+        limit: usize,
+    ) -> Result<Option<Object>, S3Error> {
         let url = self.url(bucket, key);
+        self.send(method, bucket, url, headers, body, limit).await
+    }
+
+    /// A call on one version of a key.
+    async fn call_query(
+        &self,
+        method: &'static str,
+        bucket: &str,
+        (key, version): (&str, &str),
+    ) -> Result<Option<Object>, S3Error> {
+        let url = format!(
+            "{}?versionId={}",
+            self.url(bucket, key),
+            encode_key(version)
+        );
+        self.send(method, bucket, url, &[], Bytes::new(), MAX_OBJECT_BYTES)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: &'static str,
+        bucket: &str,
+        url: String,
+        headers: &[(String, String)],
+        body: Bytes,
+        limit: usize,
+    ) -> Result<Option<Object>, S3Error> {
         let mut last = String::new();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
@@ -242,7 +341,8 @@ impl S3Client {
             }
             crate::telemetry::metric("S3Attempts", crate::telemetry::Unit::Count, 1.0);
             let request = self.signed(method, &url, headers, body.clone())?;
-            let outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, self.exchange(request)).await;
+            let outcome =
+                tokio::time::timeout(ATTEMPT_TIMEOUT, self.exchange(request, limit)).await;
             match outcome {
                 Err(_) => last = format!("{method} timed out after {ATTEMPT_TIMEOUT:?}"),
                 Ok(Err(Exchange::Retry(why))) => last = why,
@@ -300,7 +400,11 @@ impl S3Client {
         Ok(request)
     }
 
-    async fn exchange(&self, request: hyper::Request<SdkBody>) -> Result<Option<Object>, Exchange> {
+    async fn exchange(
+        &self,
+        request: hyper::Request<SdkBody>,
+        limit: usize,
+    ) -> Result<Option<Object>, Exchange> {
         let response = self.http.send(request).await.map_err(|e| {
             match super::http1::is_tls_failure(&e) {
                 Some(tls) => Exchange::Final(S3Error::Other(format!(
@@ -318,10 +422,16 @@ impl S3Client {
                 Some((name.to_owned(), v.to_str().ok()?.to_owned()))
             })
             .collect();
-        let body = http_body_util::Limited::new(response.into_body(), MAX_OBJECT_BYTES)
+        let body = http_body_util::Limited::new(response.into_body(), limit)
             .collect()
             .await
-            .map_err(|e| Exchange::Retry(format!("reading the body: {e}")))?
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    Exchange::Final(S3Error::TooLarge(limit))
+                } else {
+                    Exchange::Retry(format!("reading the body: {e}"))
+                }
+            })?
             .to_bytes();
         if status.is_success() {
             return Ok(Some(Object { body, metadata }));
@@ -332,7 +442,7 @@ impl S3Client {
         let why = format!("{} {code}: {message}", status.as_u16());
         match (status.as_u16(), code.as_str()) {
             // No body to read the code from (HEAD, or a proxy): missing is missing.
-            (404, "NoSuchKey" | "") => Ok(None),
+            (404, "NoSuchKey" | "NoSuchVersion" | "") => Ok(None),
             (500..=599, _) | (_, "SlowDown" | "RequestTimeout" | "Throttling") => {
                 Err(Exchange::Retry(why))
             }

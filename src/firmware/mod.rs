@@ -1,15 +1,24 @@
 //! Firmware records: what FireFly's console lists on its Firmware page
-//! (`GET /firmware`, `GET /firmware/{zip_name}`: [`get`]), read from FireFly's
-//! `firefly-firmware` table (hash key `pk` = `class#product_hex#application`, range key
-//! `version`; GSIs `product_hex-index` and `zip_name-index`, projection ALL), made by its
-//! own stack. Records are written by the ingest functions (S3-invoked, still FireFly's).
+//! (`GET /firmware`, `GET /firmware/{zip_name}`: [`get`]), in FireFly's `firefly-firmware`
+//! table (hash key `pk` = `class#product_hex#application`, range key `version`; GSIs
+//! `product_hex-index` and `zip_name-index`, projection ALL), made by its own stack; and
+//! the two functions S3 invokes on FireFly's private firmware bucket, which file them:
+//! [`uploaded`] (ZIPs in `incoming/`) and [`deleted`] (ZIPs leaving `processed/` and
+//! `errors/`).
 
+pub mod archive;
+pub mod bucket;
+#[cfg(any(test, feature = "tools", feature = "test-hooks"))]
+pub mod build;
+pub mod deleted;
 pub mod get;
 pub mod store;
+pub mod uploaded;
 
-use crate::deploy::Resource;
+use crate::deploy::{READS_APPCONFIG, Resource, Use};
 use crate::error::StartupError;
 use crate::init::{Init, StoreMode};
+use crate::route::{Route, S3Notification};
 use std::sync::Arc;
 use store::{DynamoFirmwareStore, FirmwareStore, MemoryFirmwareStore};
 
@@ -23,6 +32,156 @@ pub const TABLE: Resource = Resource::DynamoTable {
     stack: "firefly-dynamodb-firmware",
     workflow: "dynamodb-firmware",
 };
+
+/// The variable that names the private firmware bucket (FireFly's name for it).
+pub const BUCKET_ENV: &str = crate::vars::S3_FIRMWARE_PRIVATE_BUCKET_NAME.name;
+
+/// FireFly's private firmware bucket (`templates/s3-firmware.yaml`: versioned, SSE-S3),
+/// named by the `FirmwareBucketName` parameter as FireFly's function templates name it.
+/// Its stack owns the notifications that invoke the ingest functions; it takes their
+/// ARNs, so on a first install the functions deploy first (docs/deploying.md).
+pub const BUCKET: Resource = Resource::Bucket {
+    parameter: "FirmwareBucketName",
+    output: "BucketName",
+    env: BUCKET_ENV,
+    stack: "firefly-s3-firmware",
+    workflow: "s3-firmware",
+};
+
+/// The bucket's prefixes, as FireFly's pipeline moves a ZIP through them.
+pub const INCOMING: &str = "incoming/";
+pub const PROCESSING: &str = "processing/";
+pub const PROCESSED: &str = "processed/";
+pub const ERRORS: &str = "errors/";
+
+/// The bucket's name in memory runs without `S3_FIRMWARE_PRIVATE_BUCKET_NAME`.
+pub const LOCAL_BUCKET: &str = "firefly-firmware-local";
+
+const UPLOADED_FUNCTION: &str = "firefly-func-s3-firmware-uploaded";
+const DELETED_FUNCTION: &str = "firefly-func-s3-firmware-deleted";
+
+/// `firefly-func-s3-firmware-uploaded`, on `s3:ObjectCreated:*` of `incoming/*.zip`.
+pub const UPLOADED: Route = Route {
+    key: "S3 ObjectCreated incoming/*.zip",
+    function: UPLOADED_FUNCTION,
+    summary: "Checks a firmware ZIP put in incoming/ and files its record (READY_TO_TEST or ERROR)",
+    uses: &[
+        Use {
+            resource: &TABLE,
+            actions: &["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
+        },
+        Use {
+            resource: &BUCKET,
+            // ListBucket: a missing key reads as missing (a redelivery), not AccessDenied.
+            // The Version actions: the upload's own version leaves incoming/ for good.
+            actions: &[
+                "s3:ListBucket",
+                "s3:GetObject",
+                "s3:GetObjectVersion",
+                "s3:PutObject",
+                "s3:DeleteObject",
+                "s3:DeleteObjectVersion",
+            ],
+        },
+        READS_APPCONFIG,
+    ],
+    answers: &[],
+    scopes: &[],
+    params: &[],
+    headers: &[],
+    alarms: &[],
+    reserved_concurrency: None,
+    request: None,
+    endpoint: crate::s3_endpoint!(
+        uploaded::uploaded,
+        Ingest::build,
+        S3Notification {
+            bucket: &BUCKET,
+            events: &["s3:ObjectCreated:*"],
+            prefixes: &[INCOMING],
+            suffix: ".zip",
+        }
+    ),
+};
+
+/// `firefly-func-s3-firmware-deleted`, on `s3:ObjectRemoved:*` of `processed/*.zip` and
+/// `errors/*.zip`.
+pub const DELETED: Route = Route {
+    key: "S3 ObjectRemoved processed/*.zip errors/*.zip",
+    function: DELETED_FUNCTION,
+    summary: "Marks the records of a ZIP deleted from processed/ or errors/ DELETED",
+    uses: &[
+        Use {
+            resource: &TABLE,
+            actions: &["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"],
+        },
+        // Nothing is read from the bucket: it is here for its notification.
+        Use {
+            resource: &BUCKET,
+            actions: &[],
+        },
+        READS_APPCONFIG,
+    ],
+    answers: &[],
+    scopes: &[],
+    params: &[],
+    headers: &[],
+    alarms: &[],
+    reserved_concurrency: None,
+    request: None,
+    endpoint: crate::s3_endpoint!(
+        deleted::deleted,
+        Ingest::build,
+        S3Notification {
+            bucket: &BUCKET,
+            events: &["s3:ObjectRemoved:*"],
+            prefixes: &[PROCESSED, ERRORS],
+            suffix: ".zip",
+        }
+    ),
+};
+
+/// What the ingest functions share.
+#[derive(Clone)]
+pub struct Ingest {
+    pub store: Arc<dyn FirmwareStore>,
+    pub bucket: Arc<dyn bucket::Bucket>,
+    pub bucket_name: String,
+    pub clock: Arc<dyn crate::clock::Clock>,
+    pub random: Arc<dyn crate::random::SecureRandom>,
+    pub limits: archive::Limits,
+}
+
+impl Ingest {
+    pub fn build(init: &mut Init<'_>) -> Result<Self, StartupError> {
+        let store = Firmware::build(init)?.store;
+        let (bucket, bucket_name): (Arc<dyn bucket::Bucket>, String) = match init.store_mode() {
+            StoreMode::Memory => {
+                let name = init
+                    .optional_var(BUCKET_ENV)?
+                    .unwrap_or_else(|| LOCAL_BUCKET.to_owned());
+                let announce = init.provided::<bucket::Announce>();
+                let memory: Arc<bucket::MemoryBucket> =
+                    init.shared(|_| Ok(Arc::new(bucket::MemoryBucket::new(&name, announce))))?;
+                let name = memory.name().to_owned();
+                (memory, name)
+            }
+            StoreMode::DynamoDb => {
+                let name = init.var(BUCKET_ENV)?;
+                let client = init.s3(&name)?;
+                (Arc::new(bucket::S3Bucket::new(client, name.clone())), name)
+            }
+        };
+        Ok(Self {
+            store,
+            bucket,
+            bucket_name,
+            clock: init.clock(),
+            random: init.random(),
+            limits: archive::Limits::FIREFLY,
+        })
+    }
+}
 
 /// What the feature's handlers share.
 #[derive(Clone)]
@@ -41,5 +200,294 @@ impl Firmware {
             )),
         };
         Ok(Self { store })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket::{Bucket, MemoryBucket};
+    use super::build::Build;
+    use super::*;
+    use crate::handler::Deadline;
+    use crate::s3_event::{Notice, Records, S3Event};
+    use serde_json::Value;
+
+    struct Fixture {
+        ingest: Ingest,
+        store: Arc<MemoryFirmwareStore>,
+        bucket: Arc<MemoryBucket>,
+    }
+
+    fn fixture() -> Fixture {
+        let store = Arc::new(MemoryFirmwareStore::default());
+        let bucket = Arc::new(MemoryBucket::new("fw", None));
+        Fixture {
+            ingest: Ingest {
+                store: store.clone(),
+                bucket: bucket.clone(),
+                bucket_name: "fw".into(),
+                clock: Arc::new(crate::clock::FixedClock(1_765_000_000)),
+                random: Arc::new(crate::random::SystemRandom),
+                limits: archive::Limits::FIREFLY,
+            },
+            store,
+            bucket,
+        }
+    }
+
+    impl Fixture {
+        /// Puts `zip` at `incoming/<name>` and the records S3 would send for it.
+        fn upload(&self, name: &str, zip: Vec<u8>) -> Notice {
+            let key = format!("{INCOMING}{name}");
+            let version = self.bucket.put(&key, zip.into());
+            Notice::from(
+                &S3Event::one("ObjectCreated:Put", "fw", &key, Some(&version), "0A", None).records
+                    [0],
+            )
+        }
+
+        async fn deliver(&self, notices: Vec<Notice>) {
+            uploaded::uploaded(self.ingest.clone(), Records(notices), Deadline(None))
+                .await
+                .unwrap();
+        }
+
+        async fn records(&self) -> Vec<Item> {
+            self.store.list(None, None).await.unwrap()
+        }
+    }
+
+    use crate::devices::store::Item;
+
+    fn field<'a>(item: &'a Item, name: &str) -> &'a str {
+        item.get(name).and_then(Value::as_str).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_good_zip_is_filed_ready_to_test_and_moved_to_processed() {
+        let f = fixture();
+        let build = Build::example("0xABCD0001", "2026.03.01");
+        let n = f.upload("Controller-0xABCD0001-main.zip", build.zip().unwrap());
+        f.deliver(vec![n]).await;
+        let records = f.records().await;
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        assert_eq!(field(r, "release_status"), "READY_TO_TEST");
+        assert_eq!(field(r, "pk"), "controller#0xabcd0001#controller");
+        assert_eq!(field(r, "application"), "Controller");
+        assert_eq!(field(r, "original_name"), "Controller-0xABCD0001-main.zip");
+        assert_eq!(field(r, "main_binary"), "Controller.ino.bin");
+        assert_eq!(r["partition_offsets"]["app1"], 0x650000);
+        assert!(r["zip_size"].is_u64() && r["uploaded_at"].is_i64());
+        assert_eq!(r["status_history"][0]["status"], "READY_TO_TEST");
+        assert_eq!(field(r, "bootloader_addr"), "0x1000");
+        let zip_name = field(r, "zip_name");
+        assert_eq!(f.bucket.keys(""), vec![format!("{PROCESSED}{zip_name}")]);
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_event_does_nothing_twice_and_a_reupload_is_a_new_upload() {
+        let f = fixture();
+        let zip = Build::example("0xABCD0002", "2026.03.02").zip().unwrap();
+        let n = f.upload("a.zip", zip.clone());
+        f.deliver(vec![n.clone()]).await;
+        f.deliver(vec![n.clone(), n]).await;
+        assert_eq!(f.records().await.len(), 1);
+        assert_eq!(f.bucket.keys("").len(), 1);
+        // The same bytes again under the same key: a new upload, a new ZIP name (and the
+        // version's record now names the new ZIP).
+        let again = f.upload("a.zip", zip);
+        f.deliver(vec![again]).await;
+        assert_eq!(f.bucket.keys(PROCESSED).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_crash_half_way_leaves_what_the_retry_completes() {
+        let f = fixture();
+        let zip = Build::example("0xABCD0003", "2026.03.03").zip().unwrap();
+        let n = f.upload("b.zip", zip);
+        // The first attempt died after moving the ZIP to processing/.
+        let name = uploaded_zip_name(&f, &n);
+        assert!(
+            f.bucket
+                .copy(&n.key, None, &format!("{PROCESSING}{name}"))
+                .await
+                .unwrap()
+        );
+        f.deliver(vec![n.clone()]).await;
+        assert_eq!(f.records().await.len(), 1);
+        assert_eq!(f.bucket.keys(""), vec![format!("{PROCESSED}{name}")]);
+        // The record was filed, the last move was not.
+        let f = fixture();
+        let zip = Build::example("0xABCD0004", "2026.03.04").zip().unwrap();
+        let n = f.upload("c.zip", zip);
+        f.deliver(vec![n.clone()]).await;
+        let name = uploaded_zip_name(&f, &n);
+        let processed = format!("{PROCESSED}{name}");
+        let (body, _) = f.bucket.object(&processed).unwrap();
+        f.bucket.remove(&processed, None);
+        f.bucket.put(&format!("{PROCESSING}{name}"), body);
+        f.deliver(vec![n]).await;
+        assert_eq!(f.bucket.keys(""), vec![processed]);
+    }
+
+    fn uploaded_zip_name(f: &Fixture, n: &Notice) -> String {
+        // The name is the upload's: compute it as the handler does, by a delivery into a
+        // twin fixture.
+        let _ = f;
+        let text = format!("{}\0{}\0{}", n.bucket, n.key, n.upload_id().unwrap());
+        let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&d.as_ref()[..16]);
+        b[6] = (b[6] & 0x0f) | 0x80;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = archive::hex(&b);
+        format!(
+            "{}-{}-{}-{}-{}.zip",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        )
+    }
+
+    #[tokio::test]
+    async fn every_record_of_an_event_is_handled() {
+        let f = fixture();
+        let a = f.upload(
+            "a.zip",
+            Build::example("0xABCD0005", "1.0.1").zip().unwrap(),
+        );
+        let b = f.upload("b.zip", b"not a zip".to_vec());
+        f.deliver(vec![a, b]).await;
+        let records = f.records().await;
+        let statuses: Vec<&str> = records.iter().map(|r| field(r, "release_status")).collect();
+        assert_eq!(statuses.len(), 2, "{statuses:?}");
+        assert!(statuses.contains(&"READY_TO_TEST") && statuses.contains(&"ERROR"));
+        assert_eq!(f.bucket.keys(ERRORS).len(), 1);
+        let error = records
+            .iter()
+            .find(|r| field(r, "release_status") == "ERROR")
+            .unwrap();
+        assert_eq!(field(error, "error"), "File is not a zip file");
+        assert_eq!(field(error, "product_hex"), "__unknown_product_hex__");
+    }
+
+    #[tokio::test]
+    async fn a_released_version_is_never_overwritten_by_an_upload() {
+        let f = fixture();
+        let build = Build::example("0xABCD0006", "2026.03.06");
+        f.deliver(vec![f.upload("r.zip", build.zip().unwrap())])
+            .await;
+        let r = f.records().await.remove(0);
+        let (pk, version) = (field(&r, "pk").to_owned(), field(&r, "version").to_owned());
+        let mut released = r.clone();
+        released.insert("release_status".into(), "RELEASED".into());
+        f.store.insert(released);
+        f.deliver(vec![f.upload("r2.zip", build.zip().unwrap())])
+            .await;
+        let kept = f.store.get(pk.clone(), version).await.unwrap().unwrap();
+        assert_eq!(field(&kept, "release_status"), "RELEASED");
+        assert_eq!(field(&kept, "zip_name"), field(&r, "zip_name"));
+        let errors: Vec<Item> = f
+            .records()
+            .await
+            .into_iter()
+            .filter(|r| field(r, "release_status") == "ERROR")
+            .collect();
+        assert_eq!(errors.len(), 1);
+        assert!(
+            field(&errors[0], "error").contains("already RELEASED"),
+            "{:?}",
+            errors[0]
+        );
+        assert_eq!(errors[0]["pk"], Value::from(pk));
+    }
+
+    #[tokio::test]
+    async fn a_deleted_zip_marks_its_record_deleted_once_with_history() {
+        let f = fixture();
+        f.deliver(vec![f.upload(
+            "d.zip",
+            Build::example("0xABCD0007", "1.0.7").zip().unwrap(),
+        )])
+        .await;
+        let zip_name = field(&f.records().await[0], "zip_name").to_owned();
+        let key = format!("{PROCESSED}{zip_name}");
+        let n = Notice::from(
+            &S3Event::one("ObjectRemoved:Delete", "fw", &key, None, "0B", None).records[0],
+        );
+        let run = |n: Notice| deleted::deleted(f.ingest.clone(), Records(vec![n]), Deadline(None));
+        run(n.clone()).await.unwrap();
+        run(n.clone()).await.unwrap();
+        let r = f.records().await.remove(0);
+        assert_eq!(field(&r, "release_status"), "DELETED");
+        assert_eq!(r["ttl"], 1_765_000_000 + deleted::TTL_SECONDS);
+        let history = r["status_history"].as_array().unwrap();
+        assert_eq!(history.len(), 2);
+        assert_eq!(history[1]["status"], "DELETED");
+        // A ZIP nobody filed: logged, done (not an error Lambda would retry).
+        let orphan = Notice::from(
+            &S3Event::one(
+                "ObjectRemoved:Delete",
+                "fw",
+                "errors/none.zip",
+                None,
+                "0C",
+                None,
+            )
+            .records[0],
+        );
+        run(orphan).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_record_released_between_the_read_and_the_write_stays_released() {
+        // The conditional write sees the status moved and reads it again.
+        let f = fixture();
+        f.deliver(vec![f.upload(
+            "e.zip",
+            Build::example("0xABCD0008", "1.0.8").zip().unwrap(),
+        )])
+        .await;
+        let r = f.records().await.remove(0);
+        let (pk, version) = (field(&r, "pk").to_owned(), field(&r, "version").to_owned());
+        // As the deleted function would have read it, then a release lands first.
+        assert!(
+            f.store
+                .transition(
+                    pk.clone(),
+                    version.clone(),
+                    "READY_TO_TEST".into(),
+                    "RELEASED",
+                    1,
+                    2
+                )
+                .await
+                .unwrap()
+        );
+        assert!(
+            !f.store
+                .transition(
+                    pk.clone(),
+                    version.clone(),
+                    "READY_TO_TEST".into(),
+                    "DELETED",
+                    1,
+                    2
+                )
+                .await
+                .unwrap()
+        );
+        let key = format!("{PROCESSED}{}", field(&r, "zip_name"));
+        let n = Notice::from(
+            &S3Event::one("ObjectRemoved:Delete", "fw", &key, None, "0D", None).records[0],
+        );
+        deleted::deleted(f.ingest.clone(), Records(vec![n]), Deadline(None))
+            .await
+            .unwrap();
+        let now = f.store.get(pk, version).await.unwrap().unwrap();
+        assert_eq!(field(&now, "release_status"), "RELEASED");
     }
 }

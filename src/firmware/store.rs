@@ -1,7 +1,7 @@
-//! Where firmware records are read: FireFly's table through DynamoDB, or memory.
+//! Where firmware records are kept: FireFly's table through DynamoDB, or memory.
 
-use crate::aws::errors::{StoreError, refused};
-use crate::devices::store::{Item, from_item};
+use crate::aws::errors::{StoreError, classify, refused};
+use crate::devices::store::{Item, from_item, to_attribute};
 use crate::handler::BoxFuture;
 use crate::sync::Locked;
 use aws_sdk_dynamodb::Client;
@@ -22,7 +22,35 @@ pub trait FirmwareStore: Send + Sync {
     ) -> BoxFuture<'_, Result<Vec<Item>, StoreError>>;
 
     /// The record of the ZIP `zip_name` (through `zip_name-index`), if any.
-    fn by_zip(&self, zip_name: String) -> BoxFuture<'_, Result<Option<Item>, StoreError>>;
+    fn by_zip(&self, zip_name: String) -> BoxFuture<'_, Result<Option<Item>, StoreError>> {
+        Box::pin(async move { Ok(self.all_by_zip(zip_name).await?.into_iter().next()) })
+    }
+
+    /// Every record of the ZIP `zip_name` (FireFly's ingest could file two), every page.
+    fn all_by_zip(&self, zip_name: String) -> BoxFuture<'_, Result<Vec<Item>, StoreError>>;
+
+    /// The record `(pk, version)`, read consistently.
+    fn get(&self, pk: String, version: String) -> BoxFuture<'_, Result<Option<Item>, StoreError>>;
+
+    /// Writes `item` unless its `(pk, version)` holds a record whose status is one of
+    /// `protected`; `false`: it did (nothing written).
+    fn put_unless(
+        &self,
+        item: Item,
+        protected: &'static [&'static str],
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Sets `release_status` to `status` with `ttl` and a history entry at `now`, if the
+    /// record's status is still `was`; `false`: it is not (or the record is gone).
+    fn transition(
+        &self,
+        pk: String,
+        version: String,
+        was: String,
+        status: &'static str,
+        now: i64,
+        ttl: i64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
 }
 
 pub struct DynamoFirmwareStore {
@@ -101,9 +129,10 @@ impl FirmwareStore for DynamoFirmwareStore {
         })
     }
 
-    fn by_zip(&self, zip_name: String) -> BoxFuture<'_, Result<Option<Item>, StoreError>> {
+    fn all_by_zip(&self, zip_name: String) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
         Box::pin(async move {
             let mut start: Key = None;
+            let mut items = Vec::new();
             loop {
                 let out = self
                     .client
@@ -117,33 +146,132 @@ impl FirmwareStore for DynamoFirmwareStore {
                     .send()
                     .await
                     .map_err(|e| refused(e, &self.table, WORKFLOW, "query"))?;
-                if let Some(first) = out.items().first() {
-                    return Ok(Some(from_item(first)));
-                }
+                items.extend(out.items().iter().map(from_item));
                 start = out.last_evaluated_key;
                 if start.is_none() {
-                    return Ok(None);
+                    return Ok(items);
                 }
+            }
+        })
+    }
+
+    fn get(&self, pk: String, version: String) -> BoxFuture<'_, Result<Option<Item>, StoreError>> {
+        Box::pin(async move {
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk))
+                .key("version", AttributeValue::S(version))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| refused(e, &self.table, WORKFLOW, "get"))?;
+            Ok(out.item.as_ref().map(from_item))
+        })
+    }
+
+    fn put_unless(
+        &self,
+        item: Item,
+        protected: &'static [&'static str],
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(
+                    item.iter()
+                        .map(|(k, v)| (k.clone(), to_attribute(v)))
+                        .collect(),
+                ));
+            if !protected.is_empty() {
+                let names: Vec<String> = (0..protected.len()).map(|i| format!(":p{i}")).collect();
+                put = put
+                    .condition_expression(format!(
+                        "attribute_not_exists(pk) OR NOT (#s IN ({}))",
+                        names.join(", ")
+                    ))
+                    .expression_attribute_names("#s", "release_status");
+                for (name, status) in names.iter().zip(protected) {
+                    put =
+                        put.expression_attribute_values(name, AttributeValue::S((*status).into()));
+                }
+            }
+            match put.send().await {
+                Ok(_) => Ok(true),
+                Err(e) => classify(e, &self.table, WORKFLOW).map(|()| false),
+            }
+        })
+    }
+
+    fn transition(
+        &self,
+        pk: String,
+        version: String,
+        was: String,
+        status: &'static str,
+        now: i64,
+        ttl: i64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let entry = AttributeValue::M(
+                [
+                    ("status".to_owned(), AttributeValue::S(status.into())),
+                    ("timestamp".to_owned(), AttributeValue::N(now.to_string())),
+                ]
+                .into(),
+            );
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk))
+                .key("version", AttributeValue::S(version))
+                .update_expression(
+                    "SET #s = :new, #ttl = :ttl, #h = list_append(if_not_exists(#h, :empty), :entry)",
+                )
+                .condition_expression("#s = :was")
+                .expression_attribute_names("#s", "release_status")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_names("#h", "status_history")
+                .expression_attribute_values(":new", AttributeValue::S(status.into()))
+                .expression_attribute_values(":was", AttributeValue::S(was))
+                .expression_attribute_values(":ttl", AttributeValue::N(ttl.to_string()))
+                .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+                .expression_attribute_values(":entry", AttributeValue::L(vec![entry]))
+                .send()
+                .await;
+            match out {
+                Ok(_) => Ok(true),
+                Err(e) => classify(e, &self.table, WORKFLOW).map(|()| false),
             }
         })
     }
 }
 
-/// Records in memory (local runs).
+/// Records in memory (local runs), one per `(pk, version)`.
 #[derive(Default)]
 pub struct MemoryFirmwareStore {
     items: Mutex<Vec<Item>>,
 }
 
 impl MemoryFirmwareStore {
-    /// Adds a record, as ingest would.
+    /// Writes a record, replacing the one with its `(pk, version)`.
     pub fn insert(&self, item: Item) {
-        self.items.locked().push(item);
+        let mut items = self.items.locked();
+        items.retain(|i| !same_key(i, &item));
+        items.push(item);
     }
 }
 
 fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     item.get(name).and_then(serde_json::Value::as_str)
+}
+
+fn same_key(a: &Item, b: &Item) -> bool {
+    text(a, "pk") == text(b, "pk") && text(a, "version") == text(b, "version")
 }
 
 impl FirmwareStore for MemoryFirmwareStore {
@@ -171,13 +299,73 @@ impl FirmwareStore for MemoryFirmwareStore {
         Box::pin(std::future::ready(Ok(found)))
     }
 
-    fn by_zip(&self, zip_name: String) -> BoxFuture<'_, Result<Option<Item>, StoreError>> {
+    fn all_by_zip(&self, zip_name: String) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
         let found = self
             .items
             .locked()
             .iter()
-            .find(|i| text(i, "zip_name") == Some(zip_name.as_str()))
+            .filter(|i| text(i, "zip_name") == Some(zip_name.as_str()))
+            .cloned()
+            .collect();
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn get(&self, pk: String, version: String) -> BoxFuture<'_, Result<Option<Item>, StoreError>> {
+        let found = self
+            .items
+            .locked()
+            .iter()
+            .find(|i| text(i, "pk") == Some(&pk) && text(i, "version") == Some(&version))
             .cloned();
         Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn put_unless(
+        &self,
+        item: Item,
+        protected: &'static [&'static str],
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let mut items = self.items.locked();
+        let blocked = items.iter().any(|i| {
+            same_key(i, &item) && text(i, "release_status").is_some_and(|s| protected.contains(&s))
+        });
+        if !blocked {
+            items.retain(|i| !same_key(i, &item));
+            items.push(item);
+        }
+        Box::pin(std::future::ready(Ok(!blocked)))
+    }
+
+    fn transition(
+        &self,
+        pk: String,
+        version: String,
+        was: String,
+        status: &'static str,
+        now: i64,
+        ttl: i64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let mut items = self.items.locked();
+        let found = items.iter_mut().find(|i| {
+            text(i, "pk") == Some(&pk)
+                && text(i, "version") == Some(&version)
+                && text(i, "release_status") == Some(&was)
+        });
+        let done = found.is_some_and(|i| {
+            i.insert("release_status".into(), status.into());
+            i.insert("ttl".into(), ttl.into());
+            let entry = serde_json::json!({ "status": status, "timestamp": now });
+            match i.get_mut("status_history") {
+                Some(serde_json::Value::Array(h)) => h.push(entry),
+                _ => {
+                    i.insert(
+                        "status_history".into(),
+                        serde_json::Value::Array(vec![entry]),
+                    );
+                }
+            }
+            true
+        });
+        Box::pin(std::future::ready(Ok(done)))
     }
 }
