@@ -13,8 +13,8 @@ warn() {
 }
 
 # load_function NAME: sets STACK, LOG_GROUP, AUTHORIZER (true when a route of the function
-# is behind the JWT authorizer), TABLE_STACKS (one "stack workflow" pair per entry) and
-# BUCKETS (one "parameter stack output workflow" per bucket the function uses),
+# is behind the JWT authorizer), KIND (api, or s3 for a function S3 invokes), TABLE_STACKS (one "stack workflow" pair per entry) and
+# BUCKETS (one "parameter stack output workflow variable" per bucket the function uses),
 # RESERVED_CONCURRENCY and ALARMS (the route table's, or scripts/deploy/settings.json's) from
 # routes/functions.json, which firefly-gen writes from the route table. An
 # unknown or missing name stops the run with the list of functions.
@@ -30,10 +30,11 @@ f = functions[name]
 print(f["stack"])
 print(f["logGroup"])
 print("true" if f["authorizer"] else "false")
+print(f.get("kind", "api"))
 for t in f["tableStacks"]:
     print("table", t["stack"], t["workflow"])
 for b in f.get("buckets", []):
-    print("bucket", b["parameter"], b["stack"], b["output"], b["workflow"])
+    print("bucket", b["parameter"], b["stack"], b["output"], b["workflow"], b["env"])
 settings = dict(f["deploy"])
 # FIREFLY_DEPLOY_SETTINGS_FILE: the deployment tests' own copy; operators edit the default.
 path = os.environ.get("FIREFLY_DEPLOY_SETTINGS_FILE") or "scripts/deploy/settings.json"
@@ -62,10 +63,12 @@ PY
   LOG_GROUP=${lines[1]}
   # shellcheck disable=SC2034
   AUTHORIZER=${lines[2]}
+  # shellcheck disable=SC2034
+  KIND=${lines[3]}
   TABLE_STACKS=()
   BUCKETS=()
   local line
-  for line in "${lines[@]:3}"; do
+  for line in "${lines[@]:4}"; do
     case $line in
       "table "*) TABLE_STACKS+=("${line#table }") ;;
       "bucket "*) BUCKETS+=("${line#bucket }") ;;

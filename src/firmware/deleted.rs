@@ -8,7 +8,7 @@
 //! its `status_history` entry, and a ZIP with no record is logged once and done with
 //! (FireFly raised, so Lambda retried it twice for nothing).
 
-use super::Ingest;
+use super::Deletions;
 use crate::handler::Deadline;
 use crate::s3_event::{EventResult, Failed, Records};
 use serde_json::Value;
@@ -23,7 +23,11 @@ pub const TTL_SECONDS: i64 = 10 * 24 * 3600;
 /// Reads of a record whose status keeps moving under us, before the retry is Lambda's.
 const ATTEMPTS: usize = 4;
 
-pub async fn deleted(ingest: Ingest, Records(records): Records, deadline: Deadline) -> EventResult {
+pub async fn deleted(
+    ingest: Deletions,
+    Records(records): Records,
+    deadline: Deadline,
+) -> EventResult {
     for n in &records {
         let name = n.key.rsplit('/').next().unwrap_or(&n.key);
         if !name.ends_with(".zip") {
@@ -38,7 +42,7 @@ pub async fn deleted(ingest: Ingest, Records(records): Records, deadline: Deadli
     Ok(())
 }
 
-async fn settle(ingest: &Ingest, zip_name: &str) -> EventResult {
+async fn settle(ingest: &Deletions, zip_name: &str) -> EventResult {
     let records = ingest.store.all_by_zip(zip_name.to_owned()).await?;
     if records.is_empty() {
         tracing::warn!(zip_name, "a deleted ZIP with no record: nothing to do");

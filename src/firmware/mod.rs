@@ -131,7 +131,7 @@ pub const DELETED: Route = Route {
     request: None,
     endpoint: crate::s3_endpoint!(
         deleted::deleted,
-        Ingest::build,
+        Deletions::build,
         S3Notification {
             bucket: &BUCKET,
             events: &["s3:ObjectRemoved:*"],
@@ -179,6 +179,22 @@ impl Ingest {
             clock: init.clock(),
             random: init.random(),
             limits: archive::Limits::FIREFLY,
+        })
+    }
+}
+
+/// What the deleted function needs: the table and the time (it never reads the bucket).
+#[derive(Clone)]
+pub struct Deletions {
+    pub store: Arc<dyn FirmwareStore>,
+    pub clock: Arc<dyn crate::clock::Clock>,
+}
+
+impl Deletions {
+    pub fn build(init: &mut Init<'_>) -> Result<Self, StartupError> {
+        Ok(Self {
+            store: Firmware::build(init)?.store,
+            clock: init.clock(),
         })
     }
 }
@@ -250,6 +266,13 @@ mod tests {
             uploaded::uploaded(self.ingest.clone(), Records(notices), Deadline(None))
                 .await
                 .unwrap();
+        }
+
+        fn deletions(&self) -> Deletions {
+            Deletions {
+                store: self.store.clone(),
+                clock: self.ingest.clock.clone(),
+            }
         }
 
         async fn records(&self) -> Vec<Item> {
@@ -418,7 +441,7 @@ mod tests {
         let n = Notice::from(
             &S3Event::one("ObjectRemoved:Delete", "fw", &key, None, "0B", None).records[0],
         );
-        let run = |n: Notice| deleted::deleted(f.ingest.clone(), Records(vec![n]), Deadline(None));
+        let run = |n: Notice| deleted::deleted(f.deletions(), Records(vec![n]), Deadline(None));
         run(n.clone()).await.unwrap();
         run(n.clone()).await.unwrap();
         let r = f.records().await.remove(0);
@@ -484,7 +507,7 @@ mod tests {
         let n = Notice::from(
             &S3Event::one("ObjectRemoved:Delete", "fw", &key, None, "0D", None).records[0],
         );
-        deleted::deleted(f.ingest.clone(), Records(vec![n]), Deadline(None))
+        deleted::deleted(f.deletions(), Records(vec![n]), Deadline(None))
             .await
             .unwrap();
         let now = f.store.get(pk, version).await.unwrap().unwrap();

@@ -13,7 +13,11 @@ const UNAUTHORIZED: &str = "No valid bearer token (API Gateway's authorizer answ
 pub fn document(routes: &[Route]) -> Value {
     let mut paths: Map<String, Value> = Map::new();
     let mut named_schemas: Map<String, Value> = Map::new();
-    for route in routes {
+    // Only API routes are operations: an S3 function has no HTTP face.
+    for route in routes
+        .iter()
+        .filter(|r| r.kind() == crate::route::Kind::Api)
+    {
         let item = paths
             .entry(route.path().to_owned())
             .or_insert_with(|| json!({}));

@@ -8,12 +8,11 @@
 use super::{Function, HEADER, iam_statements, pascal};
 use crate::deploy::Resource;
 use crate::handler::Auth;
-use crate::route::MetricAlarm;
+use crate::route::{Kind, MetricAlarm};
 use std::fmt::Write;
 
-/// Settings every function shares (README, Cold start: the measurements behind them).
-const MEMORY_MB: u32 = 256;
-const TIMEOUT_S: u32 = 6;
+/// Settings every function shares (README, Cold start: the measurements behind them);
+/// memory and timeout are its kind's ([`crate::route::Kind`]).
 const LOG_RETENTION_DAYS: u32 = 30;
 
 /// The environment every function gets, whatever its routes: telemetry's.
@@ -23,7 +22,9 @@ const FUNCTION_ENV: [(&str, &str); 1] = [("FIREFLY_METRICS_NAMESPACE", "!Ref Met
 /// at least 20 requests in them; any throttle; p99 duration past 80% of the timeout.
 const ERROR_RATE_PERCENT: u32 = 5;
 const ERROR_RATE_MIN_REQUESTS: u32 = 20;
-const DURATION_ALARM_MS: u32 = TIMEOUT_S * 1000 * 8 / 10;
+const fn duration_alarm_ms(timeout_s: u32) -> u32 {
+    timeout_s * 1000 * 8 / 10
+}
 
 /// A YAML double-quoted scalar (JSON's string syntax is valid YAML).
 fn q(s: &str) -> String {
@@ -70,8 +71,9 @@ Description: >-
 Parameters:
   ApiId:
     Type: String
-    AllowedPattern: "^[a-z0-9]{{10}}$"
-    Description: The Firefly HTTP API (output ApiId of the firefly-api-gateway stack).
+    Default: ""
+    AllowedPattern: "^([a-z0-9]{{10}})?$"
+    Description: The Firefly HTTP API (output ApiId of the firefly-api-gateway stack); every API function needs it, the functions S3 invokes take none.
   AuthorizerId:
     Type: String
     Default: ""
@@ -164,6 +166,7 @@ Conditions:
     t.push_str("Outputs:\n");
     for f in functions {
         let l = f.logical();
+        let api = f.kind() == Kind::Api;
         for (name, value) in [
             ("FunctionName", format!("!Ref {l}Function")),
             ("FunctionArn", format!("!GetAtt {l}Function.Arn")),
@@ -171,10 +174,22 @@ Conditions:
             ("IntegrationId", format!("!Ref {l}Integration")),
             ("LogGroupName", format!("!Ref {l}LogGroup")),
         ] {
+            if name == "IntegrationId" && !api {
+                continue;
+            }
             let _ = write!(
                 t,
                 "  {l}{name}:\n    Condition: Is{l}\n    Value: {value}\n"
             );
+            // The bucket stack's notification names the function by this export
+            // (docs/deploying.md, "Functions S3 invokes").
+            if name == "FunctionArn" && !api {
+                let _ = writeln!(
+                    t,
+                    "    Export:\n      Name: {}",
+                    q(&format!("{}-arn", f.name))
+                );
+            }
         }
     }
     Ok(t)
@@ -303,12 +318,7 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
       Runtime: provided.al2023
       Architectures:
         - arm64
-      # 256 MB: the binary needs under 10 MB of memory, but Lambda sizes CPU by memory, and
-      # init plus the first TLS handshake are CPU-bound.
-      MemorySize: {MEMORY_MB}
-      # 6 s: the DynamoDB client gives up after 3 s (three attempts) and AppConfig after
-      # 250 ms, so a healthy invoke never nears it and a stuck one still answers 503.
-      Timeout: {TIMEOUT_S}
+{sizing}
       Role: !GetAtt {l}Role.Arn
       ReservedConcurrentExecutions: !If [HasReservedConcurrency, !Ref ReservedConcurrency, !Ref AWS::NoValue]
       Tracing: !If [TracingOn, Active, PassThrough]
@@ -324,6 +334,18 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
 "#,
         name = q(f.name),
         description = q(&format!("{} (Firefly API monolith)", keys.join(", "))),
+        sizing = match f.kind() {
+            Kind::Api => format!(
+                "      # 256 MB: the binary needs under 10 MB of memory, but Lambda sizes CPU by memory, and\n      # init plus the first TLS handshake are CPU-bound.\n      MemorySize: {}\n      # 6 s: the DynamoDB client gives up after 3 s (three attempts) and AppConfig after\n      # 250 ms, so a healthy invoke never nears it and a stuck one still answers 503.\n      Timeout: {}",
+                Kind::Api.memory_mb(),
+                Kind::Api.timeout_s()
+            ),
+            Kind::S3 => format!(
+                "      # FireFly's 128 MB and 30 s: a 4 MiB firmware ZIP is checked in a fraction of\n      # both (docs/performance.md, \"Firmware ingest\").\n      MemorySize: {}\n      Timeout: {}",
+                Kind::S3.memory_mb(),
+                Kind::S3.timeout_s()
+            ),
+        },
     );
     let env = f.env()?;
     t.push_str("      Environment:\n        Variables:\n");
@@ -333,6 +355,12 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
         .chain(FUNCTION_ENV)
     {
         let _ = writeln!(t, "          {k}: {}", v(value));
+    }
+    if let Some(n) = f.s3_notification() {
+        s3_permission(t, f, &n);
+        function_alarms(t, f);
+        t.push('\n');
+        return Ok(());
     }
     let _ = write!(
         t,
@@ -397,6 +425,31 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
     function_alarms(t, f);
     t.push('\n');
     Ok(())
+}
+
+/// S3's permission to invoke an S3 function: from its bucket only (`SourceArn`), in this
+/// account only (`SourceAccount`: a bucket name can move to another account). The
+/// notification itself is the bucket stack's (FireFly's `s3-firmware.yaml`).
+fn s3_permission(t: &mut String, f: &Function<'_>, n: &crate::route::S3Notification) {
+    let l = f.logical();
+    let parameter = match n.bucket {
+        Resource::Bucket { parameter, .. } => *parameter,
+        _ => "",
+    };
+    let _ = write!(
+        t,
+        r#"
+  {l}S3Permission:
+    Type: AWS::Lambda::Permission
+    Condition: Is{l}
+    Properties:
+      Action: lambda:InvokeFunction
+      FunctionName: !Ref {l}Function
+      Principal: s3.amazonaws.com
+      SourceArn: !Sub "arn:${{AWS::Partition}}:s3:::${{{parameter}}}"
+      SourceAccount: !Ref AWS::AccountId
+"#
+    );
 }
 
 const ALARM_ACTIONS: &str = "      AlarmActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]\n      OKActions: !If [HasAlarmTopic, [!Ref AlarmTopicArn], !Ref AWS::NoValue]\n";
@@ -504,7 +557,7 @@ fn function_alarms(t: &mut String, f: &Function<'_>) {
     Condition: {l}Alarms
     Properties:
       AlarmName: {duration}
-      AlarmDescription: "p99 duration of {name} above {DURATION_ALARM_MS} ms (80% of its {TIMEOUT_S} s timeout) in 2 of 3 five-minute periods."
+      AlarmDescription: "p99 duration of {name} above {threshold_ms} ms (80% of its {timeout_s} s timeout) in 2 of 3 five-minute periods."
       Namespace: AWS/Lambda
       MetricName: Duration
       Dimensions:
@@ -514,14 +567,44 @@ fn function_alarms(t: &mut String, f: &Function<'_>) {
       Period: 300
       EvaluationPeriods: 3
       DatapointsToAlarm: 2
-      Threshold: {DURATION_ALARM_MS}
+      Threshold: {threshold_ms}
       ComparisonOperator: GreaterThanThreshold
       TreatMissingData: notBreaching
 {ALARM_ACTIONS}"#,
         name = f.name,
         throttles = q(&format!("{}-throttles", f.name)),
         duration = q(&format!("{}-duration-near-timeout", f.name)),
+        threshold_ms = duration_alarm_ms(f.kind().timeout_s()),
+        timeout_s = f.kind().timeout_s(),
     );
+    if f.kind() == Kind::S3 {
+        // Nobody sees an S3 function fail but this alarm: Lambda retries twice, then drops
+        // the event.
+        let _ = write!(
+            t,
+            r#"
+  {l}ErrorsAlarm:
+    Type: AWS::CloudWatch::Alarm
+    Condition: {l}Alarms
+    Properties:
+      AlarmName: {errors}
+      AlarmDescription: "{name} failed an invocation (Lambda retries it twice, then drops the event)."
+      Namespace: AWS/Lambda
+      MetricName: Errors
+      Dimensions:
+        - Name: FunctionName
+          Value: !Ref {l}Function
+      Statistic: Sum
+      Period: 300
+      EvaluationPeriods: 1
+      Threshold: 1
+      ComparisonOperator: GreaterThanOrEqualToThreshold
+      TreatMissingData: notBreaching
+{ALARM_ACTIONS}"#,
+            name = f.name,
+            errors = q(&format!("{}-errors", f.name)),
+        );
+    }
 }
 
 #[cfg(test)]
