@@ -8,6 +8,7 @@ use firefly_api::init::Parts;
 use firefly_api::local_api::Server;
 use firefly_api::local_api::device;
 use firefly_api::local_api::jwt::{self, Authorizer, DevKey, Extra};
+use firefly_api::local_api::s3;
 use firefly_api::routes::ROUTES;
 use firefly_api::telemetry;
 use jsonwebtoken::jwk::JwkSet;
@@ -41,6 +42,7 @@ const COMMANDS: &[Command] = &[
         args: "",
         options: &[
             opt("port", "3000"),
+            opt("s3-port", "3001"),
             opt("store", "memory|dynamodb"),
             opt("config", "FILE"),
             opt("issuer", "URL"),
@@ -53,7 +55,7 @@ const COMMANDS: &[Command] = &[
             opt("users", "FILE"),
             opt("sign-in-as", "USER"),
         ],
-        about: "Serves every route of every function on 127.0.0.1 as API Gateway would, with its JWT authorizer: by default it trusts the local development key (memory store or a loopback DynamoDB only); --issuer/--audience point it at a real Cognito user pool (its JWKS fetched from ISSUER/.well-known/jwks.json, again when a token names an unknown key, or read from --jwks). --store dynamodb uses DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is a features-style profile file, re-read when it changes; --cors-origin lets a browser page at URL call the API, as FireFly's gateway lets its console. --redirect-uri turns on a Cognito-style sign-in (authorization code with PKCE, refresh tokens, /logout, the OpenID configuration and JWKS at this address) for --client-id (default firefly-local) and the users in --users (a JSON list of username, email, groups; default one dev user in super_users), chosen on a page or preset with --sign-in-as; its RS256 tokens pass the authorizer on every route.",
+        about: "Serves every route of every function on 127.0.0.1 as API Gateway would, with its JWT authorizer: by default it trusts the local development key (memory store or a loopback DynamoDB only); --issuer/--audience point it at a real Cognito user pool (its JWKS fetched from ISSUER/.well-known/jwks.json, again when a token names an unknown key, or read from --jwks). --store dynamodb uses DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is a features-style profile file, re-read when it changes; --cors-origin lets a browser page at URL call the API, as FireFly's gateway lets its console. The S3 endpoint on --s3-port (path-style; point AWS_ENDPOINT_URL_S3 at it) turns every write into the event S3 would send to the functions it invokes (the firmware pipeline): with --store memory it holds the firmware bucket itself (S3_FIRMWARE_PRIVATE_BUCKET_NAME, default firefly-firmware-local); with --store dynamodb it passes every request on to AWS_ENDPOINT_URL_S3 (moto's S3 on this machine), and the functions' own S3 calls go through it. --redirect-uri turns on a Cognito-style sign-in (authorization code with PKCE, refresh tokens, /logout, the OpenID configuration and JWKS at this address) for --client-id (default firefly-local) and the users in --users (a JSON list of username, email, groups; default one dev user in super_users), chosen on a page or preset with --sign-in-as; its RS256 tokens pass the authorizer on every route.",
     },
     Command {
         words: "token",
@@ -113,6 +115,27 @@ const COMMANDS: &[Command] = &[
         args: "",
         options: &[opt("uuid", "UUID"), opt("url", "URL"), opt("dir", "DIR")],
         about: "Removes the device's backup. Prints the answer's body.",
+    },
+    Command {
+        words: "firmware build",
+        args: "--out FILE.zip",
+        options: &[
+            opt("out", "FILE.zip"),
+            opt("product-hex", "0x32322304"),
+            opt("version", "9999.99.99"),
+            opt("image-kib", "1024"),
+        ],
+        about: "Writes a firmware ZIP as FireFly-Controller's build makes one: manifest.json (class, product, version, commit, created, bootloader_addr, memory, and every file with its SHA-256), the application image (--image-kib of it), bootloader, partition table (FireFly's 16 MB scheme), .elf, .map, ui.bin and a 512 KiB config.bin.",
+    },
+    Command {
+        words: "firmware upload",
+        args: "FILE.zip",
+        options: &[
+            opt("s3-url", "URL"),
+            opt("bucket", "NAME"),
+            opt("name", "NAME"),
+        ],
+        about: "Puts FILE.zip into incoming/ of the firmware bucket through `serve`'s S3 endpoint (--s3-url, default http://127.0.0.1:3001; --bucket, default S3_FIRMWARE_PRIVATE_BUCKET_NAME or firefly-firmware-local), as FireFly's CI uploads a build; the pipeline runs and its record appears in GET /firmware. --name is the key's file name (default FILE's).",
     },
 ];
 
@@ -189,6 +212,9 @@ fn main() -> ExitCode {
     };
     if command == "device" {
         return device_command(rest);
+    }
+    if command == "firmware" {
+        return firmware_command(rest);
     }
     if command == "invoke" {
         // One event through the app, as `bootstrap` would serve it under Lambda.
@@ -344,12 +370,71 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
             return ExitCode::FAILURE;
         }
     };
+    let s3_port: u16 = match flags.get("s3-port").map(|p| p.parse()) {
+        None => port.checked_add(1).filter(|_| port != 0).unwrap_or(0),
+        Some(Ok(p)) => p,
+        Some(Err(_)) => {
+            eprintln!("firefly-local serve: --s3-port is a port number");
+            return ExitCode::from(2);
+        }
+    };
     let served = runtime.block_on(async move {
         let authorizer = authorizer(flags, key_file, &env)
             .await
             .map_err(|e| e.to_string())?;
-        let parts = Parts::from_env(&env).map_err(|e| e.to_string())?;
-        let app = App::build(ROUTES, None, parts, &env).map_err(|e| e.to_string())?;
+        // The S3 endpoint first: the functions' own S3 calls are sent to it.
+        let s3_listener = tokio::net::TcpListener::bind(("127.0.0.1", s3_port))
+            .await
+            .map_err(|e| format!("cannot listen on 127.0.0.1:{s3_port}: {e}"))?;
+        let s3_url = format!(
+            "http://{}",
+            s3_listener.local_addr().map_err(|e| e.to_string())?
+        );
+        let (events, incoming) = tokio::sync::mpsc::unbounded_channel();
+        let upstream_s3 = env(firefly_api::vars::AWS_ENDPOINT_URL_S3.name)
+            .or_else(|| env(firefly_api::vars::AWS_ENDPOINT_URL.name))
+            .filter(|u| !u.is_empty());
+        let memory = Parts::from_env(&env).map_err(|e| e.to_string())?.store_mode
+            == firefly_api::init::StoreMode::Memory;
+        let app_env = |name: &str| -> Option<String> {
+            if !memory && name == firefly_api::vars::AWS_ENDPOINT_URL_S3.name {
+                return Some(s3_url.clone());
+            }
+            env(name)
+        };
+        let mut parts = Parts::from_env(&app_env).map_err(|e| e.to_string())?;
+        let store = if memory {
+            let name = env(firefly_api::firmware::BUCKET_ENV)
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| firefly_api::firmware::LOCAL_BUCKET.into());
+            let sender = events.clone();
+            let announce: firefly_api::firmware::bucket::Announce = Arc::new(move |e| {
+                let _ = sender.send(e);
+            });
+            let bucket = Arc::new(firefly_api::firmware::bucket::MemoryBucket::new(
+                &name,
+                Some(announce),
+            ));
+            parts.shared.insert(bucket.clone());
+            s3::Store::Memory(bucket)
+        } else {
+            let upstream = upstream_s3.ok_or("--store dynamodb needs AWS_ENDPOINT_URL_S3")?;
+            s3::Store::Upstream(upstream.trim_end_matches('/').to_owned())
+        };
+        let memory_name = match &store {
+            s3::Store::Memory(b) => Some(b.name().to_owned()),
+            s3::Store::Upstream(_) => None,
+        };
+        let subscriptions = s3::subscriptions(ROUTES, |resource| match resource {
+            firefly_api::deploy::Resource::Bucket { env: var, .. } => memory_name
+                .clone()
+                .or_else(|| env(var).filter(|n| !n.is_empty())),
+            _ => None,
+        });
+        let app = Arc::new(App::build(ROUTES, None, parts, &app_env).map_err(|e| e.to_string())?);
+        tokio::spawn(s3::deliver(Arc::clone(&app), subscriptions, incoming));
+        let endpoint = Arc::new(s3::Endpoint::new(store, events));
+        tokio::spawn(endpoint.run(s3_listener));
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
@@ -369,6 +454,7 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
         }
         let server = Arc::new(server);
         eprint!("{}", server.describe(addr));
+        eprintln!("firefly-local: S3 endpoint {s3_url} (path-style; its writes reach the functions S3 invokes)");
         tracing::info!(address = %addr, routes = ROUTES.len(), "firefly-local listening");
         server.run(listener).await.map_err(|e| e.to_string())
     });
@@ -668,4 +754,104 @@ fn is_loopback(endpoint: &str) -> bool {
                 || h.parse::<std::net::IpAddr>()
                     .is_ok_and(|ip| ip.is_loopback())
         })
+}
+
+/// `firmware build` and `firmware upload`.
+fn firmware_command(args: &[String]) -> ExitCode {
+    let refuse = |e: &str| {
+        eprintln!("firefly-local firmware: {e}\n{}", usage());
+        ExitCode::from(2)
+    };
+    let Some((verb, rest)) = args.split_first() else {
+        return refuse("build or upload?");
+    };
+    let (file, rest) = match (verb.as_str(), rest.split_first()) {
+        ("upload", Some((f, r))) if !f.starts_with("--") => (Some(f.clone()), r),
+        _ => (None, rest),
+    };
+    let flags = match parse_flags(rest) {
+        Ok(f) => f,
+        Err(e) => return refuse(&e),
+    };
+    if let Err(e) = check_options(&format!("firmware {verb}"), &flags) {
+        return refuse(&e);
+    }
+    match verb.as_str() {
+        "build" => {
+            let Some(out) = flags.get("out") else {
+                return refuse("build needs --out FILE.zip");
+            };
+            let Ok(kib) = flags
+                .get("image-kib")
+                .map_or("1024", String::as_str)
+                .parse::<usize>()
+            else {
+                return refuse("--image-kib is a number");
+            };
+            let build = firefly_api::firmware::build::Build::controller(
+                flags
+                    .get("product-hex")
+                    .map_or("0x32322304", String::as_str),
+                flags.get("version").map_or("9999.99.99", String::as_str),
+                kib,
+            );
+            match build
+                .zip()
+                .and_then(|z| std::fs::write(out, z).map_err(|e| e.to_string()))
+            {
+                Ok(()) => {
+                    println!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("firefly-local firmware build: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        "upload" => {
+            let Some(file) = file else {
+                return refuse("upload needs FILE.zip");
+            };
+            let body = match std::fs::read(&file) {
+                Ok(b) => b,
+                Err(e) => return refuse(&format!("{file}: {e}")),
+            };
+            let name = flags.get("name").cloned().unwrap_or_else(|| {
+                std::path::Path::new(&file)
+                    .file_name()
+                    .map_or("firmware.zip".into(), |n| n.to_string_lossy().into_owned())
+            });
+            let bucket = flags.get("bucket").cloned().unwrap_or_else(|| {
+                std::env::var(firefly_api::firmware::BUCKET_ENV)
+                    .ok()
+                    .filter(|b| !b.is_empty())
+                    .unwrap_or_else(|| firefly_api::firmware::LOCAL_BUCKET.into())
+            });
+            let base = flags
+                .get("s3-url")
+                .map_or("http://127.0.0.1:3001", String::as_str)
+                .trim_end_matches('/')
+                .to_owned();
+            let key = format!("{}{name}", firefly_api::firmware::INCOMING);
+            let url = format!("{base}/{bucket}/{}", firefly_api::aws::s3::encode_key(&key));
+            let rt = match one_thread() {
+                Ok(rt) => rt,
+                Err(code) => return code,
+            };
+            match rt.block_on(s3::put(&url, body)) {
+                Ok(()) => {
+                    println!(
+                        "uploaded s3://{bucket}/{key}: its record appears in GET /firmware (?product_hex=...)"
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("firefly-local firmware upload: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        other => refuse(&format!("unknown command {other:?}")),
+    }
 }

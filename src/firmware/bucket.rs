@@ -136,6 +136,17 @@ impl MemoryBucket {
 
     /// Stores an object (a `PutObject`), announced as `ObjectCreated:Put`; its version id.
     pub fn put(&self, key: &str, body: Bytes) -> String {
+        let (version, n, size) = self.store(key, body);
+        self.tell("ObjectCreated:Put", key, Some(&version), Some(size), n);
+        version
+    }
+
+    /// [`MemoryBucket::put`] unannounced: for an S3 endpoint that announces its own writes.
+    pub fn put_quietly(&self, key: &str, body: Bytes) -> String {
+        self.store(key, body).0
+    }
+
+    fn store(&self, key: &str, body: Bytes) -> (String, u64, u64) {
         let n = self.next();
         let version = format!("v{n}");
         let size = body.len() as u64;
@@ -146,8 +157,7 @@ impl MemoryBucket {
                 version: version.clone(),
             },
         );
-        self.tell("ObjectCreated:Put", key, Some(&version), Some(size), n);
-        version
+        (version, n, size)
     }
 
     /// The keys under `prefix`.
@@ -171,18 +181,21 @@ impl MemoryBucket {
     /// Removes the key (a `DeleteObject`), announced as `ObjectRemoved:Delete` when there
     /// was one; whether there was.
     pub fn remove(&self, key: &str, version: Option<&str>) -> bool {
-        let removed = {
-            let mut objects = self.objects.locked();
-            match objects.get(key) {
-                Some(s) if version.is_none_or(|v| v == s.version) => objects.remove(key).is_some(),
-                _ => false,
-            }
-        };
+        let removed = self.remove_quietly(key, version);
         if removed {
             let n = self.next();
             self.tell("ObjectRemoved:Delete", key, version, None, n);
         }
         removed
+    }
+
+    /// [`MemoryBucket::remove`] unannounced.
+    pub fn remove_quietly(&self, key: &str, version: Option<&str>) -> bool {
+        let mut objects = self.objects.locked();
+        match objects.get(key) {
+            Some(s) if version.is_none_or(|v| v == s.version) => objects.remove(key).is_some(),
+            _ => false,
+        }
     }
 }
 

@@ -662,7 +662,10 @@ mod tests {
                     suffix: ".bin",
                 }
             ),
-            ..Route::unbuilt("S3 ObjectCreated things/*.bin", "firefly-func-s3-thing-arrived")
+            ..Route::unbuilt(
+                "S3 ObjectCreated things/*.bin",
+                "firefly-func-s3-thing-arrived",
+            )
         });
         let table: &'static [Route] = Box::leak(table.into_boxed_slice());
         let out = files(table).unwrap();
@@ -685,7 +688,9 @@ mod tests {
         }
         // The S3 function: its role, its environment and S3's permission, no API parts.
         let s3 = &template[template.find("  # firefly-func-s3-thing-arrived").unwrap()..];
-        let s3 = &s3[..s3[1..].find("\n  # firefly-func-").map_or(s3.len(), |i| i + 1)];
+        let s3 = &s3[..s3[1..]
+            .find("\n  # firefly-func-")
+            .map_or(s3.len(), |i| i + 1)];
         for wanted in [
             "IsS3ThingArrived",
             "RoleName: \"firefly-func-s3-thing-arrived-role\"",
@@ -695,7 +700,10 @@ mod tests {
             "s3:GetObject",
             "Timeout: 30",
         ] {
-            assert!(s3.contains(wanted), "the S3 function's resources lack {wanted}");
+            assert!(
+                s3.contains(wanted),
+                "the S3 function's resources lack {wanted}"
+            );
         }
         for unwanted in ["AWS::ApiGatewayV2", "apigateway.amazonaws.com"] {
             assert!(!s3.contains(unwanted), "the S3 function has {unwanted}");
@@ -714,7 +722,9 @@ mod tests {
         assert_eq!(arrived["deploy"]["Alarms"], true);
         assert!(out.iter().any(|o| o.path == "routes/s3-thing-arrived.json"));
         assert!(!text("routes/openapi.json").contains("things/*.bin"));
-        assert!(text("samconfig.toml").contains("[firefly-func-s3-thing-arrived.deploy.parameters]"));
+        assert!(
+            text("samconfig.toml").contains("[firefly-func-s3-thing-arrived.deploy.parameters]")
+        );
         assert!(text(".github/workflows/deploy.yml").contains("- firefly-func-s3-thing-arrived"));
         assert!(out.iter().any(|o| o.path == "routes/things-id-get.json"));
         assert!(text("routes/openapi.json").contains("/things/{id}"));

@@ -6,6 +6,7 @@
 pub mod device;
 pub mod event;
 pub mod jwt;
+pub mod s3;
 pub mod signin;
 
 use crate::app::{App, Invocation};
@@ -32,7 +33,7 @@ const TIMEOUT: Duration = Duration::from_secs(6);
 
 /// A running local API.
 pub struct Server {
-    app: App,
+    app: Arc<App>,
     routes: &'static [Route],
     authorizer: jwt::Authorizer,
     openapi: String,
@@ -49,7 +50,7 @@ const CORS_HEADERS: &str = "Content-Type,Authorization";
 const CORS_MAX_AGE: &str = "300";
 
 impl Server {
-    pub fn new(app: App, routes: &'static [Route], authorizer: jwt::Authorizer) -> Self {
+    pub fn new(app: Arc<App>, routes: &'static [Route], authorizer: jwt::Authorizer) -> Self {
         let openapi = crate::generate::openapi::document(routes).to_string();
         Self {
             app,
