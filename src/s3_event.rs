@@ -19,7 +19,8 @@ use std::time::SystemTime;
 /// more, and moto's fewer: every field but the bucket and key may be absent).
 #[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 pub struct S3Event {
-    #[serde(rename = "Records", default)]
+    /// Required: a payload without it is not S3's (an API event sent here by mistake).
+    #[serde(rename = "Records")]
     pub records: Vec<S3Record>,
 }
 

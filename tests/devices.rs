@@ -1342,3 +1342,146 @@ fn firmware_records_are_listed_and_read_as_fireflys_console_reads_them() {
         .remove("authorizer");
     assert_eq!(f.invoke(&anonymous).http().status, 401);
 }
+
+// ---- Firmware ingest: the functions S3 invokes, on FireFly's table and a bucket ----
+
+const UPLOADED: &str = "firefly-func-s3-firmware-uploaded";
+const DELETED: &str = "firefly-func-s3-firmware-deleted";
+
+/// An S3 function on a firmware table and bucket of this test's own, in moto.
+fn start_ingest(function: &str, table: &str, bucket: &str) -> Function {
+    let moto = Dynalite::shared_moto().endpoint();
+    let env = env_of(
+        function,
+        &[
+            ("DYNAMODB_FIRMWARE_TABLE_NAME", table),
+            ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket),
+            ("AWS_ENDPOINT_URL_DYNAMODB", moto.as_str()),
+            ("AWS_ENDPOINT_URL_S3", moto.as_str()),
+            ("FIREFLY_TEST_NOW", NOW.to_string().as_str()),
+        ],
+    );
+    Function::start(&env)
+}
+
+/// The event S3 sends for `key` (its own sequencer: an unversioned bucket's upload id).
+fn s3_event(event: &str, bucket: &str, key: &str, sequencer: &str) -> Value {
+    serde_json::to_value(firefly_api::s3_event::S3Event::one(
+        event, bucket, key, None, sequencer, None,
+    ))
+    .unwrap()
+}
+
+fn records_of(db: &Dynalite, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    db.scan(table)
+}
+
+fn text_of<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> &'a str {
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map_or("", String::as_str)
+}
+
+#[test]
+fn s3_functions_ingest_and_follow_deletions_from_their_events_alone() {
+    use firefly_api::firmware::build::Build;
+    let db = Dynalite::shared_moto();
+    let moto = db.endpoint();
+    let table = firmware_table(db);
+    let bucket = unique_table("firmware").to_ascii_lowercase();
+    support::s3::create_bucket(&moto, &bucket);
+    let s3 = support::s3::client(&moto);
+    let put = |key: &str, body: Vec<u8>| {
+        support::dynamo::block_on(s3.put_object(&bucket, key, body.into(), "application/zip", &[]))
+            .unwrap()
+    };
+    let zip = Build::example("0xAB00CD01", "2026.12.01").zip().unwrap();
+    put("incoming/Controller-0xAB00CD01-main-1.zip", zip);
+    put(
+        "incoming/broken.zip",
+        b"THIS IS NOT A VALID ZIP FILE".to_vec(),
+    );
+
+    let mut up = start_ingest(UPLOADED, &table, &bucket);
+    // One event, two records: both are handled (FireFly's function read the first).
+    let mut event = s3_event(
+        "ObjectCreated:Put",
+        &bucket,
+        "incoming/Controller-0xAB00CD01-main-1.zip",
+        "01",
+    );
+    let second = s3_event("ObjectCreated:Put", &bucket, "incoming/broken.zip", "02");
+    event["Records"]
+        .as_array_mut()
+        .unwrap()
+        .push(second["Records"][0].clone());
+    let Outcome::Response(answer) = up.invoke(&event) else {
+        panic!("the event failed: {:?}", up.logs())
+    };
+    assert_eq!(answer, Value::Null, "an S3 function answers nothing");
+    let records = records_of(db, &table);
+    assert_eq!(records.len(), 2, "{records:?}");
+    let ready = records
+        .iter()
+        .find(|r| text_of(r, "release_status") == "READY_TO_TEST")
+        .unwrap();
+    let error = records
+        .iter()
+        .find(|r| text_of(r, "release_status") == "ERROR")
+        .unwrap();
+    assert_eq!(text_of(ready, "pk"), "controller#0xab00cd01#controller");
+    assert!(ready["zip_size"].as_n().is_ok() && ready["uploaded_at"].as_n().is_ok());
+    assert_eq!(text_of(error, "error"), "File is not a zip file");
+    assert_eq!(text_of(error, "original_name"), "broken.zip");
+    let ready_zip = text_of(ready, "zip_name").to_owned();
+    let error_zip = text_of(error, "zip_name").to_owned();
+    assert!(support::s3::get(&moto, &bucket, &format!("processed/{ready_zip}")).is_some());
+    assert!(support::s3::get(&moto, &bucket, &format!("errors/{error_zip}")).is_some());
+    assert!(support::s3::get(&moto, &bucket, "incoming/broken.zip").is_none());
+    // The log line of the event carries its kind's context: the entry, the records.
+    let handled = up
+        .json_logs()
+        .into_iter()
+        .find(|l| l["message"] == "event handled")
+        .expect("an event line");
+    assert_eq!(handled["route_key"], "S3 ObjectCreated incoming/*.zip");
+    assert_eq!(handled["records"], 2);
+
+    // Redelivered: nothing twice.
+    assert!(matches!(up.invoke(&event), Outcome::Response(_)));
+    assert_eq!(records_of(db, &table).len(), 2);
+
+    // An API event is not what this function is deployed for: an error, not a guess.
+    let Outcome::Error(e) = up.invoke(&example("firmware-get")) else {
+        panic!("an API event was accepted by an S3 function")
+    };
+    assert!(e.to_string().contains("not an S3 notification"), "{e}");
+
+    // The ZIP leaves processed/: its record becomes DELETED, with a ttl and a history entry.
+    let mut del = start_ingest(DELETED, &table, &bucket);
+    let gone = s3_event(
+        "ObjectRemoved:Delete",
+        &bucket,
+        &format!("processed/{ready_zip}"),
+        "03",
+    );
+    assert!(
+        matches!(del.invoke(&gone), Outcome::Response(_)),
+        "{:?}",
+        del.logs()
+    );
+    let now = records_of(db, &table);
+    let deleted = now
+        .iter()
+        .find(|r| text_of(r, "zip_name") == ready_zip)
+        .unwrap();
+    assert_eq!(text_of(deleted, "release_status"), "DELETED");
+    assert_eq!(
+        deleted["ttl"].as_n().unwrap().parse::<i64>().unwrap(),
+        NOW + 10 * 24 * 3600
+    );
+    assert_eq!(deleted["status_history"].as_l().unwrap().len(), 2);
+    // A ZIP nobody filed: handled (logged), not an error Lambda would retry forever.
+    let orphan = s3_event("ObjectRemoved:Delete", &bucket, "errors/nobody.zip", "04");
+    assert!(matches!(del.invoke(&orphan), Outcome::Response(_)));
+}
