@@ -54,14 +54,14 @@ pub const ROUTE: Route = Route {
 pub const PAGE_BUDGET: usize = 5 * 1024 * 1024;
 
 /// What a device costs of [`PAGE_BUDGET`]: its JSON, escaped as it travels, and a comma.
-fn travelling_size(item: &Map<String, Value>) -> usize {
+pub fn travelling_size(item: &Map<String, Value>) -> usize {
     let json = serde_json::to_string(item).unwrap_or_default();
     // Serializing the JSON text as a JSON string: the escaped length (minus its quotes).
     serde_json::to_string(&json).map_or(json.len(), |s| s.len() - 2) + 1
 }
 
 /// `?cursor=` as a previous page gave it (`next_cursor`): where the next page starts.
-pub struct Cursor(Option<String>);
+pub struct Cursor(pub Option<String>);
 
 impl FromRequest for Cursor {
     fn from_request(req: &Request<'_>) -> Result<Self, ApiError> {

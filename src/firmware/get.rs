@@ -7,6 +7,7 @@
 
 use super::Firmware;
 use crate::deploy::{READS_APPCONFIG, Use};
+use crate::devices::get::{Cursor, PAGE_BUDGET, travelling_size};
 use crate::error::ApiError;
 use crate::handler::{Deadline, FromRequest, HandlerResult, Path, PathParam, Request};
 use crate::identity::Caller;
@@ -36,12 +37,13 @@ pub const LIST: Route = Route {
             status: 200,
             description: "The records, without files, manifest and pk",
             schema: Some(
-                r#"{"title": "FirmwareListResponse", "type": "object", "required": ["items"], "additionalProperties": false, "properties": {"items": {"type": "array", "items": {"type": "object"}}}}"#,
+                r#"{"title": "FirmwareListResponse", "type": "object", "required": ["items"], "additionalProperties": false, "properties": {"items": {"type": "array", "items": {"type": "object"}}, "next_cursor": {"type": "string", "description": "Present when more records follow (a listing past one answer, Lambda's 6 MB): GET /firmware?cursor=<next_cursor>"}}}"#,
             ),
             example: Some(
                 r#"{"items":[{"zip_name":"1c9a5c1e-2f7b-4c1e-9d55-3b1f0f6a7e21.zip","product_hex":"0x00000001","version":"2026.03.01","class":"controller","application":"controller","release_status":"READY_TO_TEST","created":"2026-03-01T12:00:00Z"}]}"#,
             ),
         },
+        Answer::new(400, "A cursor no page gave"),
         Answer::new(401, "No signed-in caller"),
         Answer::new(
             500,
@@ -137,19 +139,43 @@ pub async fn list(
         product_hex,
         version,
     }: Filter,
+    Cursor(after): Cursor,
 ) -> HandlerResult {
-    let items: Vec<Value> = deadline
-        .run(firmware.store.list(product_hex, version))
-        .await??
-        .into_iter()
-        .map(|mut item| {
-            for field in LIST_EXCLUDED {
-                item.remove(field);
-            }
-            Value::Object(item)
-        })
-        .collect();
-    Ok(Response::json(StatusCode::OK, &json!({ "items": items })))
+    // `?cursor=` is the `[pk, version]` a previous page ended with.
+    let after: Option<(String, String)> = match after {
+        None => None,
+        Some(text) => Some(
+            serde_json::from_str(&text).map_err(|_| ApiError::BadRequest {
+                message: "cursor is not one a previous page gave",
+            })?,
+        ),
+    };
+    let strip = |mut item: serde_json::Map<String, Value>| {
+        for field in LIST_EXCLUDED {
+            item.remove(field);
+        }
+        item
+    };
+    // What a record costs of the answer: as it is listed, not as it is stored.
+    let size = |item: &serde_json::Map<String, Value>| travelling_size(&strip(item.clone()));
+    let (page, next) = deadline
+        .run(
+            firmware
+                .store
+                .list_page(product_hex, version, after, PAGE_BUDGET, &size),
+        )
+        .await??;
+    let items: Vec<Value> = page.into_iter().map(|i| Value::Object(strip(i))).collect();
+    let mut body = json!({ "items": items });
+    // ERROR records never expire, so a listing grows without end: past one answer (Lambda's
+    // 6 MB) it comes in pages, as GET /devices does, each but the last with next_cursor.
+    if let Some(key) = next {
+        use base64::Engine as _;
+        body["next_cursor"] = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_string(&key).unwrap_or_default())
+            .into();
+    }
+    Ok(Response::json(StatusCode::OK, &body))
 }
 
 /// The item handler.

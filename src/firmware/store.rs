@@ -21,6 +21,23 @@ pub trait FirmwareStore: Send + Sync {
         version: Option<String>,
     ) -> BoxFuture<'_, Result<Vec<Item>, StoreError>>;
 
+    /// One answer's worth of [`FirmwareStore::list`]: records after `after` (a record's
+    /// `(pk, version)`, as the previous page ended) while their `size` fits `budget`, and
+    /// where the next page starts when more follow.
+    fn list_page<'a>(
+        &'a self,
+        product_hex: Option<String>,
+        version: Option<String>,
+        after: Option<(String, String)>,
+        budget: usize,
+        size: &'a (dyn Fn(&Item) -> usize + Sync),
+    ) -> BoxFuture<'a, Result<Page, StoreError>> {
+        Box::pin(async move {
+            let all = self.list(product_hex, version).await?;
+            Ok(page_of(all, after, budget, size))
+        })
+    }
+
     /// The record of the ZIP `zip_name` (through `zip_name-index`), if any.
     fn by_zip(&self, zip_name: String) -> BoxFuture<'_, Result<Option<Item>, StoreError>> {
         Box::pin(async move { Ok(self.all_by_zip(zip_name).await?.into_iter().next()) })
@@ -51,6 +68,51 @@ pub trait FirmwareStore: Send + Sync {
         now: i64,
         ttl: i64,
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
+}
+
+/// A page of records, and the key `(pk, version)` the next page starts after.
+pub type Page = (Vec<Item>, Option<(String, String)>);
+
+/// The key of a record, `(pk, version)`.
+fn key_of(item: &Item) -> Option<(String, String)> {
+    Some((
+        item.get("pk")?.as_str()?.to_owned(),
+        item.get("version")?.as_str()?.to_owned(),
+    ))
+}
+
+/// Records after `after` (in their order) while they fit `budget`; the last one's key when
+/// more follow. At least one record a page, whatever its size.
+fn page_of(
+    items: Vec<Item>,
+    after: Option<(String, String)>,
+    budget: usize,
+    size: &(dyn Fn(&Item) -> usize + Sync),
+) -> (Vec<Item>, Option<(String, String)>) {
+    let start = after
+        .and_then(|a| {
+            items
+                .iter()
+                .position(|i| key_of(i).as_ref() == Some(&a))
+                .map(|p| p + 1)
+        })
+        .unwrap_or(0);
+    let mut page = Vec::new();
+    let mut used = 0;
+    let mut rest = items.into_iter().skip(start).peekable();
+    while let Some(item) = rest.next() {
+        let cost = size(&item);
+        if !page.is_empty() && used + cost > budget {
+            let next = page.last().and_then(key_of);
+            return (page, next);
+        }
+        used += cost;
+        page.push(item);
+        if rest.peek().is_none() {
+            break;
+        }
+    }
+    (page, None)
 }
 
 pub struct DynamoFirmwareStore {
@@ -367,5 +429,49 @@ impl FirmwareStore for MemoryFirmwareStore {
             true
         });
         Box::pin(std::future::ready(Ok(done)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    #[tokio::test]
+    async fn a_listing_larger_than_one_answer_comes_in_pages_and_drops_nothing() {
+        let store = MemoryFirmwareStore::default();
+        for i in 0..50 {
+            let Value::Object(item) = json!({"pk": "c#0x1#a", "version": format!("1.0.{i}"),
+                "product_hex": "0x1", "error": "e".repeat(100)})
+            else {
+                unreachable!()
+            };
+            store.insert(item);
+        }
+        let size = |i: &Item| serde_json::to_string(i).unwrap().len();
+        let (mut after, mut seen, mut pages) = (None, Vec::new(), 0);
+        loop {
+            let (page, next) = store
+                .list_page(None, None, after, 1_000, &size)
+                .await
+                .unwrap();
+            assert!(!page.is_empty());
+            assert!(page.iter().map(size).sum::<usize>() <= 1_000 || page.len() == 1);
+            seen.extend(
+                page.iter()
+                    .map(|i| i["version"].as_str().unwrap().to_owned()),
+            );
+            pages += 1;
+            match next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert!(pages > 5, "{pages}");
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 50, "every record once");
+        assert_eq!(seen.len(), 50);
     }
 }

@@ -348,7 +348,7 @@ fn memory_answer(
     let param = |name: &str| {
         query.split('&').find_map(|p| {
             p.strip_prefix(&format!("{name}="))
-                .map(|v| crate::s3_event::unquote_plus(v))
+                .map(crate::s3_event::unquote_plus)
         })
     };
     let version = param("versionId");
