@@ -1485,3 +1485,56 @@ fn s3_functions_ingest_and_follow_deletions_from_their_events_alone() {
     let orphan = s3_event("ObjectRemoved:Delete", &bucket, "errors/nobody.zip", "04");
     assert!(matches!(del.invoke(&orphan), Outcome::Response(_)));
 }
+
+#[test]
+fn a_4_mib_firmware_zip_is_checked_well_within_128_mb_and_30_s() {
+    use firefly_api::firmware::build::Build;
+    let db = Dynalite::shared_moto();
+    let moto = db.endpoint();
+    let table = firmware_table(db);
+    let bucket = unique_table("firmware").to_ascii_lowercase();
+    support::s3::create_bucket(&moto, &bucket);
+    // A real build's shape: ~2.6 MiB of application image (and half of it again as .elf),
+    // the rest inflating hugely (ui.bin, config.bin, .map): a 4 MiB ZIP.
+    let mut build = Build::controller("0xAB00CD02", "2026.12.02", 2_650);
+    build.add("Controller.ino.merged.bin", vec![0xFF; 16 << 20]);
+    let zip = build.zip().unwrap();
+    assert!((3_900_000..4_500_000).contains(&zip.len()), "{}", zip.len());
+    let s3 = support::s3::client(&moto);
+    support::dynamo::block_on(s3.put_object(
+        &bucket,
+        "incoming/big.zip",
+        zip.into(),
+        "application/zip",
+        &[],
+    ))
+    .unwrap();
+    let mut up = start_ingest(UPLOADED, &table, &bucket);
+    up.await_ready();
+    let before = up.peak_rss_kib();
+    let started = std::time::Instant::now();
+    let outcome = up.invoke(&s3_event(
+        "ObjectCreated:Put",
+        &bucket,
+        "incoming/big.zip",
+        "01",
+    ));
+    let took = started.elapsed();
+    assert!(matches!(outcome, Outcome::Response(_)), "{:?}", up.logs());
+    let records = records_of(db, &table);
+    assert_eq!(
+        text_of(&records[0], "release_status"),
+        "READY_TO_TEST",
+        "{records:?}"
+    );
+    let peak = up.peak_rss_kib();
+    eprintln!("4 MiB ZIP: {took:?}, peak RSS {peak} KiB (after init {before} KiB)");
+    assert!(
+        peak < 64 * 1024,
+        "peak RSS {peak} KiB: half of the 128 MB function at most"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(10),
+        "{took:?} of the 30 s timeout"
+    );
+}
