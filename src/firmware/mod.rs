@@ -330,7 +330,7 @@ mod tests {
         let zip = Build::example("0xABCD0003", "2026.03.03").zip().unwrap();
         let n = f.upload("b.zip", zip);
         // The first attempt died after moving the ZIP to processing/.
-        let name = uploaded_zip_name(&f, &n);
+        let name = uploaded::upload_zip_name(&n).unwrap();
         assert!(
             f.bucket
                 .copy(&n.key, None, &format!("{PROCESSING}{name}"))
@@ -345,34 +345,13 @@ mod tests {
         let zip = Build::example("0xABCD0004", "2026.03.04").zip().unwrap();
         let n = f.upload("c.zip", zip);
         f.deliver(vec![n.clone()]).await;
-        let name = uploaded_zip_name(&f, &n);
+        let name = uploaded::upload_zip_name(&n).unwrap();
         let processed = format!("{PROCESSED}{name}");
         let (body, _) = f.bucket.object(&processed).unwrap();
         f.bucket.remove(&processed, None);
         f.bucket.put(&format!("{PROCESSING}{name}"), body);
         f.deliver(vec![n]).await;
         assert_eq!(f.bucket.keys(""), vec![processed]);
-    }
-
-    fn uploaded_zip_name(f: &Fixture, n: &Notice) -> String {
-        // The name is the upload's: compute it as the handler does, by a delivery into a
-        // twin fixture.
-        let _ = f;
-        let text = format!("{}\0{}\0{}", n.bucket, n.key, n.upload_id().unwrap());
-        let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-        let mut b = [0u8; 16];
-        b.copy_from_slice(&d.as_ref()[..16]);
-        b[6] = (b[6] & 0x0f) | 0x80;
-        b[8] = (b[8] & 0x3f) | 0x80;
-        let h = archive::hex(&b);
-        format!(
-            "{}-{}-{}-{}-{}.zip",
-            &h[..8],
-            &h[8..12],
-            &h[12..16],
-            &h[16..20],
-            &h[20..]
-        )
     }
 
     #[tokio::test]

@@ -41,32 +41,40 @@ pub async fn uploaded(
 /// layout) from SHA-256 of the bucket, the key and what tells this upload of it from
 /// another. Without that (moto's records), a random one, as FireFly names every upload.
 fn zip_name(ingest: &Ingest, n: &Notice) -> Result<String, Failed> {
-    let mut bytes = [0u8; 16];
-    match n.upload_id() {
-        Some(id) => {
-            let text = format!("{}\0{}\0{}", n.bucket, n.key, id);
-            let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-            bytes.copy_from_slice(&d.as_ref()[..16]);
-            bytes[6] = (bytes[6] & 0x0f) | 0x80;
-        }
-        None => {
-            ingest
-                .random
-                .fill(&mut bytes)
-                .map_err(|e| Failed(e.to_string()))?;
-            bytes[6] = (bytes[6] & 0x0f) | 0x40;
-        }
+    if let Some(name) = upload_zip_name(n) {
+        return Ok(name);
     }
+    let mut bytes = [0u8; 16];
+    ingest
+        .random
+        .fill(&mut bytes)
+        .map_err(|e| Failed(e.to_string()))?;
+    Ok(uuid_zip(bytes, 0x40))
+}
+
+/// The ZIP name of an upload S3 names (its version or sequencer); `None` when it does not.
+pub fn upload_zip_name(n: &Notice) -> Option<String> {
+    let id = n.upload_id()?;
+    let text = format!("{}\0{}\0{}", n.bucket, n.key, id);
+    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&d.as_ref()[..16]);
+    Some(uuid_zip(bytes, 0x80))
+}
+
+/// `xxxxxxxx-xxxx-Vxxx-Nxxx-xxxxxxxxxxxx.zip` of `bytes`, with its version and variant.
+fn uuid_zip(mut bytes: [u8; 16], version: u8) -> String {
+    bytes[6] = (bytes[6] & 0x0f) | version;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!(
+    let h = archive::hex(&bytes);
+    format!(
         "{}-{}-{}-{}-{}.zip",
         &h[..8],
         &h[8..12],
         &h[12..16],
         &h[16..20],
         &h[20..]
-    ))
+    )
 }
 
 async fn one(ingest: &Ingest, n: &Notice) -> EventResult {

@@ -736,38 +736,23 @@ mod tests {
                 "{workflow}"
             );
         }
-        // The function builds from the same table, with only its own routes.
-        let parts = crate::init::Parts {
-            clock: std::sync::Arc::new(crate::clock::FixedClock(0)),
-            random: std::sync::Arc::new(crate::random::SystemRandom),
-            store_mode: crate::init::StoreMode::Memory,
-            shared: Default::default(),
+        // Each function builds from the same table, with only its own entries.
+        let build = |function: &str| {
+            let parts = crate::init::Parts {
+                clock: std::sync::Arc::new(crate::clock::FixedClock(0)),
+                random: std::sync::Arc::new(crate::random::SystemRandom),
+                store_mode: crate::init::StoreMode::Memory,
+                shared: Default::default(),
+            };
+            crate::app::App::build(table, Some(function), parts, &|_: &str| None).unwrap()
         };
-        let app = crate::app::App::build(
-            table,
-            Some("firefly-func-api-things-get"),
-            parts,
-            &|_: &str| None,
-        )
-        .unwrap();
+        let app = build("firefly-func-api-things-get");
         assert_eq!(
             app.routes().map(|r| r.key).collect::<Vec<_>>(),
             ["GET /things/{id}"]
         );
         assert_eq!(app.kind(), Kind::Api);
-        let parts = crate::init::Parts {
-            clock: std::sync::Arc::new(crate::clock::FixedClock(0)),
-            random: std::sync::Arc::new(crate::random::SystemRandom),
-            store_mode: crate::init::StoreMode::Memory,
-            shared: Default::default(),
-        };
-        let app = crate::app::App::build(
-            table,
-            Some("firefly-func-s3-thing-arrived"),
-            parts,
-            &|_: &str| None,
-        )
-        .unwrap();
+        let app = build("firefly-func-s3-thing-arrived");
         assert_eq!(app.kind(), Kind::S3);
     }
 }
