@@ -1171,54 +1171,8 @@ const FIRMWARE: &str = "firefly-func-api-firmware-get";
 
 /// FireFly's `firefly-firmware` table, as templates/dynamodb-firmware.yaml makes it.
 fn firmware_table(db: &Dynalite) -> String {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType,
-    };
     let name = unique_table("firmware");
-    let attr = |n: &str| {
-        AttributeDefinition::builder()
-            .attribute_name(n)
-            .attribute_type(ScalarAttributeType::S)
-            .build()
-            .unwrap()
-    };
-    let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder()
-            .attribute_name(n)
-            .key_type(t)
-            .build()
-            .unwrap()
-    };
-    let gsi = |index: &str, hash: &str| {
-        GlobalSecondaryIndex::builder()
-            .index_name(index)
-            .key_schema(key(hash, KeyType::Hash))
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .unwrap()
-    };
-    support::dynamo::block_on(
-        db.client()
-            .create_table()
-            .table_name(&name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .set_attribute_definitions(Some(
-                ["pk", "version", "product_hex", "zip_name"]
-                    .map(attr)
-                    .to_vec(),
-            ))
-            .key_schema(key("pk", KeyType::Hash))
-            .key_schema(key("version", KeyType::Range))
-            .global_secondary_indexes(gsi("product_hex-index", "product_hex"))
-            .global_secondary_indexes(gsi("zip_name-index", "zip_name"))
-            .send(),
-    )
-    .unwrap();
+    db.create_firmware_table(&name);
     name
 }
 

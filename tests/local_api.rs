@@ -428,6 +428,7 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
             // Every route is served: the device routes name their table too (unused here).
             ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
             ("DYNAMODB_FIRMWARE_TABLE_NAME", "firefly-firmware"),
+            ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", "firefly-firmware"),
             ("S3_BACKUP_BUCKET_NAME", "firefly-device-backups"),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
             ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
@@ -1054,6 +1055,7 @@ fn backs_up_and_restores(store: &str) {
             ("DYNAMODB_DEVICES_TABLE_NAME", devices.as_str()),
             // Every route is served: the firmware routes name their table (unused here).
             ("DYNAMODB_FIRMWARE_TABLE_NAME", "firefly-firmware"),
+            ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", "firefly-firmware"),
             ("S3_BACKUP_BUCKET_NAME", bucket.as_str()),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
             ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
@@ -1121,4 +1123,171 @@ fn a_simulated_controller_backs_up_and_restores_on_the_memory_store() {
 #[test]
 fn a_simulated_controller_backs_up_and_restores_on_moto() {
     backs_up_and_restores("dynamodb");
+}
+
+/// The S3 endpoint's address, from the server's start-up lines.
+fn s3_endpoint(api: &Local) -> String {
+    let lines = api.logs_when(|l| l.contains("S3 endpoint http://"));
+    lines
+        .split("S3 endpoint ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .expect("the S3 endpoint's line")
+        .to_owned()
+}
+
+/// A request to `url` (http://127.0.0.1:PORT/...), its status and body.
+fn plain(method: &str, url: &str, body: &[u8]) -> (u16, String) {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap());
+    let mut s = TcpStream::connect(authority).unwrap();
+    s.write_all(
+        format!(
+            "{method} {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut r = BufReader::new(s);
+    let mut status = String::new();
+    r.read_line(&mut status).unwrap();
+    let (_, length) = http::read_headers(&mut r).unwrap();
+    let mut body = vec![0; length.unwrap_or(0)];
+    r.read_exact(&mut body).unwrap();
+    (
+        status.split_whitespace().nth(1).unwrap().parse().unwrap(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+/// Polls `GET /firmware?product_hex=` until `done` holds for its items (up to 10 s): the
+/// pipeline runs after the upload is answered, as S3's notifications do.
+fn firmware_when(
+    api: &Local,
+    token: &str,
+    hex: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = api.request(
+            "GET",
+            &format!("/firmware?product_hex={hex}"),
+            Some(token),
+            b"",
+        );
+        assert_eq!(got.status, 200, "{got:?}");
+        let items = got.json()["items"].as_array().unwrap().clone();
+        if done(&items) || std::time::Instant::now() > deadline {
+            return items;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(20));
+    }
+}
+
+fn firmware_pipeline(store: &str) {
+    let dir = scratch(&format!("firmware-{store}"));
+    let moto = Dynalite::shared_moto();
+    let endpoint = moto.endpoint();
+    let table = support::unique_table("firmware");
+    let bucket = support::unique_table("firmware").to_ascii_lowercase();
+    let mut env = vec![("AWS_REGION", "eu-west-1")];
+    let mut args = vec!["--s3-port", "0"];
+    if store == "dynamodb" {
+        moto.create_firmware_table(&table);
+        support::s3::create_bucket(&endpoint, &bucket);
+        support::s3::enable_versioning(&endpoint, &bucket);
+        env.extend([
+            (
+                "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME",
+                "firefly-registration-keys",
+            ),
+            ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
+            ("DYNAMODB_FIRMWARE_TABLE_NAME", table.as_str()),
+            ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket.as_str()),
+            ("S3_BACKUP_BUCKET_NAME", "firefly-device-backups"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+            ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ]);
+        args.extend(["--store", "dynamodb"]);
+    }
+    let api = Local::start(&dir, &args, &env);
+    let s3 = s3_endpoint(&api);
+    let bucket = if store == "dynamodb" {
+        bucket
+    } else {
+        "firefly-firmware-local".into()
+    };
+    let token = api.token("alice");
+    // firmware build, then firmware upload: FireFly's CI's ZIP, put as its CI puts it.
+    let zip = dir.join("fw.zip");
+    let built = Command::new(BIN)
+        .args([
+            "firmware",
+            "build",
+            "--out",
+            zip.to_str().unwrap(),
+            "--product-hex",
+            "0xAB00CD03",
+            "--version",
+            "2026.12.03",
+            "--image-kib",
+            "128",
+        ])
+        .output()
+        .unwrap();
+    assert!(built.status.success(), "{built:?}");
+    let up = Command::new(BIN)
+        .args([
+            "firmware",
+            "upload",
+            zip.to_str().unwrap(),
+            "--s3-url",
+            &s3,
+            "--bucket",
+            &bucket,
+        ])
+        .output()
+        .unwrap();
+    assert!(up.status.success(), "{up:?}");
+    let items = firmware_when(&api, &token, "0xab00cd03", |i| !i.is_empty());
+    assert_eq!(items.len(), 1, "{:?}", api.logs());
+    assert_eq!(items[0]["release_status"], "READY_TO_TEST");
+    assert_eq!(items[0]["original_name"], "fw.zip");
+    let zip_name = items[0]["zip_name"].as_str().unwrap().to_owned();
+    let (status, listing) = plain(
+        "GET",
+        &format!("{s3}/{bucket}?list-type=2&prefix=processed/"),
+        b"",
+    );
+    assert_eq!(status, 200);
+    assert!(
+        listing.contains(&format!("processed/{zip_name}")),
+        "{listing}"
+    );
+    // The ZIP leaves processed/ (in a versioned bucket, moto itself would send nothing):
+    // the deleted function hears of it and the record becomes DELETED.
+    support::dynamo::block_on(
+        support::s3::client(&s3).delete_object(&bucket, &format!("processed/{zip_name}")),
+    )
+    .unwrap();
+    let items = firmware_when(&api, &token, "0xab00cd03", |i| {
+        i.first().is_some_and(|r| r["release_status"] == "DELETED")
+    });
+    assert_eq!(items[0]["release_status"], "DELETED", "{:?}", api.logs());
+    assert_eq!(items[0]["status_history"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_firmware_zip_is_built_uploaded_and_listed_on_the_memory_store() {
+    firmware_pipeline("memory");
+}
+
+#[test]
+fn a_firmware_zip_is_built_uploaded_listed_and_deleted_through_moto() {
+    firmware_pipeline("dynamodb");
 }

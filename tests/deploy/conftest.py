@@ -28,6 +28,9 @@ PREREQUISITES = {
     "firefly-dynamodb-firmware": {"FireflyFirmwareTableName": "firefly-firmware"},
     # FireFly's templates/s3-device-backups.yaml: the bucket's name is the deployer's.
     "firefly-s3-device-backups": {"BucketName": "acme-firefly-device-backups"},
+    # templates/s3-firmware.yaml: the private firmware bucket, whose notifications invoke
+    # the S3 functions.
+    "firefly-s3-firmware": {"BucketName": "acme-firefly-firmware"},
 }
 
 

@@ -19,6 +19,9 @@ def overrides(function):
     """The parameters a function's deploy passes: AuthorizerId only with a JWT route, each
     bucket's name (from its stack's output) only for a function that uses it."""
     out = OVERRIDES if TABLE[function]["authorizer"] else [o for o in OVERRIDES if not o.startswith("AuthorizerId=")]
+    # A function S3 invokes has no route: no API ids at all.
+    if TABLE[function]["kind"] != "api":
+        out = [o for o in out if not o.startswith("ApiId=")]
     for b in TABLE[function]["buckets"]:
         out = out + [f'{b["parameter"]}={PREREQUISITES[b["stack"]][b["output"]]}']
     d = TABLE[function]["deploy"]
@@ -26,6 +29,7 @@ def overrides(function):
 
 
 BUCKET_USERS = [(f, b["stack"], b["output"], b["workflow"]) for f in FUNCTIONS for b in TABLE[f]["buckets"]]
+PARAMETER = {(f, b["stack"]): b["parameter"] for f in FUNCTIONS for b in TABLE[f]["buckets"]}
 
 OVERRIDES = [
     "ApiId=abc123def4",
@@ -87,6 +91,10 @@ def test_resolve_prints_the_overrides_and_deploy_takes_them_from_a_file(aws, tmp
 @each_function
 def test_a_missing_prerequisite_stack_stops_before_sam(aws, missing, workflow, function):
     all_stacks(aws["cfn"], skip=[missing])
+    if missing == "firefly-api-gateway" and TABLE[function]["kind"] != "api":
+        # A function S3 invokes never looks the API up: it deploys without it.
+        assert run("resolve", aws["env"], function).returncode == 0
+        return
     for script in ["resolve", "deploy"]:
         result = run(script, aws["env"], function)
         assert result.returncode != 0
@@ -155,10 +163,16 @@ def test_an_operator_overrides_the_settings_in_one_file(aws, tmp_path):
     assert committed["functions"] == {}
 
 
-def test_the_backup_functions_take_the_bucket_named_by_its_stack():
-    users = {f for f, *_ in BUCKET_USERS}
-    assert users == {f"firefly-func-api-devices-backup-{m}" for m in ("post", "get", "delete")}
-    assert {b[1:] for b in BUCKET_USERS} == {("firefly-s3-device-backups", "BucketName", "s3-device-backups")}
+def test_the_backup_and_firmware_functions_take_the_bucket_named_by_its_stack():
+    by_stack = {}
+    for f, stack, output, workflow in BUCKET_USERS:
+        by_stack.setdefault((stack, output, workflow), set()).add(f)
+    assert by_stack == {
+        ("firefly-s3-device-backups", "BucketName", "s3-device-backups"):
+            {f"firefly-func-api-devices-backup-{m}" for m in ("post", "get", "delete")},
+        ("firefly-s3-firmware", "BucketName", "s3-firmware"):
+            {"firefly-func-s3-firmware-uploaded", "firefly-func-s3-firmware-deleted"},
+    }
 
 
 @pytest.mark.parametrize("function, stack, output, workflow", BUCKET_USERS)
@@ -175,10 +189,11 @@ def test_without_the_bucket_stack_or_its_output_nothing_deploys(aws, function, s
 @pytest.mark.parametrize("function, stack, output, workflow", BUCKET_USERS)
 def test_a_params_file_without_the_bucket_never_deploys(aws, tmp_path, function, stack, output, workflow):
     params = tmp_path / "params"
-    params.write_text("\n".join(o for o in overrides(function) if not o.startswith("BackupBucketName=")) + "\n")
+    parameter = PARAMETER[(function, stack)]
+    params.write_text("\n".join(o for o in overrides(function) if not o.startswith(f"{parameter}=")) + "\n")
     result = run("deploy", aws["env"], function, "--params", str(params), "--skip-build")
     assert result.returncode != 0
-    assert "parameter BackupBucketName is missing" in result.stderr
+    assert f"parameter {parameter} is missing" in result.stderr
     assert aws["sam_calls"]() == []
 
 
@@ -369,3 +384,24 @@ def test_params_without_a_file_says_so(aws):
     result = run("deploy", aws["env"], POST, "--params")
     assert result.returncode != 0
     assert "--params needs a file" in result.stderr
+
+
+S3_FUNCTIONS = [f for f in FUNCTIONS if TABLE[f]["kind"] == "s3"]
+
+
+@pytest.mark.parametrize("function", S3_FUNCTIONS)
+def test_a_function_s3_invokes_needs_no_api_and_names_its_bucket_on_a_first_install(aws, function):
+    # No API gateway stack: an S3 function never looks it up.
+    all_stacks(aws["cfn"], skip=("firefly-api-gateway", "firefly-s3-firmware"))
+    result = run("resolve", aws["env"], function)
+    assert result.returncode != 0
+    assert "firefly-s3-firmware not found" in result.stderr
+    assert "firefly-api-gateway" not in result.stderr
+    # A first install: the bucket stack takes the functions' ARNs, so it comes after them;
+    # FireFly's variable names the bucket meanwhile, and the deploy says so.
+    env = dict(aws["env"], S3_FIRMWARE_PRIVATE_BUCKET_NAME="acme-first-install")
+    result = run("resolve", env, function)
+    assert result.returncode == 0, result.stderr
+    assert "FirmwareBucketName=acme-first-install" in result.stdout.splitlines()
+    assert not any(l.startswith("ApiId=") for l in result.stdout.splitlines())
+    assert "naming the bucket from S3_FIRMWARE_PRIVATE_BUCKET_NAME" in result.stderr

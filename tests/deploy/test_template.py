@@ -42,8 +42,9 @@ def template():
 @pytest.fixture(scope="module")
 def routes():
     manifests = (json.loads(p.read_text()) for p in sorted((ROOT / "routes").glob("*.json")))
-    # routes/ also holds functions.json and openapi.json; a route manifest has a routeKey.
-    return [m for m in manifests if "routeKey" in m]
+    # routes/ also holds functions.json and openapi.json; an entry's manifest (a route's, or
+    # an S3 function's trigger) names its function.
+    return [m for m in manifests if "function" in m]
 
 
 FUNCTIONS = json.loads((ROOT / "routes" / "functions.json").read_text())["functions"]
@@ -155,8 +156,12 @@ def test_function_matches_the_page_and_the_design(template, routes, function):
     assert env["FIREFLY_METRICS_NAMESPACE"] == {"Ref": "MetricsNamespace"}
     # Active tracing only when asked for.
     assert p["Tracing"] == "PassThrough"
-    # The DynamoDB client gives up after 3 s; the function must outlive that to answer 503.
-    assert 4 <= p["Timeout"] <= 10
+    if FUNCTIONS[function]["kind"] == "s3":
+        # FireFly's own sizing for its S3 functions: a ZIP checked within 30 s and 128 MB.
+        assert (p["Timeout"], p["MemorySize"]) == (30, 128)
+    else:
+        # The DynamoDB client gives up after 3 s; the function must outlive that to answer 503.
+        assert 4 <= p["Timeout"] <= 10
 
 
 def test_every_function_ships_the_same_artifact(template):
@@ -169,13 +174,17 @@ def test_every_function_ships_the_same_artifact(template):
 
 def test_parameters_are_the_four_lookups_plus_appconfig_names(template):
     params = template["Parameters"]
-    for name in ["ApiId", "SharedLayerArn", "AppConfigExtensionLayerArn"]:
+    for name in ["SharedLayerArn", "AppConfigExtensionLayerArn"]:
         assert "Default" not in params[name], f"{name} must come from the stack look-up"
+    # Every API function's deploy looks ApiId up and refuses to go without it
+    # (scripts/deploy/deploy); a function S3 invokes takes none, hence the empty default.
+    assert params["ApiId"]["Default"] == ""
+    assert re.fullmatch(params["ApiId"]["AllowedPattern"], "")
     # Only a function with a JWT route takes (and looks up) the authorizer.
     assert params["AuthorizerId"]["Default"] == ""
     assert params["AppConfigEnvironment"]["Default"] == "default"
     required = {k for k, v in params.items() if "Default" not in v}
-    assert required == {"ApiId", "SharedLayerArn", "AppConfigExtensionLayerArn"}
+    assert required == {"SharedLayerArn", "AppConfigExtensionLayerArn"}
     # Observability switches default to the page's stack: no tracing, no alarms.
     assert params["ActiveTracing"]["Default"] == "false"
     assert params["Alarms"]["Default"] == "false"
@@ -274,6 +283,18 @@ def test_every_route_of_this_function_is_wired_with_its_authorization(template, 
     mine = [r for r in routes if r["function"] == function]
     assert mine, "routes/ has no entry for this function"
     api_routes = of(resources, "AWS::ApiGatewayV2::Route")
+    if FUNCTIONS[function]["kind"] == "s3":
+        # No API parts: S3 may invoke it, from its bucket, in this account only.
+        assert api_routes == {} and of(resources, "AWS::ApiGatewayV2::Integration") == {}
+        fn_id, _ = the(resources, "AWS::Serverless::Function")
+        _, permission = the(resources, "AWS::Lambda::Permission")
+        p = permission["Properties"]
+        bucket = mine[0]["notification"]["bucketParameter"]
+        assert p["Principal"] == "s3.amazonaws.com"
+        assert p["FunctionName"] == {"Ref": fn_id}
+        assert p["SourceArn"] == {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{{bucket}}}"}
+        assert p["SourceAccount"] == {"Ref": "AWS::AccountId"}
+        return
     assert sorted(r["Properties"]["RouteKey"] for r in api_routes.values()) == sorted(r["routeKey"] for r in mine)
     integration_name, integration = the(resources, "AWS::ApiGatewayV2::Integration")
     fn_id, _ = the(resources, "AWS::Serverless::Function")
@@ -320,7 +341,13 @@ def test_invoke_permission_is_scoped_to_the_api_and_route(template, function, ro
 def test_outputs_and_samconfig(template, function):
     _, outputs = stack(template, function)
     prefix = FUNCTIONS[function]["logicalId"].removesuffix("Function")
-    assert {f"{prefix}{k}" for k in ["FunctionArn", "FunctionName", "RoleArn", "IntegrationId", "LogGroupName"]} == set(outputs)
+    wanted = ["FunctionArn", "FunctionName", "RoleArn", "LogGroupName"]
+    if FUNCTIONS[function]["kind"] == "api":
+        wanted.append("IntegrationId")
+    else:
+        # The bucket stack's notification can import it.
+        assert outputs[f"{prefix}FunctionArn"]["Export"]["Name"] == f"{function}-arn"
+    assert {f"{prefix}{k}" for k in wanted} == set(outputs)
     sam = tomllib.loads((ROOT / "samconfig.toml").read_text())
     assert sam[function]["deploy"]["parameters"]["stack_name"] == function
     assert sam[function]["delete"]["parameters"]["stack_name"] == function
@@ -351,8 +378,12 @@ def test_alarms_exist_only_when_asked_for_and_watch_each_route_and_the_function(
     found = alarms(resources)
     logical = FUNCTIONS[function]["logicalId"]
     manifests = [r for r in routes if r["function"] == function]
-    metric_alarms = [(m["routeKey"], a) for m in manifests for a in m["alarms"]]
+    metric_alarms = [(m["routeKey"], a) for m in manifests for a in m.get("alarms", [])]
     routes = FUNCTIONS[function]["routes"]
+    if FUNCTIONS[function]["kind"] == "s3":
+        # Throttles, duration, and its failed invocations (Lambda drops them after two retries).
+        assert {a["MetricName"] for a in found.values()} == {"Throttles", "Duration", "Errors"}
+        return
     assert len(found) == 2 + len(routes) + len(metric_alarms)
     # Each route's own metric alarms (refused registrations: someone guessing keys).
     for route_key, wanted in metric_alarms:
@@ -392,7 +423,7 @@ def test_alarms_exist_only_when_asked_for_and_watch_each_route_and_the_function(
 
 
 def test_refused_registrations_have_an_opt_in_alarm(routes):
-    register = next(r for r in routes if r["routeKey"] == "POST /devices/register")
+    register = next(r for r in routes if r.get("routeKey") == "POST /devices/register")
     assert [a["metric"] for a in register["alarms"]] == ["RegistrationsRefused"]
 
 

@@ -178,6 +178,54 @@ impl Dynalite {
         .expect("create devices table");
     }
 
+    /// FireFly's `firefly-firmware` table, as templates/dynamodb-firmware.yaml makes it:
+    /// `pk` and `version`, GSIs `product_hex-index` and `zip_name-index` (ALL).
+    pub fn create_firmware_table(&self, name: &str) {
+        let attr = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap()
+        };
+        let key = |n: &str, t: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(t)
+                .build()
+                .unwrap()
+        };
+        let gsi = |index: &str, hash: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(index)
+                .key_schema(key(hash, KeyType::Hash))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap()
+        };
+        block_on(
+            self.client()
+                .create_table()
+                .table_name(name)
+                .billing_mode(BillingMode::PayPerRequest)
+                .set_attribute_definitions(Some(
+                    ["pk", "version", "product_hex", "zip_name"]
+                        .map(attr)
+                        .to_vec(),
+                ))
+                .key_schema(key("pk", KeyType::Hash))
+                .key_schema(key("version", KeyType::Range))
+                .global_secondary_indexes(gsi("product_hex-index", "product_hex"))
+                .global_secondary_indexes(gsi("zip_name-index", "zip_name"))
+                .send(),
+        )
+        .expect("create firmware table");
+    }
+
     /// The item under `uuid` in a devices table.
     pub fn get_device(&self, table: &str, uuid: &str) -> Option<HashMap<String, AttributeValue>> {
         block_on(

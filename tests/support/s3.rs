@@ -27,3 +27,21 @@ pub fn create_bucket(endpoint: &str, bucket: &str) {
 pub fn get(endpoint: &str, bucket: &str, key: &str) -> Option<Object> {
     block_on(client(endpoint).get_object(bucket, key)).unwrap()
 }
+
+/// Turns versioning on, as FireFly's buckets have it (moto then answers every write with a
+/// version id, and a delete with a marker).
+pub fn enable_versioning(endpoint: &str, bucket: &str) {
+    use std::io::{Read, Write};
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let body = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Status>Enabled</Status></VersioningConfiguration>";
+    let mut s = std::net::TcpStream::connect(authority).unwrap();
+    write!(
+        s,
+        "PUT /{bucket}?versioning HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
