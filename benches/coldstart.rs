@@ -9,7 +9,9 @@
 //!
 //! It then measures a backup function (`devices-backup-get`: the device from DynamoDB, its
 //! nonce recorded, the object from an S3 stand-in over TLS) against the typical build of
-//! the same function (benches/baseline's `bootstrap-backup`, aws-sdk-s3 with its defaults).
+//! the same function (benches/baseline's `bootstrap-backup`, aws-sdk-s3 with its defaults),
+//! and the firmware ingest (`s3-firmware-uploaded`: S3's event for a real build's ZIP, the
+//! ZIP moved, read and checked, its record filed) against `bootstrap-firmware-uploaded`.
 //!
 //! For each build it reports: stripped size and zipped size; init instructions (callgrind,
 //! from exec to the first GET /next: deterministic, unlike time on a shared machine); init
@@ -154,9 +156,10 @@ fn main() {
             e.retain(|(k, _)| k != "AWS_LAMBDA_FUNCTION_NAME");
             e.push(("AWS_LAMBDA_FUNCTION_NAME".into(), (*f).into()));
             e.extend(backup.env());
+            e.push(("DYNAMODB_FIRMWARE_TABLE_NAME".into(), FIRMWARE_TABLE.into()));
             e.push((
-                "DYNAMODB_FIRMWARE_TABLE_NAME".into(),
-                "firefly-firmware-bench".into(),
+                "S3_FIRMWARE_PRIVATE_BUCKET_NAME".into(),
+                FIRMWARE_BUCKET.into(),
             ));
             // Nothing listening for DynamoDB: nothing for S3 either.
             if endpoint == closed {
@@ -229,12 +232,39 @@ fn main() {
         )
         .unwrap();
     }
-    backup_comparison(
-        &root,
+    let backup_event = || backup.event();
+    compare(
+        Comparison {
+            label: "backup-get",
+            function: "firefly-func-api-devices-backup-get",
+            baseline: root.join("target/baseline/release/bootstrap-backup"),
+            env: backup.env(),
+            event: &backup_event,
+            expect: 200,
+        },
         &builds[0].path,
         &endpoint,
         &tls,
-        &backup,
+        &work,
+        rounds,
+        warm,
+    );
+    let firmware = Firmware::set_up(&endpoint, &tls, &work);
+    let firmware_event = || firmware.event();
+    compare(
+        Comparison {
+            label: "firmware-uploaded",
+            function: "firefly-func-s3-firmware-uploaded",
+            baseline: root.join("target/baseline/release/bootstrap-firmware-uploaded"),
+            env: firmware.env(),
+            event: &firmware_event,
+            // A function S3 invokes answers no HTTP status: 200 is a success it reported.
+            expect: 200,
+        },
+        &builds[0].path,
+        &endpoint,
+        &tls,
+        &work,
         rounds,
         warm,
     );
@@ -344,6 +374,149 @@ impl Backup {
     }
 }
 
+/// The firmware ingest's world: FireFly's firmware table (its two GSIs), and an S3
+/// stand-in over TLS holding objects in memory (GET, copy, DELETE: what both builds
+/// call); each event is a new upload of a real build's ZIP into `incoming/`.
+struct Firmware {
+    s3: http::Server,
+    objects: Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+    zip: Vec<u8>,
+    uploads: Mutex<u64>,
+}
+
+const FIRMWARE_BUCKET: &str = "firefly-firmware-bench";
+const FIRMWARE_TABLE: &str = "firefly-firmware-bench";
+
+/// `src/firmware/build.rs` (cfg-gated to tests and tools in the library) borrows one
+/// item from its parent module: the bench root gives it.
+#[path = "../src/firmware/build.rs"]
+#[allow(dead_code)]
+mod build;
+mod archive {
+    pub use firefly_api::firmware::archive::sha256_hex;
+}
+
+impl Firmware {
+    fn set_up(endpoint: &str, tls: &Tls, work: &Path) -> Self {
+        let gsi = |name: &str, hash: &str| {
+            serde_json::json!({"IndexName": name,
+                "KeySchema": [{"AttributeName": hash, "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"}})
+        };
+        let attr = |n: &str| serde_json::json!({"AttributeName": n, "AttributeType": "S"});
+        dynalite_call(
+            endpoint,
+            tls,
+            "CreateTable",
+            serde_json::json!({
+                "TableName": FIRMWARE_TABLE, "BillingMode": "PAY_PER_REQUEST",
+                "AttributeDefinitions": [attr("pk"), attr("version"), attr("product_hex"), attr("zip_name")],
+                "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                              {"AttributeName": "version", "KeyType": "RANGE"}],
+                "GlobalSecondaryIndexes": [gsi("product_hex-index", "product_hex"),
+                                           gsi("zip_name-index", "zip_name")],
+            }),
+        );
+        // A Controller build as FireFly's CI makes it: a 1 MiB application image (about
+        // 3.3 MiB of members, 2.2 MiB zipped).
+        let zip = build::Build::controller("0x32322304", "2026.12.01", 1024)
+            .zip()
+            .unwrap();
+        std::fs::write(work.join("firmware-bench.zip"), &zip).unwrap();
+        let objects: Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>> = Arc::default();
+        let store = objects.clone();
+        let s3 = http::serve_tls(&tls.cert, &tls.key, move |req: Request| {
+            let path = req.path.split('?').next().unwrap_or_default().to_owned();
+            let missing = || Reply::status(404, "<Error><Code>NoSuchKey</Code></Error>");
+            let mut objects = store.lock().unwrap();
+            match req.method.as_str() {
+                "GET" => match objects.get(&path) {
+                    Some(body) => Reply::Respond {
+                        status: 200,
+                        headers: vec![("content-type".into(), "application/zip".into())],
+                        body: body.clone(),
+                    },
+                    None => missing(),
+                },
+                "PUT" => {
+                    let source = req
+                        .headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-copy-source"))
+                        .map(|(_, v)| v.replace("%2F", "/"))
+                        .unwrap_or_default();
+                    let source = source.split('?').next().unwrap_or_default();
+                    let source = format!("/{}", source.trim_start_matches('/'));
+                    match objects.get(&source).cloned() {
+                        Some(body) => {
+                            objects.insert(path, body);
+                            Reply::Respond {
+                                status: 200,
+                                headers: vec![("content-type".into(), "application/xml".into())],
+                                body: b"<CopyObjectResult><ETag>\"e\"</ETag><LastModified>2026-12-07T00:00:00.000Z</LastModified></CopyObjectResult>".to_vec(),
+                            }
+                        }
+                        None => missing(),
+                    }
+                }
+                "DELETE" => {
+                    objects.remove(&path);
+                    Reply::status(204, "")
+                }
+                _ => Reply::status(405, "<Error><Code>MethodNotAllowed</Code></Error>"),
+            }
+        });
+        Self {
+            s3,
+            objects,
+            zip,
+            uploads: Mutex::new(0),
+        }
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("DYNAMODB_FIRMWARE_TABLE_NAME".into(), FIRMWARE_TABLE.into()),
+            (
+                "S3_FIRMWARE_PRIVATE_BUCKET_NAME".into(),
+                FIRMWARE_BUCKET.into(),
+            ),
+            (
+                "AWS_ENDPOINT_URL_S3".into(),
+                format!("https://127.0.0.1:{}", self.s3.port),
+            ),
+        ]
+    }
+
+    /// A new upload: the ZIP put into `incoming/` under a new key, and S3's event for it.
+    fn event(&self) -> Vec<u8> {
+        let n = {
+            let mut n = self.uploads.lock().unwrap();
+            *n += 1;
+            *n
+        };
+        let key = format!("incoming/Controller-0x32322304-bench-{n}.zip");
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(format!("/{FIRMWARE_BUCKET}/{key}"), self.zip.clone());
+        let mut e: serde_json::Value =
+            serde_json::from_slice(include_bytes!("../events/s3-firmware-uploaded.json")).unwrap();
+        let record = &mut e["Records"][0];
+        record["s3"]["bucket"]["name"] = FIRMWARE_BUCKET.into();
+        record["s3"]["bucket"]["arn"] = format!("arn:aws:s3:::{FIRMWARE_BUCKET}").into();
+        record["s3"]["object"]["key"] = key.into();
+        record["s3"]["object"]["size"] = self.zip.len().into();
+        // Unversioned: the sequencer tells this upload from the others.
+        record["s3"]["object"]
+            .as_object_mut()
+            .unwrap()
+            .remove("versionId");
+        record["s3"]["object"]["sequencer"] = format!("{n:018X}").into();
+        serde_json::to_vec(&e).unwrap()
+    }
+}
+
 /// One DynamoDB call to dynalite over TLS (it checks no signature), through the binary's own
 /// transport trusting the local CA.
 fn dynalite_call(endpoint: &str, tls: &Tls, target: &str, body: serde_json::Value) {
@@ -368,58 +541,64 @@ fn dynalite_call(endpoint: &str, tls: &Tls, target: &str, body: serde_json::Valu
     assert!(status.is_success(), "dynalite {target}: {status}");
 }
 
-/// `devices-backup-get`, ours against the typical build of the same function.
-fn backup_comparison(
-    root: &Path,
+/// One function, ours against the typical build of the same function: sizes, init
+/// instructions, then rounds interleaved as in the main table; each answer must be `expect`.
+struct Comparison<'a> {
+    /// The rounds' progress line and the rows' prefix.
+    label: &'a str,
+    function: &'a str,
+    baseline: PathBuf,
+    env: Vec<(String, String)>,
+    event: &'a dyn Fn() -> Vec<u8>,
+    expect: u16,
+}
+
+fn compare(
+    c: Comparison,
     ours: &Path,
     endpoint: &str,
     tls: &Tls,
-    backup: &Backup,
+    work: &Path,
     rounds: usize,
     warm: usize,
 ) {
     let builds = [
         Build {
-            name: "firefly backup-get".into(),
+            name: format!("firefly {}", c.label),
             path: ours.to_owned(),
         },
         Build {
-            name: "baseline backup-get".into(),
-            path: root.join("target/baseline/release/bootstrap-backup"),
+            name: format!("baseline {}", c.label),
+            path: c.baseline,
         },
     ];
     let mut env = env(endpoint, tls);
     env.retain(|(k, _)| k != "AWS_LAMBDA_FUNCTION_NAME");
-    env.push((
-        "AWS_LAMBDA_FUNCTION_NAME".into(),
-        "firefly-func-api-devices-backup-get".into(),
-    ));
-    env.extend(backup.env());
-    let work = root.join("target/coldstart");
+    env.push(("AWS_LAMBDA_FUNCTION_NAME".into(), c.function.into()));
+    env.extend(c.env);
     let mut results: Vec<Stats> = Vec::new();
     for b in &builds {
         results.push(Stats {
             name: b.name.clone(),
             size: std::fs::metadata(&b.path).unwrap().len(),
-            zipped: zipped_size(&b.path, &work),
-            init_instructions: callgrind_init(&b.path, &env, &work),
+            zipped: zipped_size(&b.path, work),
+            init_instructions: callgrind_init(&b.path, &env, work),
             ..Default::default()
         });
     }
-    let event = || backup.event();
     for b in &builds {
-        timed(&b.path, &env, warm, &event, 200);
+        timed(&b.path, &env, warm, c.event, c.expect);
     }
     for round in 0..rounds {
         for (b, s) in builds.iter().zip(results.iter_mut()) {
-            let r = timed(&b.path, &env, warm, &event, 200);
+            let r = timed(&b.path, &env, warm, c.event, c.expect);
             s.init_ms.push(r.init_ms);
             s.cold_ms.push(r.cold_ms);
             s.first_ms.push(r.cold_ms - r.init_ms);
             s.warm_us.extend(r.warm_us);
             s.rss_kib.push(r.rss_kib);
         }
-        eprint!("\rbackup round {}/{rounds}", round + 1);
+        eprint!("\r{} round {}/{rounds}", c.label, round + 1);
     }
     eprintln!();
     report(&results);
@@ -514,12 +693,14 @@ fn runtime_api() -> RuntimeApi {
             };
         }
         if req.path.ends_with("/response") {
+            // An HTTP answer's status; any other answer (an S3 function's) is a success.
             let status = serde_json::from_slice::<serde_json::Value>(&req.body)
                 .ok()
                 .and_then(|v| v["statusCode"].as_u64())
-                .unwrap_or(0) as u16;
+                .unwrap_or(200) as u16;
             let _ = ans_tx.lock().unwrap().send((Instant::now(), status));
         } else {
+            // An invocation error (`/error`): what Lambda would retry.
             let _ = ans_tx.lock().unwrap().send((Instant::now(), 0));
         }
         Reply::status(202, "{}")
