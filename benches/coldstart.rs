@@ -161,6 +161,14 @@ fn main() {
                 "S3_FIRMWARE_PRIVATE_BUCKET_NAME".into(),
                 FIRMWARE_BUCKET.into(),
             ));
+            e.push((
+                "S3_FIRMWARE_PUBLIC_BUCKET_NAME".into(),
+                "firefly-firmware-public-bench".into(),
+            ));
+            e.push((
+                "CLOUDFRONT_DISTRIBUTION_ID".into(),
+                "EDFDVBD6EXAMPLE".into(),
+            ));
             // Nothing listening for DynamoDB: nothing for S3 either.
             if endpoint == closed {
                 e.retain(|(k, _)| k != "AWS_ENDPOINT_URL_S3");
@@ -480,6 +488,14 @@ impl Firmware {
             (
                 "S3_FIRMWARE_PRIVATE_BUCKET_NAME".into(),
                 FIRMWARE_BUCKET.into(),
+            ),
+            (
+                "S3_FIRMWARE_PUBLIC_BUCKET_NAME".into(),
+                "firefly-firmware-public-bench".into(),
+            ),
+            (
+                "CLOUDFRONT_DISTRIBUTION_ID".into(),
+                "EDFDVBD6EXAMPLE".into(),
             ),
             (
                 "AWS_ENDPOINT_URL_S3".into(),

@@ -32,9 +32,35 @@ pub enum Resource {
         stack: &'static str,
         workflow: &'static str,
     },
+    /// A CloudFront distribution, made by its own stack (FireFly's); its ID comes from a
+    /// template parameter, which `scripts/deploy/resolve` reads from that stack's output.
+    Distribution {
+        /// The template parameter that holds its ID.
+        parameter: &'static str,
+        /// The distribution stack's output that holds the ID.
+        output: &'static str,
+        /// The variable that carries the ID to the function.
+        env: &'static str,
+        /// The stack that creates the distribution, and the workflow that deploys it.
+        stack: &'static str,
+        workflow: &'static str,
+    },
     /// The AppConfig profile, read through the AppConfig Lambda extension
     /// ([`crate::config`]): `APP_CONFIG_ENV`, actions on `*`.
     AppConfig,
+}
+
+/// A resource another stack makes and names: the deploy reads its name (or ID) from that
+/// stack's output into a template parameter, which the function gets as a variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FromStack {
+    pub parameter: &'static str,
+    pub stack: &'static str,
+    pub output: &'static str,
+    pub workflow: &'static str,
+    pub env: &'static str,
+    /// `bucket` or `distribution`: what the parameter's value must look like.
+    pub kind: &'static str,
 }
 
 impl Resource {
@@ -43,12 +69,46 @@ impl Resource {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::DynamoTable { name, env, .. } => vec![(*env, (*name).to_owned())],
-            Self::Bucket { parameter, env, .. } => vec![(*env, format!("!Ref {parameter}"))],
+            Self::Bucket { parameter, env, .. } | Self::Distribution { parameter, env, .. } => {
+                vec![(*env, format!("!Ref {parameter}"))]
+            }
             Self::AppConfig => TEMPLATE_ENV
                 .iter()
                 .map(|(k, v)| (*k, (*v).to_owned()))
                 .collect(),
         }
+    }
+}
+
+impl Resource {
+    /// What the deploy reads from another stack for it; `None`: nothing (a table has a
+    /// fixed name, AppConfig none).
+    pub fn from_stack(&self) -> Option<FromStack> {
+        let (parameter, stack, output, workflow, env, kind) = match self {
+            Self::Bucket {
+                parameter,
+                output,
+                env,
+                stack,
+                workflow,
+            } => (parameter, stack, output, workflow, env, "bucket"),
+            Self::Distribution {
+                parameter,
+                output,
+                env,
+                stack,
+                workflow,
+            } => (parameter, stack, output, workflow, env, "distribution"),
+            Self::DynamoTable { .. } | Self::AppConfig => return None,
+        };
+        Some(FromStack {
+            parameter,
+            stack,
+            output,
+            workflow,
+            env,
+            kind,
+        })
     }
 }
 

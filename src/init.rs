@@ -146,20 +146,37 @@ impl<'a> Init<'a> {
     /// The process's S3 client, on the same transport as DynamoDB, and its connection to
     /// `bucket` opened during init (once per bucket). The route must use a bucket.
     pub fn s3(&mut self, bucket: &str) -> Result<crate::aws::s3::S3Client, StartupError> {
-        if !self.uses(|r| matches!(r, Resource::Bucket { .. })) {
-            return Err(self.error("asks for S3 but uses no bucket"));
-        }
-        let env = self.env;
-        let http = self.http()?;
-        let client = self.shared(|init| {
-            crate::aws::s3::S3Client::from_env(env, http).map_err(|e| init.error(e))
-        })?;
+        let client = self.s3_cold()?;
         let warmed = self.parts.shared.get_or_insert_default::<WarmedBuckets>();
         if !warmed.0.iter().any(|b| b == bucket) {
             warmed.0.push(bucket.to_owned());
             self.warm(client.warm(bucket));
         }
         Ok(client)
+    }
+
+    /// The process's S3 client without opening a connection during init: for a bucket a
+    /// route seldom uses (its first call pays the handshake). The route must use a bucket.
+    pub fn s3_cold(&mut self) -> Result<crate::aws::s3::S3Client, StartupError> {
+        if !self.uses(|r| matches!(r, Resource::Bucket { .. })) {
+            return Err(self.error("asks for S3 but uses no bucket"));
+        }
+        let env = self.env;
+        let http = self.http()?;
+        self.shared(|init| crate::aws::s3::S3Client::from_env(env, http).map_err(|e| init.error(e)))
+    }
+
+    /// The process's CloudFront client (no connection opened during init: invalidations
+    /// are rare). The route must use a distribution.
+    pub fn cloudfront(&mut self) -> Result<crate::aws::cloudfront::CloudFrontClient, StartupError> {
+        if !self.uses(|r| matches!(r, Resource::Distribution { .. })) {
+            return Err(self.error("asks for CloudFront but uses no distribution"));
+        }
+        let env = self.env;
+        let http = self.http()?;
+        self.shared(|init| {
+            crate::aws::cloudfront::CloudFrontClient::from_env(env, http).map_err(|e| init.error(e))
+        })
     }
 
     /// Opens a connection during init, once every route is built

@@ -186,6 +186,12 @@ impl From<crate::aws::s3::S3Error> for Failed {
     }
 }
 
+impl From<crate::aws::cloudfront::CloudFrontError> for Failed {
+    fn from(e: crate::aws::cloudfront::CloudFrontError) -> Self {
+        Self(e.to_string())
+    }
+}
+
 impl From<Stopped> for Failed {
     fn from(e: Stopped) -> Self {
         Self(e.to_string())

@@ -37,6 +37,8 @@ vars! {
     DYNAMODB_FIRMWARE_TABLE_NAME => ("FireFly's firmware table (`firefly-firmware`), for the firmware routes.", "-", "firmware");
     S3_BACKUP_BUCKET_NAME => ("FireFly's device-backup bucket (template parameter `BackupBucketName`, the output `BucketName` of FireFly's `firefly-s3-device-backups` stack), for the backup routes.", "-", "backups");
     S3_FIRMWARE_PRIVATE_BUCKET_NAME => ("FireFly's private firmware bucket (template parameter `FirmwareBucketName`, the output `BucketName` of FireFly's `firefly-s3-firmware` stack), for the firmware ingest functions.", "-", "firmware");
+    S3_FIRMWARE_PUBLIC_BUCKET_NAME => ("FireFly's public firmware bucket (template parameter `FirmwarePublicBucketName`, the output `BucketName` of FireFly's `firefly-s3-firmware-public` stack), where released files live: the ingest moves a replaced debug build's files to `revoked/`.", "-", "firmware");
+    CLOUDFRONT_DISTRIBUTION_ID => ("The CloudFront distribution in front of the public firmware bucket (template parameter `CloudFrontDistributionId`, the output `DistributionId` of FireFly's `firefly-cloudfront-firmware` stack): invalidated when public files move.", "-", "firmware");
     FIREFLY_STORE => ("`dynamodb`, or `memory` (local runs only, refused inside a Lambda sandbox; data vanishes with the process): every feature's store at once.", "dynamodb", "app");
     AWS_LAMBDA_INITIALIZATION_TYPE => ("Set by Lambda; its presence marks a Lambda sandbox (where `FIREFLY_STORE=memory` is refused).", "-", "app");
     LAMBDA_TASK_ROOT => ("Set by Lambda; as `AWS_LAMBDA_INITIALIZATION_TYPE`.", "-", "app");
@@ -44,6 +46,7 @@ vars! {
     AWS_DEFAULT_REGION => ("Read when `AWS_REGION` is unset (local runs).", "-", "aws");
     AWS_ENDPOINT_URL_DYNAMODB => ("A local DynamoDB-API server: `https://`, or `http://` on a loopback host only; a URL with user information is refused.", "DynamoDB's regional endpoint", "aws");
     AWS_ENDPOINT_URL_S3 => ("A local S3-API server (moto), path-style: `https://`, or `http://` on a loopback host only.", "S3's regional endpoint (virtual-hosted)", "aws");
+    AWS_ENDPOINT_URL_CLOUDFRONT => ("A local stand-in of CloudFront's API: `https://`, or `http://` on a loopback host only.", "CloudFront's global endpoint", "aws");
     AWS_ACCESS_KEY_ID => ("Set by Lambda (the role's credentials): S3 requests are signed with them; the DynamoDB client reads them too.", "-", "aws");
     AWS_SECRET_ACCESS_KEY => ("Set by Lambda, with `AWS_ACCESS_KEY_ID`.", "-", "aws");
     AWS_SESSION_TOKEN => ("Set by Lambda, with `AWS_ACCESS_KEY_ID`.", "-", "aws");

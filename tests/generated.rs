@@ -70,6 +70,7 @@ fn every_route_uses_what_its_function_is_granted_and_nothing_is_wildcarded() {
                 let fits = match u.resource {
                     Resource::DynamoTable { .. } => service == "dynamodb",
                     Resource::Bucket { .. } => service == "s3",
+                    Resource::Distribution { .. } => service == "cloudfront",
                     Resource::AppConfig => service == "appconfig",
                 };
                 assert!(fits, "{}: {a} on {:?}", route.key, u.resource);

@@ -429,6 +429,8 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
             ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
             ("DYNAMODB_FIRMWARE_TABLE_NAME", "firefly-firmware"),
             ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", "firefly-firmware"),
+            ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", "firefly-firmware-public"),
+            ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
             ("S3_BACKUP_BUCKET_NAME", "firefly-device-backups"),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
             ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
@@ -1056,6 +1058,8 @@ fn backs_up_and_restores(store: &str) {
             // Every route is served: the firmware routes name their table (unused here).
             ("DYNAMODB_FIRMWARE_TABLE_NAME", "firefly-firmware"),
             ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", "firefly-firmware"),
+            ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", "firefly-firmware-public"),
+            ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
             ("S3_BACKUP_BUCKET_NAME", bucket.as_str()),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
             ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
@@ -1187,18 +1191,38 @@ fn firmware_when(
     }
 }
 
+/// A CloudFront API stand-in: records each request, answers as CloudFront answers a
+/// `CreateInvalidation`.
+fn cloudfront_stand_in() -> (http::Server, Arc<Mutex<Vec<http::Request>>>) {
+    let seen: Arc<Mutex<Vec<http::Request>>> = Arc::default();
+    let log = seen.clone();
+    let server = http::serve(move |req: http::Request| {
+        log.lock().unwrap().push(req);
+        Reply::Respond {
+            status: 201,
+            headers: vec![("content-type".into(), "text/xml".into())],
+            body: b"<?xml version=\"1.0\"?><Invalidation><Id>I2J0I21PCUYOIK</Id><Status>InProgress</Status></Invalidation>".to_vec(),
+        }
+    });
+    (server, seen)
+}
+
 fn firmware_pipeline(store: &str) {
     let dir = scratch(&format!("firmware-{store}"));
     let moto = Dynalite::shared_moto();
     let endpoint = moto.endpoint();
     let table = support::unique_table("firmware");
     let bucket = support::unique_table("firmware").to_ascii_lowercase();
+    let public = support::unique_table("public").to_ascii_lowercase();
+    let (cloudfront, invalidations) = cloudfront_stand_in();
+    let cloudfront_url = format!("http://127.0.0.1:{}", cloudfront.port);
     let mut env = vec![("AWS_REGION", "eu-west-1")];
     let mut args = vec!["--s3-port", "0"];
     if store == "dynamodb" {
         moto.create_firmware_table(&table);
         support::s3::create_bucket(&endpoint, &bucket);
         support::s3::enable_versioning(&endpoint, &bucket);
+        support::s3::create_bucket(&endpoint, &public);
         env.extend([
             (
                 "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME",
@@ -1207,6 +1231,9 @@ fn firmware_pipeline(store: &str) {
             ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
             ("DYNAMODB_FIRMWARE_TABLE_NAME", table.as_str()),
             ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket.as_str()),
+            ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", public.as_str()),
+            ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
+            ("AWS_ENDPOINT_URL_CLOUDFRONT", cloudfront_url.as_str()),
             ("S3_BACKUP_BUCKET_NAME", "firefly-device-backups"),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
             ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
@@ -1280,6 +1307,118 @@ fn firmware_pipeline(store: &str) {
     });
     assert_eq!(items[0]["release_status"], "DELETED", "{:?}", api.logs());
     assert_eq!(items[0]["status_history"].as_array().unwrap().len(), 2);
+    if store == "dynamodb" {
+        debug_build_replaced(
+            &api,
+            &dir,
+            &s3,
+            &bucket,
+            &moto,
+            &table,
+            &public,
+            &invalidations,
+        );
+    }
+}
+
+/// FireFly's CI uploads 9999.99.99 on every build: over a released one, the upload revokes
+/// it first (its public files to revoked/, CloudFront told, through the real APIs' wire
+/// formats: moto's S3, a CloudFront stand-in) and takes its place.
+#[allow(clippy::too_many_arguments)]
+fn debug_build_replaced(
+    api: &Local,
+    dir: &Path,
+    s3: &str,
+    bucket: &str,
+    moto: &Dynalite,
+    table: &str,
+    public: &str,
+    invalidations: &Mutex<Vec<http::Request>>,
+) {
+    use aws_sdk_dynamodb::types::AttributeValue::S;
+    let token = api.token("alice");
+    let upload = |name: &str| {
+        let zip = dir.join(name);
+        let built = Command::new(BIN)
+            .args(["firmware", "build", "--out", zip.to_str().unwrap()])
+            .args(["--product-hex", "0xAB00CD04", "--version", "9999.99.99"])
+            .output()
+            .unwrap();
+        assert!(built.status.success(), "{built:?}");
+        let up = Command::new(BIN)
+            .args(["firmware", "upload", zip.to_str().unwrap(), "--s3-url", s3])
+            .args(["--bucket", bucket])
+            .output()
+            .unwrap();
+        assert!(up.status.success(), "{up:?}");
+    };
+    upload("debug-1.zip");
+    let items = firmware_when(api, &token, "0xab00cd04", |i| !i.is_empty());
+    let pk = items[0]["pk"]
+        .as_str()
+        .unwrap_or("controller#0xab00cd04#controller");
+    // Released, as the status function would leave it: the record, and its public files.
+    support::dynamo::block_on(
+        moto.client()
+            .update_item()
+            .table_name(table)
+            .key("pk", S(pk.into()))
+            .key("version", S("9999.99.99".into()))
+            .update_expression("SET release_status = :r")
+            .expression_attribute_values(":r", S("RELEASED".into()))
+            .send(),
+    )
+    .unwrap();
+    let folder = "controller/0xab00cd04/controller/9999.99.99/";
+    let public_s3 = support::s3::client(&moto.endpoint());
+    for name in ["Controller.ino.bin", "ui.bin"] {
+        support::dynamo::block_on(public_s3.put_object(
+            public,
+            &format!("{folder}{name}"),
+            vec![7u8; 64].into(),
+            "application/octet-stream",
+            &[],
+        ))
+        .unwrap();
+    }
+    upload("debug-2.zip");
+    let items = firmware_when(api, &token, "0xab00cd04", |i| {
+        i.first()
+            .is_some_and(|r| r["original_name"] == "debug-2.zip")
+    });
+    assert_eq!(items.len(), 1, "{:?}", api.logs());
+    assert_eq!(items[0]["release_status"], "READY_TO_TEST");
+    let list =
+        |prefix: &str| support::dynamo::block_on(public_s3.list_keys(public, prefix)).unwrap();
+    assert!(list(folder).is_empty(), "{:?}", list(""));
+    assert_eq!(
+        list("revoked/"),
+        [
+            format!("revoked/{folder}Controller.ino.bin"),
+            format!("revoked/{folder}ui.bin")
+        ]
+    );
+    let seen = invalidations.lock().unwrap();
+    assert_eq!(seen.len(), 1, "one invalidation");
+    let req = &seen[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(
+        req.path,
+        "/2020-05-31/distribution/EDFDVBD6EXAMPLE/invalidation"
+    );
+    let body = String::from_utf8_lossy(&req.body);
+    assert!(body.contains(&format!("<Path>/{folder}*</Path>")), "{body}");
+    assert!(body.contains("<Quantity>1</Quantity>"), "{body}");
+    let auth = req
+        .headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_default();
+    assert!(
+        auth.contains("/us-east-1/cloudfront/aws4_request"),
+        "{auth}"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! Nothing here names a feature or a table; features ask [`crate::init::Init::dynamodb`]
 //! for the client and bring their own table names.
 
+pub mod cloudfront;
 pub mod errors;
 pub mod http1;
 pub mod s3;
@@ -138,6 +139,75 @@ pub fn dynamodb_client_and_warm(
 /// of a function shares it.
 pub fn transport(env: &crate::deploy::Env<'_>) -> Result<Http1Client, String> {
     Http1Client::new(trust_store(env)?, CONNECT_TIMEOUT)
+}
+
+/// The role's credentials from the environment: `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` (Lambda sets them, fixed for a sandbox's
+/// life), for the services called as signed requests.
+pub fn identity(
+    env: &crate::deploy::Env<'_>,
+) -> Result<aws_smithy_runtime_api::client::identity::Identity, String> {
+    use crate::vars;
+    let access = env(vars::AWS_ACCESS_KEY_ID.name).filter(|v| !v.is_empty());
+    let secret = env(vars::AWS_SECRET_ACCESS_KEY.name).filter(|v| !v.is_empty());
+    let (Some(access), Some(secret)) = (access, secret) else {
+        return Err("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (Lambda sets them; set them for local runs)".into());
+    };
+    let token = env(vars::AWS_SESSION_TOKEN.name).filter(|v| !v.is_empty());
+    Ok(aws_credential_types::Credentials::new(access, secret, token, None, "environment").into())
+}
+
+/// SigV4 for one service: what S3, CloudFront and the next services share (aws-sigv4,
+/// already linked by the DynamoDB SDK).
+pub struct Signer<'a> {
+    pub identity: &'a aws_smithy_runtime_api::client::identity::Identity,
+    pub region: &'a str,
+    pub service: &'a str,
+    pub settings: aws_sigv4::http_request::SigningSettings,
+}
+
+impl Signer<'_> {
+    /// The request, signed now; the error is an operator's text.
+    pub fn sign(
+        self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+        body: bytes::Bytes,
+    ) -> Result<hyper::Request<aws_smithy_types::body::SdkBody>, String> {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, sign};
+        let other = |e: &dyn std::fmt::Display| e.to_string();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(self.identity)
+            .region(self.region)
+            .name(self.service)
+            .time(std::time::SystemTime::now())
+            .settings(self.settings)
+            .build()
+            .map_err(|e| other(&e))?
+            .into();
+        let signable = SignableRequest::new(
+            method,
+            url,
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            SignableBody::Bytes(&body),
+        )
+        .map_err(|e| other(&e))?;
+        let (instructions, _) = sign(signable, &params).map_err(|e| other(&e))?.into_parts();
+        let mut builder = hyper::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            builder = builder.header(k, v);
+        }
+        // X-Ray links the call to the invocation, as the SDK's recursion detection does.
+        if let Ok(trace) = std::env::var("_X_AMZN_TRACE_ID") {
+            builder = builder.header("x-amzn-trace-id", trace);
+        }
+        let mut request = builder
+            .body(aws_smithy_types::body::SdkBody::from(body))
+            .map_err(|e| other(&e))?;
+        instructions.apply_to_request_http1x(&mut request);
+        Ok(request)
+    }
 }
 
 /// `AWS_REGION` (Lambda sets it), else `AWS_DEFAULT_REGION`.

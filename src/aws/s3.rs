@@ -13,17 +13,14 @@
 //! admits callers through S3).
 
 use super::http1::Http1Client;
-use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
-    PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
-    UriPathNormalizationMode, sign,
+    PayloadChecksumKind, PercentEncodingMode, SigningSettings, UriPathNormalizationMode,
 };
-use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 /// Each attempt's bound: a 512 KiB object moves in well under a second inside a region.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(2_000);
@@ -107,13 +104,7 @@ impl S3Client {
     pub fn from_env(env: &crate::deploy::Env<'_>, http: Http1Client) -> Result<Self, String> {
         use crate::vars;
         let region = super::region(env)?;
-        let access = env(vars::AWS_ACCESS_KEY_ID.name).filter(|v| !v.is_empty());
-        let secret = env(vars::AWS_SECRET_ACCESS_KEY.name).filter(|v| !v.is_empty());
-        let (Some(access), Some(secret)) = (access, secret) else {
-            return Err("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set (Lambda sets them; set them for local runs)".into());
-        };
-        let token = env(vars::AWS_SESSION_TOKEN.name).filter(|v| !v.is_empty());
-        let identity = Credentials::new(access, secret, token, None, "environment").into();
+        let identity = super::identity(env)?;
         let base = match env(vars::AWS_ENDPOINT_URL_S3.name)
             .or_else(|| env(vars::AWS_ENDPOINT_URL.name))
             .filter(|u| !u.is_empty())
@@ -215,6 +206,38 @@ impl S3Client {
                 S3Error::Unavailable(format!("copy to {to} failed after its 200")),
             ),
             Some(_) => Ok(true),
+        }
+    }
+
+    /// `ListObjectsV2` of the keys under `prefix`, every page (`s3:ListBucket`).
+    pub async fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, S3Error> {
+        let base = match &self.base {
+            Base::Custom(base) => format!("{base}/{bucket}"),
+            _ => self.url(bucket, ""),
+        };
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            // Every byte of a query value encoded but the unreserved ones: SigV4's canonical
+            // query string is then the URL's own.
+            let mut url = format!("{base}?list-type=2&prefix={}", encode_query(prefix));
+            if let Some(t) = &token {
+                url.push_str("&continuation-token=");
+                url.push_str(&encode_query(t));
+            }
+            let page = self
+                .send("GET", bucket, url, &[], Bytes::new(), MAX_OBJECT_BYTES)
+                .await?
+                .ok_or_else(|| S3Error::Other(format!("404 listing s3://{bucket}")))?;
+            let text = String::from_utf8_lossy(&page.body);
+            keys.extend(xml_all(&text, "Key"));
+            match (
+                xml_text(&text, "IsTruncated").as_deref(),
+                xml_text(&text, "NextContinuationToken"),
+            ) {
+                (Some("true"), Some(next)) => token = Some(next),
+                _ => return Ok(keys),
+            }
         }
     }
 
@@ -363,41 +386,21 @@ impl S3Client {
         headers: &[(String, String)],
         body: Bytes,
     ) -> Result<hyper::Request<SdkBody>, S3Error> {
-        let other = |e: &dyn std::fmt::Display| S3Error::Other(e.to_string());
         let mut settings = SigningSettings::default();
         // S3's own rules: the path is encoded once (keys keep their `/`), never normalised,
         // and the payload hash travels in `x-amz-content-sha256`.
         settings.percent_encoding_mode = PercentEncodingMode::Single;
         settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-        let params = v4::SigningParams::builder()
-            .identity(&self.identity)
-            .region(&self.region)
-            .name("s3")
-            .time(SystemTime::now())
-            .settings(settings)
-            .build()
-            .map_err(|e| other(&e))?
-            .into();
-        let signable = SignableRequest::new(
-            method,
-            url,
-            headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            SignableBody::Bytes(&body),
-        )
-        .map_err(|e| other(&e))?;
-        let (instructions, _) = sign(signable, &params).map_err(|e| other(&e))?.into_parts();
-        let mut builder = hyper::Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            builder = builder.header(k, v);
-        }
-        // X-Ray links the call to the invocation, as the SDK's recursion detection does.
-        if let Ok(trace) = std::env::var("_X_AMZN_TRACE_ID") {
-            builder = builder.header("x-amzn-trace-id", trace);
-        }
-        let mut request = builder.body(SdkBody::from(body)).map_err(|e| other(&e))?;
-        instructions.apply_to_request_http1x(&mut request);
-        Ok(request)
+        let signer = super::Signer {
+            identity: &self.identity,
+            region: &self.region,
+            service: "s3",
+            settings,
+        };
+        signer
+            .sign(method, url, headers, body)
+            .map_err(S3Error::Other)
     }
 
     async fn exchange(
@@ -472,6 +475,26 @@ pub fn encode_key(key: &str) -> String {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A query value as SigV4 encodes it: every byte but the unreserved ones.
+fn encode_query(value: &str) -> String {
+    encode_key(value).replace('/', "%2F")
+}
+
+/// The text of every `<tag>…</tag>` of a document, in order (entities decoded).
+pub fn xml_all(xml: &str, tag: &str) -> Vec<String> {
+    let close = format!("</{tag}>");
+    let mut out = Vec::new();
+    let mut rest = xml;
+    while let Some(text) = xml_text(rest, tag) {
+        out.push(text);
+        match rest.find(&close) {
+            Some(at) => rest = &rest[at + close.len()..],
+            None => break,
         }
     }
     out
@@ -589,6 +612,10 @@ mod tests {
             Some("The specified key does not exist & never did.")
         );
         assert_eq!(xml_text(xml, "Nope"), None);
+        let listing = "<ListBucketResult><Contents><Key>a/1&amp;2</Key></Contents><Contents><Key>a/3</Key></Contents><IsTruncated>false</IsTruncated></ListBucketResult>";
+        assert_eq!(xml_all(listing, "Key"), ["a/1&2", "a/3"]);
+        assert!(xml_all(listing, "Nope").is_empty());
+        assert_eq!(encode_query("revoked/a b"), "revoked%2Fa%20b");
         assert_eq!(xml_text("<Code>unterminated", "Code"), None);
     }
 }

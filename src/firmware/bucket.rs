@@ -39,6 +39,9 @@ pub trait Bucket: Send + Sync {
         key: &'a str,
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), S3Error>>;
+
+    /// The keys under `prefix`, in S3's order.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, S3Error>>;
 }
 
 /// The bucket on S3.
@@ -83,6 +86,10 @@ impl Bucket for S3Bucket {
         version: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), S3Error>> {
         Box::pin(self.client.delete_version(&self.bucket, key, version))
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, S3Error>> {
+        Box::pin(self.client.list_keys(&self.bucket, prefix))
     }
 }
 
@@ -247,5 +254,9 @@ impl Bucket for MemoryBucket {
     ) -> BoxFuture<'a, Result<(), S3Error>> {
         self.remove(key, version);
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, S3Error>> {
+        Box::pin(std::future::ready(Ok(self.keys(prefix))))
     }
 }

@@ -12,6 +12,7 @@ pub mod bucket;
 pub mod build;
 pub mod deleted;
 pub mod get;
+pub mod public;
 pub mod store;
 pub mod uploaded;
 
@@ -48,6 +49,35 @@ pub const BUCKET: Resource = Resource::Bucket {
     workflow: "s3-firmware",
 };
 
+/// FireFly's public firmware bucket (`templates/s3-firmware-public.yaml`), where released
+/// files live, named by the `FirmwarePublicBucketName` parameter as FireFly's function
+/// templates name it.
+pub const PUBLIC_BUCKET: Resource = Resource::Bucket {
+    parameter: "FirmwarePublicBucketName",
+    output: "BucketName",
+    env: crate::vars::S3_FIRMWARE_PUBLIC_BUCKET_NAME.name,
+    stack: "firefly-s3-firmware-public",
+    workflow: "s3-firmware-public",
+};
+
+/// The CloudFront distribution in front of the public bucket
+/// (`templates/cloudfront-firmware.yaml`), named by `CloudFrontDistributionId` as FireFly's
+/// templates name it.
+pub const DISTRIBUTION: Resource = Resource::Distribution {
+    parameter: "CloudFrontDistributionId",
+    output: "DistributionId",
+    env: crate::vars::CLOUDFRONT_DISTRIBUTION_ID.name,
+    stack: "firefly-cloudfront-firmware",
+    workflow: "cloudfront-firmware",
+};
+
+/// The public bucket's name in memory runs without `S3_FIRMWARE_PUBLIC_BUCKET_NAME`.
+pub const LOCAL_PUBLIC_BUCKET: &str = "firefly-firmware-public-local";
+
+/// FireFly's debug build's version: its CI uploads it on every build, and outside
+/// production it may be released.
+pub const DEBUG_VERSION: &str = "9999.99.99";
+
 /// The bucket's prefixes, as FireFly's pipeline moves a ZIP through them.
 pub const INCOMING: &str = "incoming/";
 pub const PROCESSING: &str = "processing/";
@@ -82,6 +112,21 @@ pub const UPLOADED: Route = Route {
                 "s3:DeleteObject",
                 "s3:DeleteObjectVersion",
             ],
+        },
+        // A released debug build an upload replaces is revoked first: its public files
+        // move to revoked/ (a copy reads and writes), CloudFront forgets them.
+        Use {
+            resource: &PUBLIC_BUCKET,
+            actions: &[
+                "s3:ListBucket",
+                "s3:GetObject",
+                "s3:PutObject",
+                "s3:DeleteObject",
+            ],
+        },
+        Use {
+            resource: &DISTRIBUTION,
+            actions: &["cloudfront:CreateInvalidation"],
         },
         READS_APPCONFIG,
     ],
@@ -150,6 +195,16 @@ pub struct Ingest {
     pub clock: Arc<dyn crate::clock::Clock>,
     pub random: Arc<dyn crate::random::SecureRandom>,
     pub limits: archive::Limits,
+    /// Where a replaced debug build's released files are revoked.
+    pub public: public::Public,
+}
+
+/// The memory public bucket and CDN stand-in of a local run, shared by its routes (a
+/// newtype: the private memory bucket is shared under its own type).
+#[derive(Clone)]
+pub struct LocalPublic {
+    pub bucket: Arc<bucket::MemoryBucket>,
+    pub cdn: Arc<public::MemoryCdn>,
 }
 
 impl Ingest {
@@ -172,7 +227,35 @@ impl Ingest {
                 (Arc::new(bucket::S3Bucket::new(client, name.clone())), name)
             }
         };
+        let public = match init.store_mode() {
+            StoreMode::Memory => {
+                let name = init
+                    .optional_var(crate::vars::S3_FIRMWARE_PUBLIC_BUCKET_NAME.name)?
+                    .unwrap_or_else(|| LOCAL_PUBLIC_BUCKET.to_owned());
+                let local = init.shared(|_| {
+                    Ok(LocalPublic {
+                        bucket: Arc::new(bucket::MemoryBucket::new(&name, None)),
+                        cdn: Arc::new(public::MemoryCdn::default()),
+                    })
+                })?;
+                public::Public {
+                    bucket: local.bucket,
+                    cdn: local.cdn,
+                }
+            }
+            StoreMode::DynamoDb => {
+                let name = init.var(crate::vars::S3_FIRMWARE_PUBLIC_BUCKET_NAME.name)?;
+                let distribution = init.var(crate::vars::CLOUDFRONT_DISTRIBUTION_ID.name)?;
+                // Seldom used: no connection of its own opened during init.
+                let s3 = init.s3_cold()?;
+                public::Public {
+                    bucket: Arc::new(bucket::S3Bucket::new(s3, name)),
+                    cdn: Arc::new(public::CloudFront::new(init.cloudfront()?, distribution)),
+                }
+            }
+        };
         Ok(Self {
+            public,
             store,
             bucket,
             bucket_name,
@@ -232,11 +315,43 @@ mod tests {
         ingest: Ingest,
         store: Arc<MemoryFirmwareStore>,
         bucket: Arc<MemoryBucket>,
+        public: Arc<MemoryBucket>,
+        cdn: Arc<FlakyCdn>,
+    }
+
+    /// The CDN stand-in, failing its next `failures` calls (a crash half way).
+    #[derive(Default)]
+    struct FlakyCdn {
+        memory: public::MemoryCdn,
+        failures: std::sync::atomic::AtomicUsize,
+    }
+
+    impl public::Cdn for FlakyCdn {
+        fn invalidate<'a>(
+            &'a self,
+            path: &'a str,
+            reference: &'a str,
+        ) -> crate::handler::BoxFuture<'a, Result<(), crate::aws::cloudfront::CloudFrontError>>
+        {
+            use std::sync::atomic::Ordering;
+            let fail = self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            if fail {
+                return Box::pin(std::future::ready(Err(
+                    crate::aws::cloudfront::CloudFrontError::Unavailable("test".into()),
+                )));
+            }
+            self.memory.invalidate(path, reference)
+        }
     }
 
     fn fixture() -> Fixture {
         let store = Arc::new(MemoryFirmwareStore::default());
         let bucket = Arc::new(MemoryBucket::new("fw", None));
+        let public = Arc::new(MemoryBucket::new("fw-public", None));
+        let cdn = Arc::new(FlakyCdn::default());
         Fixture {
             ingest: Ingest {
                 store: store.clone(),
@@ -245,9 +360,15 @@ mod tests {
                 clock: Arc::new(crate::clock::FixedClock(1_765_000_000)),
                 random: Arc::new(crate::random::SystemRandom),
                 limits: archive::Limits::FIREFLY,
+                public: public::Public {
+                    bucket: public.clone(),
+                    cdn: cdn.clone(),
+                },
             },
             store,
             bucket,
+            public,
+            cdn,
         }
     }
 
@@ -491,5 +612,156 @@ mod tests {
             .unwrap();
         let now = f.store.get(pk, version).await.unwrap().unwrap();
         assert_eq!(field(&now, "release_status"), "RELEASED");
+    }
+
+    /// A debug build filed, then released with its files published (as the status
+    /// function would): its record's key and its public folder.
+    async fn released_debug(f: &Fixture) -> (String, String, String) {
+        let build = Build::example("0xABCD0009", DEBUG_VERSION);
+        f.deliver(vec![f.upload("debug-1.zip", build.zip().unwrap())])
+            .await;
+        let r = f.records().await.remove(0);
+        let (pk, version) = (field(&r, "pk").to_owned(), field(&r, "version").to_owned());
+        assert!(
+            f.store
+                .transition(
+                    pk.clone(),
+                    version.clone(),
+                    "READY_TO_TEST".into(),
+                    "RELEASED",
+                    1,
+                    0
+                )
+                .await
+                .unwrap()
+        );
+        let folder = public::prefix(&r).unwrap();
+        for name in ["Controller.ino.bin", "ui.bin"] {
+            f.public
+                .put_quietly(&format!("{folder}{name}"), vec![7; 16].into());
+        }
+        (pk, version, folder)
+    }
+
+    #[tokio::test]
+    async fn a_released_debug_build_is_revoked_first_then_replaced_by_the_new_upload() {
+        let f = fixture();
+        let (pk, version, folder) = released_debug(&f).await;
+        let old_zip = field(&f.records().await[0], "zip_name").to_owned();
+        let build = Build::example("0xABCD0009", DEBUG_VERSION);
+        f.deliver(vec![f.upload("debug-2.zip", build.zip().unwrap())])
+            .await;
+        let now = f.store.get(pk, version).await.unwrap().unwrap();
+        assert_eq!(field(&now, "release_status"), "READY_TO_TEST");
+        assert_ne!(field(&now, "zip_name"), old_zip);
+        assert_eq!(field(&now, "original_name"), "debug-2.zip");
+        assert!(now.get("ttl").is_none(), "{now:?}");
+        assert_eq!(now["status_history"].as_array().unwrap().len(), 1);
+        // The old public files are where a revocation puts them, and CloudFront was told.
+        assert!(f.public.keys(&folder).is_empty());
+        assert_eq!(f.public.keys(public::REVOKED).len(), 2);
+        assert_eq!(f.cdn.memory.invalidated(), [format!("/{folder}*")]);
+        // No ERROR record: the upload took the place.
+        assert!(
+            f.records()
+                .await
+                .iter()
+                .all(|r| field(r, "release_status") != "ERROR")
+        );
+        assert_eq!(f.bucket.keys(PROCESSED).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_crash_while_replacing_a_debug_build_leaves_what_the_retry_completes() {
+        let f = fixture();
+        let (pk, version, folder) = released_debug(&f).await;
+        let build = Build::example("0xABCD0009", DEBUG_VERSION);
+        let n = f.upload("debug-3.zip", build.zip().unwrap());
+        // CloudFront fails after the claim and the moves: the event fails (Lambda retries).
+        f.cdn.failures.store(1, std::sync::atomic::Ordering::SeqCst);
+        let failed =
+            uploaded::uploaded(f.ingest.clone(), Records(vec![n.clone()]), Deadline(None)).await;
+        assert!(failed.is_err());
+        let half = f
+            .store
+            .get(pk.clone(), version.clone())
+            .await
+            .unwrap()
+            .unwrap();
+        // Never RELEASED without its files: REVOKED, with FireFly's ttl and a history entry.
+        assert_eq!(field(&half, "release_status"), "REVOKED");
+        assert_eq!(half["ttl"], 1_765_000_000 + deleted::TTL_SECONDS);
+        assert_eq!(
+            half["status_history"].as_array().unwrap().last().unwrap()["status"],
+            "REVOKED"
+        );
+        assert!(f.public.keys(&folder).is_empty());
+        // The retry: the same event, now complete.
+        f.deliver(vec![n]).await;
+        let done = f.store.get(pk, version).await.unwrap().unwrap();
+        assert_eq!(field(&done, "release_status"), "READY_TO_TEST");
+        assert_eq!(field(&done, "original_name"), "debug-3.zip");
+        assert_eq!(f.cdn.memory.invalidated(), [format!("/{folder}*")]);
+        assert!(f.bucket.keys(PROCESSING).is_empty() && f.bucket.keys(INCOMING).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_revoked_debug_build_is_replaced_and_a_revoked_real_version_is_not() {
+        let f = fixture();
+        let (pk, version, _) = released_debug(&f).await;
+        assert!(
+            f.store
+                .transition(
+                    pk.clone(),
+                    version.clone(),
+                    "RELEASED".into(),
+                    "REVOKED",
+                    2,
+                    3
+                )
+                .await
+                .unwrap()
+        );
+        let build = Build::example("0xABCD0009", DEBUG_VERSION);
+        f.deliver(vec![f.upload("debug-4.zip", build.zip().unwrap())])
+            .await;
+        let now = f.store.get(pk, version).await.unwrap().unwrap();
+        assert_eq!(field(&now, "release_status"), "READY_TO_TEST");
+        assert_eq!(field(&now, "original_name"), "debug-4.zip");
+        // A real version stays REVOKED: its upload is an ERROR record saying why.
+        let real = Build::example("0xABCD0010", "2026.03.10");
+        f.deliver(vec![f.upload("real-1.zip", real.zip().unwrap())])
+            .await;
+        let r = f
+            .records()
+            .await
+            .into_iter()
+            .find(|r| field(r, "version") == "2026.03.10")
+            .unwrap();
+        let (pk, v) = (field(&r, "pk").to_owned(), field(&r, "version").to_owned());
+        assert!(
+            f.store
+                .transition(
+                    pk.clone(),
+                    v.clone(),
+                    "READY_TO_TEST".into(),
+                    "REVOKED",
+                    2,
+                    3
+                )
+                .await
+                .unwrap()
+        );
+        f.deliver(vec![f.upload("real-2.zip", real.zip().unwrap())])
+            .await;
+        let kept = f.store.get(pk, v).await.unwrap().unwrap();
+        assert_eq!(field(&kept, "release_status"), "REVOKED");
+        assert!(
+            f.records()
+                .await
+                .iter()
+                .any(|r| field(r, "release_status") == "ERROR"
+                    && field(r, "error").contains("already REVOKED"))
+        );
     }
 }

@@ -10,12 +10,13 @@
 //!   last move), while the same bytes uploaded again are a new upload with a new name;
 //!   a crash or timeout anywhere leaves a state the retry completes;
 //! - a record that is RELEASED or REVOKED is never overwritten by an upload of its
-//!   version: that upload becomes an ERROR record saying why;
+//!   version: that upload becomes an ERROR record saying why; except the debug version's,
+//!   which is revoked first (its public files moved, CloudFront told), then replaced;
 //! - the archive is read in memory with limits, never extracted.
 
 use super::archive;
 use super::bucket::Bucket;
-use super::{ERRORS, Ingest, PROCESSED, PROCESSING};
+use super::{DEBUG_VERSION, ERRORS, Ingest, PROCESSED, PROCESSING};
 use crate::devices::store::Item;
 use crate::handler::Deadline;
 use crate::s3_event::{EventResult, Failed, Notice, Records};
@@ -135,6 +136,9 @@ async fn one(ingest: &Ingest, n: &Notice) -> EventResult {
             if ingest.store.put_unless(record.clone(), PROTECTED).await? {
                 tracing::info!(zip_name = %zip_name, version = %c.manifest["version"], "firmware filed: READY_TO_TEST");
                 (None, PROCESSED)
+            } else if record["version"] == DEBUG_VERSION {
+                replace_debug(ingest, record, &zip_name).await?;
+                (None, PROCESSED)
             } else {
                 let pk = record["pk"].as_str().unwrap_or_default().to_owned();
                 let version = record["version"].as_str().unwrap_or_default().to_owned();
@@ -180,6 +184,60 @@ async fn one(ingest: &Ingest, n: &Notice) -> EventResult {
         ingest.store.put_unless(record, &[]).await?;
     }
     finish_move(bucket, &processing, &format!("{to}{zip_name}")).await
+}
+
+/// An upload of the debug version over a record that is RELEASED or REVOKED (FireFly's CI
+/// uploads `9999.99.99` on every build; outside production it may be released). The old
+/// record is revoked first, as a revocation revokes: RELEASED becomes REVOKED by a
+/// conditional write (with its `ttl` and history entry), its public files move to
+/// `revoked/` and CloudFront forgets them; then the new record takes its place, on the
+/// condition that nobody released the version meanwhile. A crash anywhere leaves a state
+/// the retry completes: the record stays REVOKED until the new one is filed, and moving
+/// what is left of the files moves nothing when nothing is.
+async fn replace_debug(ingest: &Ingest, record: Item, zip_name: &str) -> EventResult {
+    let pk = text(&record, "pk");
+    let version = text(&record, "version");
+    let changed = || {
+        Failed(format!(
+            "{pk} {version}: the debug record changed while an upload replaced it; the retry reads it again"
+        ))
+    };
+    let old = ingest
+        .store
+        .get(pk.clone(), version.clone())
+        .await?
+        .ok_or_else(changed)?;
+    let now = ingest.clock.now_epoch_seconds();
+    match old.get("release_status").and_then(Value::as_str) {
+        Some("RELEASED") => {
+            let ttl = now + super::deleted::TTL_SECONDS;
+            let claimed = ingest
+                .store
+                .transition(
+                    pk.clone(),
+                    version.clone(),
+                    "RELEASED".into(),
+                    "REVOKED",
+                    now,
+                    ttl,
+                )
+                .await?;
+            if !claimed {
+                return Err(changed());
+            }
+            tracing::warn!(pk = %pk, version = %version, old_zip = %text(&old, "zip_name"), "a new debug build replaces the released one: revoked");
+        }
+        Some("REVOKED") => {}
+        _ => return Err(changed()),
+    }
+    // The new upload's name: a retry's invalidation is the same one.
+    let moved = ingest.public.revoke(&old, zip_name).await?;
+    tracing::info!(pk = %pk, version = %version, moved, "the replaced debug build's public files moved to revoked/");
+    if !ingest.store.put_unless(record, &["RELEASED"]).await? {
+        return Err(changed());
+    }
+    tracing::info!(zip_name = %zip_name, version = %version, "firmware filed: READY_TO_TEST (the debug build replaced)");
+    Ok(())
 }
 
 /// `processing/` to its end: a copy, then the delete; both no-ops when already done.

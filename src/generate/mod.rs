@@ -10,6 +10,7 @@
 pub mod openapi;
 mod template;
 
+use crate::deploy::FromStack;
 use crate::route::{Kind, Resource, Route, S3Notification, Trigger};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -139,30 +140,13 @@ impl Function<'_> {
         (cap, alarms)
     }
 
-    /// Its buckets, each named by a parameter the deploy scripts read from the bucket
-    /// stack's output: `(parameter, stack, output, workflow)`.
-    pub fn buckets(&self) -> Vec<(&'static str, &'static str, &'static str, &'static str)> {
-        self.bucket_resources()
-            .into_iter()
-            .filter_map(|r| match r {
-                Resource::Bucket {
-                    parameter,
-                    stack,
-                    output,
-                    workflow,
-                    ..
-                } => Some((*parameter, *stack, *output, *workflow)),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Its bucket resources, each once.
-    pub fn bucket_resources(&self) -> Vec<&'static Resource> {
-        let mut out: Vec<&'static Resource> = Vec::new();
+    /// What it uses that another stack names (its buckets, its CloudFront distribution),
+    /// each once: a template parameter the deploy scripts read from that stack's output.
+    pub fn from_stacks(&self) -> Vec<FromStack> {
+        let mut out: Vec<FromStack> = Vec::new();
         for r in self.routes.iter().flat_map(|r| r.uses).map(|u| u.resource) {
-            if matches!(r, Resource::Bucket { .. }) && !out.contains(&r) {
-                out.push(r);
+            if let Some(f) = r.from_stack().filter(|f| !out.contains(f)) {
+                out.push(f);
             }
         }
         out
@@ -252,6 +236,12 @@ pub fn iam_statements(
             }
             out
         }
+        Resource::Distribution { parameter, .. } => vec![(
+            vec![format!(
+                "!Sub arn:${{AWS::Partition}}:cloudfront::${{AWS::AccountId}}:distribution/${{{parameter}}}"
+            )],
+            actions.to_vec(),
+        )],
         Resource::AppConfig => vec![(vec!["*".into()], actions.to_vec())],
     }
 }
@@ -449,11 +439,9 @@ fn functions_manifest(functions: &[Function<'_>]) -> Value {
                 // The settings it deploys with (scripts/deploy/resolve; an operator's
                 // scripts/deploy/settings.json overrides them).
                 "deploy": {"ReservedConcurrency": cap, "Alarms": alarms},
-                // Each bucket's name: the parameter, from the bucket stack's output.
-                "buckets": f.bucket_resources().into_iter().map(|r| match r {
-                    Resource::Bucket { parameter, stack, output, workflow, env } => json!({"parameter": parameter, "stack": stack, "output": output, "workflow": workflow, "env": env}),
-                    _ => Value::Null,
-                }).collect::<Vec<_>>(),
+                // Each bucket's name and distribution's ID: the parameter, from the
+                // output of the stack that makes it.
+                "fromStacks": f.from_stacks().into_iter().map(|r| json!({"parameter": r.parameter, "stack": r.stack, "output": r.output, "workflow": r.workflow, "env": r.env, "kind": r.kind})).collect::<Vec<_>>(),
                 // Only a function with a JWT route takes the authorizer: its deploy looks
                 // AuthorizerId up, the others' never do.
                 "authorizer": f.routes.iter().any(|r| r.auth() == crate::handler::Auth::Jwt),

@@ -132,18 +132,26 @@ Conditions:
         names.join(", "),
         namespace = crate::telemetry::DEFAULT_NAMESPACE,
     );
-    // Each bucket a function uses is named by a parameter the deploy fills from the bucket
-    // stack's output (empty by default: the functions without a bucket take none).
+    // Each bucket or distribution a function uses is named by a parameter the deploy fills
+    // from its stack's output (empty by default: the functions without one take none).
     let mut buckets = String::new();
     let mut seen: Vec<&str> = Vec::new();
-    for (parameter, stack, output, _) in functions.iter().flat_map(Function::buckets) {
-        if !seen.contains(&parameter) {
-            seen.push(parameter);
+    for r in functions.iter().flat_map(Function::from_stacks) {
+        if !seen.contains(&r.parameter) {
+            seen.push(r.parameter);
+            // A bucket name's rules; a distribution ID is CloudFront's upper-case letters and
+            // digits.
+            let pattern = match r.kind {
+                "bucket" => "^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$",
+                _ => "^([A-Z0-9]{1,32})?$",
+            };
             let _ = write!(
                 buckets,
-                "  {parameter}:\n    Type: String\n    Default: \"\"\n    AllowedPattern: \"^([a-z0-9][a-z0-9.-]{{1,61}}[a-z0-9])?$\"\n    Description: {}\n",
+                "  {}:\n    Type: String\n    Default: \"\"\n    AllowedPattern: \"{pattern}\"\n    Description: {}\n",
+                r.parameter,
                 q(&format!(
-                    "The bucket FireFly's {stack} stack makes (its output {output}, which scripts/deploy/resolve reads); only the functions that use it need it."
+                    "The {} FireFly's {} stack makes (its output {}, which scripts/deploy/resolve reads); only the functions that use it need it.",
+                    r.kind, r.stack, r.output
                 ))
             );
         }
@@ -241,7 +249,7 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
         short = q(f.short()),
         // A bucket's ARN is built from a parameter that is empty until the deploy names the
         // bucket (scripts/deploy/resolve): cfn-lint would judge the empty default's ARN.
-        lint = if f.buckets().is_empty() {
+        lint = if f.from_stacks().is_empty() {
             ""
         } else {
             "\n    Metadata:\n      cfn-lint:\n        config:\n          ignore_checks: [W1031]"
@@ -250,7 +258,9 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
     for (resource, actions) in f.grants() {
         let sid = match resource {
             Resource::DynamoTable { name, .. } => format!("{}Table", pascal(name)),
-            Resource::Bucket { parameter, .. } => parameter.to_string(),
+            Resource::Bucket { parameter, .. } | Resource::Distribution { parameter, .. } => {
+                parameter.to_string()
+            }
             Resource::AppConfig => "ReadAppConfig".into(),
         };
         let statements = iam_statements(resource, &actions);

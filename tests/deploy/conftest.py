@@ -31,6 +31,10 @@ PREREQUISITES = {
     # templates/s3-firmware.yaml: the private firmware bucket, whose notifications invoke
     # the S3 functions.
     "firefly-s3-firmware": {"BucketName": "acme-firefly-firmware"},
+    # templates/s3-firmware-public.yaml and cloudfront-firmware.yaml: where released files
+    # live, and the distribution in front of them.
+    "firefly-s3-firmware-public": {"BucketName": "acme-firefly-firmware-public"},
+    "firefly-cloudfront-firmware": {"DistributionId": "E2QWRUHAPOMQZL", "DistributionDomain": "d111111abcdef8.cloudfront.net"},
 }
 
 

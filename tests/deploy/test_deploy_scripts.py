@@ -22,14 +22,14 @@ def overrides(function):
     # A function S3 invokes has no route: no API ids at all.
     if TABLE[function]["kind"] != "api":
         out = [o for o in out if not o.startswith("ApiId=")]
-    for b in TABLE[function]["buckets"]:
+    for b in TABLE[function]["fromStacks"]:
         out = out + [f'{b["parameter"]}={PREREQUISITES[b["stack"]][b["output"]]}']
     d = TABLE[function]["deploy"]
     return out + [f'ReservedConcurrency={d["ReservedConcurrency"]}', f'Alarms={"true" if d["Alarms"] else "false"}']
 
 
-BUCKET_USERS = [(f, b["stack"], b["output"], b["workflow"]) for f in FUNCTIONS for b in TABLE[f]["buckets"]]
-PARAMETER = {(f, b["stack"]): b["parameter"] for f in FUNCTIONS for b in TABLE[f]["buckets"]}
+FROM_STACK_USERS = [(f, b["stack"], b["output"], b["workflow"]) for f in FUNCTIONS for b in TABLE[f]["fromStacks"]]
+PARAMETER = {(f, b["stack"]): b["parameter"] for f in FUNCTIONS for b in TABLE[f]["fromStacks"]}
 
 OVERRIDES = [
     "ApiId=abc123def4",
@@ -167,19 +167,25 @@ def test_an_operator_overrides_the_settings_in_one_file(aws, tmp_path):
     assert committed["functions"] == {}
 
 
-def test_the_backup_and_firmware_functions_take_the_bucket_named_by_its_stack():
+def test_the_backup_and_firmware_functions_take_the_buckets_and_distribution_named_by_their_stacks():
     by_stack = {}
-    for f, stack, output, workflow in BUCKET_USERS:
+    for f, stack, output, workflow in FROM_STACK_USERS:
         by_stack.setdefault((stack, output, workflow), set()).add(f)
     assert by_stack == {
         ("firefly-s3-device-backups", "BucketName", "s3-device-backups"):
             {f"firefly-func-api-devices-backup-{m}" for m in ("post", "get", "delete")},
         ("firefly-s3-firmware", "BucketName", "s3-firmware"):
             {"firefly-func-s3-firmware-uploaded", "firefly-func-s3-firmware-deleted"},
+        # The ingest replaces a released debug build: its public files move to revoked/
+        # and CloudFront forgets them.
+        ("firefly-s3-firmware-public", "BucketName", "s3-firmware-public"):
+            {"firefly-func-s3-firmware-uploaded"},
+        ("firefly-cloudfront-firmware", "DistributionId", "cloudfront-firmware"):
+            {"firefly-func-s3-firmware-uploaded"},
     }
 
 
-@pytest.mark.parametrize("function, stack, output, workflow", BUCKET_USERS)
+@pytest.mark.parametrize("function, stack, output, workflow", FROM_STACK_USERS)
 def test_without_the_bucket_stack_or_its_output_nothing_deploys(aws, function, stack, output, workflow):
     # Unlike a table, the bucket's name comes from its stack: without it there is nothing
     # to give the function, so the deploy stops and names what to deploy first.
@@ -190,7 +196,7 @@ def test_without_the_bucket_stack_or_its_output_nothing_deploys(aws, function, s
     assert aws["sam_calls"]() == []
 
 
-@pytest.mark.parametrize("function, stack, output, workflow", BUCKET_USERS)
+@pytest.mark.parametrize("function, stack, output, workflow", FROM_STACK_USERS)
 def test_a_params_file_without_the_bucket_never_deploys(aws, tmp_path, function, stack, output, workflow):
     params = tmp_path / "params"
     parameter = PARAMETER[(function, stack)]
