@@ -259,6 +259,36 @@ fn a_key_revoked_and_minted_again_between_read_and_redeem_is_refused() {
 }
 
 #[test]
+fn a_key_minted_again_by_its_owner_with_another_expiry_between_read_and_redeem_is_refused() {
+    let t = tables();
+    let key = mint(&t);
+    let db = Dynalite::shared_moto();
+    let read = db.get(&t.keys, &key).unwrap();
+    let owner = s(&read, "generated_by_sub").to_owned();
+    let ttl = n(&read, "ttl");
+    // Same text, same owner, another expiry: a different key from the one the device was
+    // credited with, which only the condition on `ttl` tells apart.
+    let proxy = support::faults::Proxy::start(db.port);
+    let (table, k, o) = (t.keys.clone(), key.clone(), owner.clone());
+    proxy.before("TransactWriteItems", move || {
+        Dynalite::shared_moto().put(&table, &k, &o, NOW, ttl + 600);
+    });
+    let uuid = "aaaaaaaa-0000-4000-8000-0000000000ab";
+    let mut register = start_at(REGISTER, &t, &proxy.endpoint());
+    refused(
+        &register
+            .invoke(&register_event(&key, uuid, &key_pair()))
+            .http(),
+        401,
+        "Invalid or expired registration key",
+    );
+    assert!(db.get_device(&t.devices, uuid).is_none(), "not registered");
+    let now = db.get(&t.keys, &key).expect("the new key stays");
+    assert_eq!(s(&now, "generated_by_sub"), owner);
+    assert_eq!(n(&now, "ttl"), ttl + 600);
+}
+
+#[test]
 fn one_key_two_devices_racing_registers_exactly_one() {
     let t = tables();
     let key = mint(&t);
