@@ -1101,6 +1101,45 @@ fn an_item_too_large_for_dynamodb_is_a_400_counted_as_dynamodb_counts() {
 }
 
 #[test]
+fn a_transaction_cancelled_for_good_is_a_500_with_its_reason_logged_not_a_retry_later() {
+    let t = tables();
+    let key = mint(&t);
+    let uuid = "aaaaaaaa-0000-4000-8000-0000000000dd";
+    // The key is read; DynamoDB then cancels the transaction on a validation error of the
+    // device's put, which the same request will meet again however often it is retried.
+    let proxy = support::faults::Proxy::start(Dynalite::shared_moto().port);
+    proxy.set(
+        vec![Fault::Pass, Fault::Cancelled(&["None", "ValidationError"])],
+        Fault::Pass,
+    );
+    let mut register = start_at(REGISTER, &t, &proxy.endpoint());
+    let r = register
+        .invoke(&register_event(&key, uuid, &key_pair()))
+        .http();
+    refused(&r, 500, "Internal server error");
+    assert!(
+        !r.headers.contains_key("retry-after"),
+        "a retry meets the same refusal: {r:?}"
+    );
+    assert_eq!(
+        proxy.injected(),
+        [Fault::Cancelled(&["None", "ValidationError"])],
+        "cancelled once, and not tried again"
+    );
+    assert!(
+        register
+            .logs()
+            .iter()
+            .any(|l| l.contains("transaction cancelled") && l.contains("ValidationError")),
+        "no log line names the reason: {:?}",
+        register.logs()
+    );
+    let db = Dynalite::shared_moto();
+    assert!(db.get_device(&t.devices, uuid).is_none());
+    assert!(db.get(&t.keys, &key).is_some(), "the key is not used up");
+}
+
+#[test]
 fn a_fleet_too_large_for_one_answer_is_listed_in_pages_none_dropped() {
     use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     // dynalite: the listing needs only Scan, and takes 3,000 items quickly.

@@ -18,6 +18,10 @@ pub enum Fault {
     Error(u16, &'static str),
     /// Forward to dynalite (the write happens), then close without relaying the answer.
     CutResponse,
+    /// Answer, without forwarding, as DynamoDB cancels a transaction: 400
+    /// TransactionCanceledException with one reason code per action, in order ("None" for
+    /// an action that did not fail).
+    Cancelled(&'static [&'static str]),
     /// Forward to dynalite, then relay its answer this many milliseconds later (a slow but
     /// healthy DynamoDB).
     Slow(u64),
@@ -130,6 +134,25 @@ impl Proxy {
                 Fault::CutResponse => {
                     let _ = forward(upstream_port, &req);
                     Reply::Close
+                }
+                Fault::Cancelled(codes) => {
+                    let reasons: Vec<String> = codes
+                        .iter()
+                        .map(|c| match *c {
+                            "None" => r#"{"Code":"None"}"#.to_owned(),
+                            c => format!(r#"{{"Code":"{c}","Message":"injected by the test proxy"}}"#),
+                        })
+                        .collect();
+                    Reply::Respond {
+                        status: 400,
+                        headers: vec![("content-type".into(), "application/x-amz-json-1.0".into())],
+                        body: format!(
+                            r#"{{"__type":"com.amazonaws.dynamodb.v20120810#TransactionCanceledException","Message":"Transaction cancelled, please refer cancellation reasons for specific reasons [{}]","CancellationReasons":[{}]}}"#,
+                            codes.join(", "),
+                            reasons.join(",")
+                        )
+                        .into_bytes(),
+                    }
                 }
                 Fault::Slow(ms) => {
                     let answer = forward(upstream_port, &req);
