@@ -1005,6 +1005,54 @@ fn a_device_deleted_during_its_backup_is_not_resurrected_and_leaves_no_object() 
 }
 
 #[test]
+fn a_device_deleted_during_its_backups_removal_is_not_resurrected() {
+    let w = backup_world();
+    let pair = key_pair();
+    let uuid = "bbbbbbbb-0000-4000-8000-000000000007";
+    put_device(&w, uuid, &pair);
+    // While the object is being removed, the device is deleted. An UpdateItem that only
+    // REMOVEs `last_backup_date` still creates the item it does not find: a stub device
+    // holding only its uuid, unless it is conditioned on the device existing.
+    let devices = w.t.devices.clone();
+    let deletes = Arc::new(AtomicUsize::new(0));
+    let seen = deletes.clone();
+    let server = support::http::serve(move |req| {
+        if !signed_call(&req) {
+            return support::http::Reply::status(403, "");
+        }
+        if req.method == "DELETE" {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let db = Dynalite::shared_moto();
+            support::dynamo::block_on(
+                db.client()
+                    .delete_item()
+                    .table_name(&devices)
+                    .key("uuid", AttributeValue::S(uuid.into()))
+                    .send(),
+            )
+            .unwrap();
+        }
+        support::http::Reply::status(204, "")
+    });
+    let mut delete = start_backup(
+        BACKUP_DELETE,
+        &w,
+        &format!("http://127.0.0.1:{}", server.port),
+    );
+    let r = delete.invoke(&backup_event("DELETE", uuid, &pair)).http();
+    // The backup is gone, which is what the device asked for.
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.json(), json!({"message": "Backup deleted"}));
+    assert_eq!(deletes.load(Ordering::SeqCst), 1);
+    assert!(
+        Dynalite::shared_moto()
+            .get_device(&w.t.devices, uuid)
+            .is_none(),
+        "no stub device"
+    );
+}
+
+#[test]
 fn a_backup_function_opens_its_bucket_connection_during_init() {
     let w = backup_world();
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
