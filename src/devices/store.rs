@@ -771,4 +771,56 @@ mod tests {
         assert_eq!(keys.len(), 1);
         assert!(store.get("d4").await.unwrap().unwrap().is_empty());
     }
+
+    // The store reads no clock of its own: `now` is the caller's injected clock's reading.
+    const SIGNED: i64 = 1_795_731_191;
+    const KEPT_UNTIL: i64 = SIGNED + 12;
+
+    fn memory_store() -> MemoryDeviceStore {
+        MemoryDeviceStore::new(Arc::new(MemoryKeyStore::new()))
+    }
+
+    #[tokio::test]
+    async fn a_nonce_is_accepted_once_per_device_while_its_record_lasts() {
+        let store = memory_store();
+        let claim = |uuid, nonce, now| store.claim_nonce(uuid, nonce, KEPT_UNTIL, now);
+        assert_eq!(claim("d1", "n1", SIGNED).await, Ok(true));
+        // Replayed, up to the last second the record is kept.
+        assert_eq!(claim("d1", "n1", SIGNED).await, Ok(false));
+        assert_eq!(claim("d1", "n1", KEPT_UNTIL).await, Ok(false));
+        // The same nonce from another device is that device's own first use.
+        assert_eq!(claim("d2", "n1", SIGNED).await, Ok(true));
+        assert_eq!(claim("d2", "n1", SIGNED).await, Ok(false));
+        // Another nonce from the first device.
+        assert_eq!(claim("d1", "n2", SIGNED).await, Ok(true));
+    }
+
+    #[tokio::test]
+    async fn an_expired_nonce_record_can_be_claimed_again() {
+        let store = memory_store();
+        assert_eq!(
+            store.claim_nonce("d1", "n1", KEPT_UNTIL, SIGNED).await,
+            Ok(true)
+        );
+        // Past its record the signed timestamp fails the window anyway, so the record need
+        // not last: the nonce is claimed afresh, and held again until its new expiry.
+        let later = KEPT_UNTIL + 1;
+        assert_eq!(
+            store.claim_nonce("d1", "n1", later + 12, later).await,
+            Ok(true)
+        );
+        assert_eq!(
+            store.claim_nonce("d1", "n1", later + 12, later).await,
+            Ok(false)
+        );
+        // Clearing expired records takes only those: a live one still refuses its replay.
+        assert_eq!(
+            store.claim_nonce("d2", "n2", later + 12, later).await,
+            Ok(true)
+        );
+        assert_eq!(
+            store.claim_nonce("d2", "n2", later + 12, later + 12).await,
+            Ok(false)
+        );
+    }
 }
