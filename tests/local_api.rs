@@ -432,6 +432,7 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
             ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", "firefly-firmware-public"),
             ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
             ("S3_BACKUP_BUCKET_NAME", "firefly-device-backups"),
+            ("AWS_ENDPOINT_URL_CLOUDFRONT", endpoint.as_str()),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
             ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
             ("AWS_REGION", "eu-west-1"),
@@ -578,6 +579,26 @@ fn the_development_key_is_never_trusted_on_real_data() {
         assert!(
             err.contains("development key would let anyone") && err.contains("S3"),
             "{s3:?}: {err}"
+        );
+    }
+    // So does CloudFront, which the firmware ingest may tell to forget public files.
+    for cloudfront in [None, Some("https://cloudfront.amazonaws.com")] {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["serve", "--port", "0", "--store", "dynamodb", "--key-file"])
+            .arg(dir.join("k.p8"))
+            .env_clear()
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:8000")
+            .env("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9");
+        if let Some(e) = cloudfront {
+            cmd.env("AWS_ENDPOINT_URL_CLOUDFRONT", e);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{cloudfront:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("development key would let anyone") && err.contains("CloudFront"),
+            "{cloudfront:?}: {err}"
         );
     }
     // Without a usable key file, no token either: a key others can read is refused.
@@ -1061,6 +1082,7 @@ fn backs_up_and_restores(store: &str) {
             ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", "firefly-firmware-public"),
             ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
             ("S3_BACKUP_BUCKET_NAME", bucket.as_str()),
+            ("AWS_ENDPOINT_URL_CLOUDFRONT", endpoint.as_str()),
             ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
             ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
             ("AWS_ACCESS_KEY_ID", "test"),

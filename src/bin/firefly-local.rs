@@ -737,6 +737,23 @@ fn real_data(
             "--store dynamodb with backups on S3 at {s3}, which is not this machine"
         ));
     }
+    // The firmware ingest may invalidate the distribution's copies.
+    let cloudfront = env(firefly_api::vars::AWS_ENDPOINT_URL_CLOUDFRONT.name)
+        .or_else(|| env(firefly_api::vars::AWS_ENDPOINT_URL.name))
+        .filter(|e| !e.is_empty());
+    match cloudfront {
+        None => {
+            return Some(
+                "--store dynamodb without AWS_ENDPOINT_URL_CLOUDFRONT is CloudFront itself for the firmware ingest".into(),
+            );
+        }
+        Some(c) if !is_loopback(&c) => {
+            return Some(format!(
+                "--store dynamodb with CloudFront at {c}, which is not this machine"
+            ));
+        }
+        Some(_) => {}
+    }
     (!is_loopback(&endpoint))
         .then(|| format!("--store dynamodb on {endpoint}, which is not this machine"))
 }
