@@ -1436,6 +1436,8 @@ fn start_ingest(function: &str, table: &str, bucket: &str) -> Function {
         &[
             ("DYNAMODB_FIRMWARE_TABLE_NAME", table),
             ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket),
+            ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", "firefly-firmware-public"),
+            ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
             ("AWS_ENDPOINT_URL_DYNAMODB", moto.as_str()),
             ("AWS_ENDPOINT_URL_S3", moto.as_str()),
             ("FIREFLY_TEST_NOW", NOW.to_string().as_str()),

@@ -1335,7 +1335,7 @@ fn firmware_pipeline(store: &str) {
             &dir,
             &s3,
             &bucket,
-            &moto,
+            moto,
             &table,
             &public,
             &invalidations,
