@@ -208,9 +208,35 @@ def granted_by(resources, truth=None):
         actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
         for a in actions:
             assert "*" not in a, f"wildcard action {a}"
-            assert a not in granted, f"{a} granted twice"
-            granted[a] = st["Resource"]
+            if a not in granted:
+                granted[a] = st["Resource"]
+                continue
+            # The same action on another resource (s3:ListBucket on two buckets): both
+            # listed; never the same grant twice.
+            before = granted[a] if isinstance(granted[a], list) else [granted[a]]
+            assert st["Resource"] not in before, f"{a} granted twice on {st['Resource']}"
+            granted[a] = before + [st["Resource"]]
     return role, granted
+
+
+BUCKET_LEVEL = {"s3:ListBucket", "s3:ListBucketVersions"}
+
+
+@pytest.mark.parametrize("function", sorted(FUNCTIONS))
+def test_bucket_actions_go_on_the_bucket_and_object_actions_on_its_objects(template, function):
+    # s3:ListBucket on `bucket/*` grants nothing (a missing key would read as AccessDenied),
+    # and GetObject on the bucket's ARN grants nothing either: each on its own resource.
+    _, granted = granted_by(stack(template, function)[0])
+    for action, resources in granted.items():
+        resources = resources if isinstance(resources, list) else [resources]
+        subs = [r["Fn::Sub"] for r in resources if isinstance(r, dict) and "Fn::Sub" in r]
+        if action.startswith("s3:"):
+            assert len(subs) == len(resources), (action, resources)
+            for arn in subs:
+                assert re.fullmatch(r"arn:\$\{AWS::Partition\}:s3:::\$\{[A-Za-z]+\}(/\*)?", arn), arn
+                assert arn.endswith("/*") == (action not in BUCKET_LEVEL), (action, arn)
+        if action.startswith("cloudfront:"):
+            assert subs == ["arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${CloudFrontDistributionId}"], resources
 
 
 TABLE_ARN = {"Fn::Sub": "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/firefly-registration-keys"}
