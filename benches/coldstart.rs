@@ -199,15 +199,14 @@ fn main() {
     for b in &builds {
         timed_round(&b.path, &env(&endpoint, &tls), warm);
     }
-    // Interleave the builds round by round so that machine noise hits both alike.
+    // Interleave the builds round by round so that machine noise hits both alike, each
+    // round starting with the next build: the first of a round measured slower (about 8%
+    // on this machine, the same binary in two places), which must not fall on one build.
     for round in 0..rounds {
-        for (b, s) in builds.iter().zip(results.iter_mut()) {
-            let r = timed_round(&b.path, &env(&endpoint, &tls), warm);
-            s.init_ms.push(r.init_ms);
-            s.cold_ms.push(r.cold_ms);
-            s.first_ms.push(r.cold_ms - r.init_ms);
-            s.warm_us.extend(r.warm_us);
-            s.rss_kib.push(r.rss_kib);
+        for i in 0..builds.len() {
+            let k = (i + round) % builds.len();
+            let r = timed_round(&builds[k].path, &env(&endpoint, &tls), warm);
+            results[k].record(r);
         }
         eprint!("\rround {}/{rounds}", round + 1);
     }
@@ -606,13 +605,10 @@ fn compare(
         timed(&b.path, &env, warm, c.event, c.expect);
     }
     for round in 0..rounds {
-        for (b, s) in builds.iter().zip(results.iter_mut()) {
-            let r = timed(&b.path, &env, warm, c.event, c.expect);
-            s.init_ms.push(r.init_ms);
-            s.cold_ms.push(r.cold_ms);
-            s.first_ms.push(r.cold_ms - r.init_ms);
-            s.warm_us.extend(r.warm_us);
-            s.rss_kib.push(r.rss_kib);
+        for i in 0..builds.len() {
+            let k = (i + round) % builds.len();
+            let r = timed(&builds[k].path, &env, warm, c.event, c.expect);
+            results[k].record(r);
         }
         eprint!("\r{} round {}/{rounds}", c.label, round + 1);
     }
@@ -849,6 +845,16 @@ struct Stats {
     first_ms: Vec<f64>,
     warm_us: Vec<f64>,
     rss_kib: Vec<u64>,
+}
+
+impl Stats {
+    fn record(&mut self, r: Round) {
+        self.init_ms.push(r.init_ms);
+        self.cold_ms.push(r.cold_ms);
+        self.first_ms.push(r.cold_ms - r.init_ms);
+        self.warm_us.extend(r.warm_us);
+        self.rss_kib.push(r.rss_kib);
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
