@@ -1086,6 +1086,25 @@ fn a_nonce_that_cannot_be_recorded_refuses_the_request() {
         Fault::Error(400, "ProvisionedThroughputExceededException"),
     );
     let (s3, signed) = failing_s3(200, "");
+    let mut post = start_backup_at(
+        BACKUP_POST,
+        &w,
+        &proxy.endpoint(),
+        &format!("http://127.0.0.1:{}", s3.port),
+    );
+    let r = post.invoke(&backup_event("POST", uuid, &pair)).http();
+    // Accepting it unrecorded would let the same headers through again: 503, retry later,
+    // and nothing written.
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.header("retry-after"), "1");
+    assert_eq!(signed.load(Ordering::SeqCst), 0, "the backup is not written");
+    // A restore reads its object beside the nonce's write: read, never released.
+    let proxy = support::faults::Proxy::start(Dynalite::shared_moto().port);
+    proxy.set(
+        vec![Fault::Pass],
+        Fault::Error(400, "ProvisionedThroughputExceededException"),
+    );
+    let (s3, _) = stored_backup_s3(b"FFCE-the-backup");
     let mut get = start_backup_at(
         BACKUP_GET,
         &w,
@@ -1093,10 +1112,27 @@ fn a_nonce_that_cannot_be_recorded_refuses_the_request() {
         &format!("http://127.0.0.1:{}", s3.port),
     );
     let r = get.invoke(&backup_event("GET", uuid, &pair)).http();
-    // Accepting it unrecorded would let the same headers through again: 503, retry later.
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.header("retry-after"), "1");
-    assert_eq!(signed.load(Ordering::SeqCst), 0, "the backup is not read");
+    assert_eq!(r.header("content-type"), "application/json", "{r:?}");
+    assert!(r.json()["message"].is_string(), "{r:?}");
+}
+
+/// An S3 stand-in holding `body` for every GET; the signed calls it saw.
+fn stored_backup_s3(body: &'static [u8]) -> (support::http::Server, Arc<AtomicUsize>) {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    let server = support::http::serve(move |req| {
+        if signed_call(&req) {
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+        support::http::Reply::Respond {
+            status: 200,
+            headers: vec![("content-type".into(), "application/octet-stream".into())],
+            body: body.to_vec(),
+        }
+    });
+    (server, seen)
 }
 
 #[test]

@@ -67,8 +67,19 @@ pub async fn restore(
     Path(DeviceUuid(uuid)): Path<DeviceUuid>,
     signature: DeviceSignature,
 ) -> HandlerResult {
-    backups.authenticate(deadline, &uuid, &signature).await?;
-    let Some(stored) = deadline.run(backups.objects.get(&uuid)).await?? else {
+    // The object is read beside the nonce's write, once the device's signature has checked
+    // out (one round trip fewer), and released only if the nonce was fresh.
+    let (_, read) = backups
+        .devices
+        .signed_device_with(
+            deadline,
+            &uuid,
+            &signature,
+            super::NOT_REGISTERED,
+            deadline.run(backups.objects.get(&uuid)),
+        )
+        .await?;
+    let Some(stored) = read?? else {
         return Err(NO_BACKUP);
     };
     let mut r = Response::binary(StatusCode::OK, "application/octet-stream", &stored.body);

@@ -84,6 +84,27 @@ impl Devices {
         signature: &DeviceSignature,
         not_registered: ApiError,
     ) -> Result<store::Item, ApiError> {
+        self.signed_device_with(
+            deadline,
+            uuid,
+            signature,
+            not_registered,
+            std::future::ready(()),
+        )
+        .await
+        .map(|(item, ())| item)
+    }
+
+    /// As [`Self::signed_device`], with a read beside the nonce's write
+    /// ([`Self::authenticate_with`]).
+    pub async fn signed_device_with<T>(
+        &self,
+        deadline: Deadline,
+        uuid: &str,
+        signature: &DeviceSignature,
+        not_registered: ApiError,
+        read: impl std::future::Future<Output = T>,
+    ) -> Result<(store::Item, T), ApiError> {
         // No key DynamoDB would accept is no device (FireFly's call failed with a 500).
         if uuid.is_empty() || uuid.len() > 1024 {
             return Err(not_registered);
@@ -91,8 +112,10 @@ impl Devices {
         let Some(item) = deadline.run(self.store.get(uuid)).await?? else {
             return Err(not_registered);
         };
-        self.authenticate(deadline, uuid, &item, signature).await?;
-        Ok(item)
+        let out = self
+            .authenticate_with(deadline, uuid, &item, signature, read)
+            .await?;
+        Ok((item, out))
     }
 
     /// Authenticates a signed request from the stored device `item`: FireFly's checks
@@ -106,6 +129,22 @@ impl Devices {
         item: &store::Item,
         signature: &DeviceSignature,
     ) -> Result<(), ApiError> {
+        self.authenticate_with(deadline, uuid, item, signature, std::future::ready(()))
+            .await
+    }
+
+    /// As [`Self::authenticate`], running `read` beside the nonce's write once the
+    /// signature has checked out: a read whose result the caller releases only on `Ok`
+    /// (a restore's object) costs no round trip of its own, and a request that is not the
+    /// device's own never starts it.
+    pub async fn authenticate_with<T>(
+        &self,
+        deadline: Deadline,
+        uuid: &str,
+        item: &store::Item,
+        signature: &DeviceSignature,
+        read: impl std::future::Future<Output = T>,
+    ) -> Result<T, ApiError> {
         let public_key = item
             .get("public_key")
             .and_then(serde_json::Value::as_str)
@@ -114,19 +153,18 @@ impl Devices {
         let sent = signature.verify(uuid, public_key, now)?;
         // Kept until the signed instant has left the window, rounded up, plus a second.
         let expires = (sent + signature::WINDOW_MICROS).div_euclid(1_000_000) + 2;
-        let fresh = deadline
-            .run(self.store.claim_nonce(
-                uuid,
-                signature.nonce(),
-                expires,
-                now.div_euclid(1_000_000),
-            ))
-            .await??;
-        if !fresh {
+        let claim = deadline.run(self.store.claim_nonce(
+            uuid,
+            signature.nonce(),
+            expires,
+            now.div_euclid(1_000_000),
+        ));
+        let (fresh, out) = tokio::join!(claim, read);
+        if !fresh?? {
             tracing::warn!("a device request's nonce was used before: replay refused");
             return Err(REPLAYED);
         }
-        Ok(())
+        Ok(out)
     }
 }
 
