@@ -238,63 +238,52 @@ fn mint_register_check_list_on_firefly_tables() {
     assert_not_logged(&register, &[key]);
 }
 
-#[test]
-fn a_key_revoked_and_minted_again_between_read_and_redeem_is_refused() {
-    let t = tables();
-    let key = mint(&t);
+/// Registers a device with `key` while, between the function's read of the key and its
+/// transaction, the same text is minted again for `sub` until `ttl`: refused, nothing
+/// registered, the new key left in place. Its device's uuid ends in `tag`.
+fn redeem_while_minted_again(t: &Tables, key: &str, tag: &str, sub: &str, ttl: i64) {
     let db = Dynalite::shared_moto();
-    let alices = db.get(&t.keys, &key).unwrap();
-    // Between the function's read of Alice's key and its transaction, the key is revoked and
-    // the same text minted again for Mallory. FireFly's function (and a condition on
-    // existence and expiry alone) registered the device as Alice's and deleted Mallory's key.
     let proxy = support::faults::Proxy::start(db.port);
-    let (table, k) = (t.keys.clone(), key.clone());
+    let (table, k, o) = (t.keys.clone(), key.to_owned(), sub.to_owned());
     proxy.before("TransactWriteItems", move || {
-        Dynalite::shared_moto().put(&table, &k, "mallory", NOW, NOW + 1800);
+        Dynalite::shared_moto().put(&table, &k, &o, NOW, ttl);
     });
-    let uuid = "aaaaaaaa-0000-4000-8000-0000000000aa";
-    let mut register = start_at(REGISTER, &t, &proxy.endpoint());
+    let uuid = format!("aaaaaaaa-0000-4000-8000-0000000000{tag}");
+    let mut register = start_at(REGISTER, t, &proxy.endpoint());
     refused(
         &register
-            .invoke(&register_event(&key, uuid, &key_pair()))
+            .invoke(&register_event(key, &uuid, &key_pair()))
             .http(),
         401,
         "Invalid or expired registration key",
     );
-    assert!(db.get_device(&t.devices, uuid).is_none(), "not registered");
-    let now = db.get(&t.keys, &key).expect("Mallory's key stays");
-    assert_eq!(s(&now, "generated_by_sub"), "mallory");
+    assert!(db.get_device(&t.devices, &uuid).is_none(), "not registered");
+    let now = db.get(&t.keys, key).expect("the new key stays");
+    assert_eq!(s(&now, "generated_by_sub"), sub);
+    assert_eq!(n(&now, "ttl"), ttl);
+}
+
+#[test]
+fn a_key_revoked_and_minted_again_between_read_and_redeem_is_refused() {
+    // Between the function's read of Alice's key and its transaction, the key is revoked and
+    // the same text minted again for Mallory. FireFly's function (and a condition on
+    // existence and expiry alone) registered the device as Alice's and deleted Mallory's key.
+    let t = tables();
+    let key = mint(&t);
+    let alices = Dynalite::shared_moto().get(&t.keys, &key).unwrap();
     assert_ne!(s(&alices, "generated_by_sub"), "mallory");
+    redeem_while_minted_again(&t, &key, "aa", "mallory", NOW + 1800);
 }
 
 #[test]
 fn a_key_minted_again_by_its_owner_with_another_expiry_between_read_and_redeem_is_refused() {
-    let t = tables();
-    let key = mint(&t);
-    let db = Dynalite::shared_moto();
-    let read = db.get(&t.keys, &key).unwrap();
-    let owner = s(&read, "generated_by_sub").to_owned();
-    let ttl = n(&read, "ttl");
     // Same text, same owner, another expiry: a different key from the one the device was
     // credited with, which only the condition on `ttl` tells apart.
-    let proxy = support::faults::Proxy::start(db.port);
-    let (table, k, o) = (t.keys.clone(), key.clone(), owner.clone());
-    proxy.before("TransactWriteItems", move || {
-        Dynalite::shared_moto().put(&table, &k, &o, NOW, ttl + 600);
-    });
-    let uuid = "aaaaaaaa-0000-4000-8000-0000000000ab";
-    let mut register = start_at(REGISTER, &t, &proxy.endpoint());
-    refused(
-        &register
-            .invoke(&register_event(&key, uuid, &key_pair()))
-            .http(),
-        401,
-        "Invalid or expired registration key",
-    );
-    assert!(db.get_device(&t.devices, uuid).is_none(), "not registered");
-    let now = db.get(&t.keys, &key).expect("the new key stays");
-    assert_eq!(s(&now, "generated_by_sub"), owner);
-    assert_eq!(n(&now, "ttl"), ttl + 600);
+    let t = tables();
+    let key = mint(&t);
+    let read = Dynalite::shared_moto().get(&t.keys, &key).unwrap();
+    let owner = s(&read, "generated_by_sub").to_owned();
+    redeem_while_minted_again(&t, &key, "ab", &owner, n(&read, "ttl") + 600);
 }
 
 #[test]
@@ -1097,7 +1086,11 @@ fn a_nonce_that_cannot_be_recorded_refuses_the_request() {
     // and nothing written.
     assert_eq!(r.status, 503, "{r:?}");
     assert_eq!(r.header("retry-after"), "1");
-    assert_eq!(signed.load(Ordering::SeqCst), 0, "the backup is not written");
+    assert_eq!(
+        signed.load(Ordering::SeqCst),
+        0,
+        "the backup is not written"
+    );
     // A restore reads its object beside the nonce's write: read, never released.
     let proxy = support::faults::Proxy::start(Dynalite::shared_moto().port);
     proxy.set(

@@ -348,17 +348,37 @@ fn add_pem_certificates(roots: &mut rustls::RootCertStore, pem: &[u8]) -> Result
     Ok(certs.len())
 }
 
+/// What the clients' unit tests share: an environment of given pairs, credentials, a
+/// transport that trusts nothing.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
+    pub const CREDS: [(&str, &str); 3] = [
+        ("AWS_REGION", "eu-west-1"),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
+        ("AWS_SECRET_ACCESS_KEY", "secret"),
+    ];
 
-    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    pub fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
         let pairs: Vec<(String, String)> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     }
+
+    pub fn http() -> super::http1::Http1Client {
+        super::http1::Http1Client::new(
+            rustls::RootCertStore::empty(),
+            std::time::Duration::from_millis(100),
+        )
+        .unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::env_of;
+    use super::*;
 
     #[test]
     fn plaintext_endpoints_only_on_loopback_unless_opted_in() {

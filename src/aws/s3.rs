@@ -521,22 +521,11 @@ pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn client(pairs: &[(&str, &str)]) -> Result<S3Client, String> {
-        let pairs: Vec<(String, String)> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        let env = move |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-        let http =
-            Http1Client::new(rustls::RootCertStore::empty(), Duration::from_millis(100)).unwrap();
-        S3Client::from_env(&env, http)
-    }
+    use crate::aws::testing::{CREDS, env_of, http};
 
-    const CREDS: [(&str, &str); 3] = [
-        ("AWS_REGION", "eu-west-1"),
-        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"),
-        ("AWS_SECRET_ACCESS_KEY", "secret"),
-    ];
+    fn client(pairs: &[(&str, &str)]) -> Result<S3Client, String> {
+        S3Client::from_env(&env_of(pairs), http())
+    }
 
     #[test]
     fn urls_are_virtual_hosted_on_aws_and_path_style_elsewhere() {

@@ -399,6 +399,14 @@ mod tests {
         async fn records(&self) -> Vec<Item> {
             self.store.list(None, None).await.unwrap()
         }
+
+        /// Moves a record from `was` to `to`, as another function would; whether it did.
+        async fn set_status(&self, pk: &str, version: &str, was: &str, to: &'static str) -> bool {
+            self.store
+                .transition(pk.into(), version.into(), was.into(), to, 1, 2)
+                .await
+                .unwrap()
+        }
     }
 
     use crate::devices::store::Item;
@@ -578,30 +586,12 @@ mod tests {
         let (pk, version) = (field(&r, "pk").to_owned(), field(&r, "version").to_owned());
         // As the deleted function would have read it, then a release lands first.
         assert!(
-            f.store
-                .transition(
-                    pk.clone(),
-                    version.clone(),
-                    "READY_TO_TEST".into(),
-                    "RELEASED",
-                    1,
-                    2
-                )
+            f.set_status(&pk, &version, "READY_TO_TEST", "RELEASED")
                 .await
-                .unwrap()
         );
         assert!(
-            !f.store
-                .transition(
-                    pk.clone(),
-                    version.clone(),
-                    "READY_TO_TEST".into(),
-                    "DELETED",
-                    1,
-                    2
-                )
+            !f.set_status(&pk, &version, "READY_TO_TEST", "DELETED")
                 .await
-                .unwrap()
         );
         let key = format!("{PROCESSED}{}", field(&r, "zip_name"));
         let n = Notice::from(
@@ -623,17 +613,8 @@ mod tests {
         let r = f.records().await.remove(0);
         let (pk, version) = (field(&r, "pk").to_owned(), field(&r, "version").to_owned());
         assert!(
-            f.store
-                .transition(
-                    pk.clone(),
-                    version.clone(),
-                    "READY_TO_TEST".into(),
-                    "RELEASED",
-                    1,
-                    0
-                )
+            f.set_status(&pk, &version, "READY_TO_TEST", "RELEASED")
                 .await
-                .unwrap()
         );
         let folder = public::prefix(&r).unwrap();
         for name in ["Controller.ino.bin", "ui.bin"] {
@@ -709,19 +690,7 @@ mod tests {
     async fn a_revoked_debug_build_is_replaced_and_a_revoked_real_version_is_not() {
         let f = fixture();
         let (pk, version, _) = released_debug(&f).await;
-        assert!(
-            f.store
-                .transition(
-                    pk.clone(),
-                    version.clone(),
-                    "RELEASED".into(),
-                    "REVOKED",
-                    2,
-                    3
-                )
-                .await
-                .unwrap()
-        );
+        assert!(f.set_status(&pk, &version, "RELEASED", "REVOKED").await);
         let build = Build::example("0xABCD0009", DEBUG_VERSION);
         f.deliver(vec![f.upload("debug-4.zip", build.zip().unwrap())])
             .await;
@@ -739,19 +708,7 @@ mod tests {
             .find(|r| field(r, "version") == "2026.03.10")
             .unwrap();
         let (pk, v) = (field(&r, "pk").to_owned(), field(&r, "version").to_owned());
-        assert!(
-            f.store
-                .transition(
-                    pk.clone(),
-                    v.clone(),
-                    "READY_TO_TEST".into(),
-                    "REVOKED",
-                    2,
-                    3
-                )
-                .await
-                .unwrap()
-        );
+        assert!(f.set_status(&pk, &v, "READY_TO_TEST", "REVOKED").await);
         f.deliver(vec![f.upload("real-2.zip", real.zip().unwrap())])
             .await;
         let kept = f.store.get(pk, v).await.unwrap().unwrap();
