@@ -6,8 +6,9 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::deploy::Env;
+use crate::endpoint::Built;
 use crate::error::{ApiError, StartupError};
-use crate::handler::{Built, Request};
+use crate::handler::Request;
 use crate::identity::Caller;
 use crate::init::{Init, Parts, StoreMode};
 use crate::random::{SecureRandom, SystemRandom};

@@ -1,4 +1,5 @@
-//! Deployment facts: the AWS resources a route uses and the IAM actions it needs on them.
+//! Deployment facts: the AWS resources a route uses and the IAM actions it needs on them,
+//! and what invokes a function ([`Trigger`]).
 //!
 //! A leaf module (it imports nothing of this crate): [`crate::route`] lists these facts per
 //! route, [`crate::init`] checks a handler asks only for what they declare, and
@@ -147,3 +148,42 @@ pub const TEMPLATE_ENV: [(&str, &str); 1] = [("APP_CONFIG_ENV", "!Ref AppConfigE
 
 /// The function's environment, as a look-up: the process's real one, or a test's.
 pub type Env<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+/// What invokes a function: declared by each entry of the table (through the macro that
+/// makes its [`Endpoint`]), never guessed from a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// API Gateway: the entry's `key` is its route key, `METHOD /path`.
+    Api,
+    /// S3 notifications of a bucket: the entry's `key` names it in logs and metrics.
+    S3(S3Notification),
+}
+
+/// The notification of a bucket that invokes an S3 function: FireFly's bucket stack owns
+/// it (docs/deploying.md); the function's stack grants S3 the invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct S3Notification {
+    /// The bucket: one of the entry's `uses`.
+    pub bucket: &'static Resource,
+    /// `s3:ObjectCreated:*`, `s3:ObjectRemoved:*`.
+    pub events: &'static [&'static str],
+    /// Keys under any of these prefixes...
+    pub prefixes: &'static [&'static str],
+    /// ...that end with this.
+    pub suffix: &'static str,
+}
+
+impl S3Notification {
+    /// Whether an event of `event` (`ObjectCreated:Put`) on `key` is one of these.
+    pub fn matches(&self, event: &str, key: &str) -> bool {
+        let event = event.strip_prefix("s3:").unwrap_or(event);
+        self.events.iter().any(|e| {
+            let e = e.strip_prefix("s3:").unwrap_or(e);
+            match e.strip_suffix('*') {
+                Some(family) => event.starts_with(family),
+                None => event == e,
+            }
+        }) && self.prefixes.iter().any(|p| key.starts_with(p))
+            && key.ends_with(self.suffix)
+    }
+}

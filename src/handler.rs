@@ -10,9 +10,8 @@
 //! the rest implement [`FromRequest`]. Type erasure happens here, once: [`Endpoint`] is
 //! what the route table holds.
 
-use crate::error::{ApiError, StartupError};
+use crate::error::ApiError;
 use crate::identity::{Caller, SuperUser};
-use crate::init::Init;
 use crate::response::Response;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequest;
 use serde::de::DeserializeOwned;
@@ -304,67 +303,12 @@ pub const fn auth_of<S, A, H: Handler<S, A>>(_: &H) -> Auth {
     H::AUTH
 }
 
-/// An entry's handler as the table holds it: what invokes it (the function's kind), its
-/// auth, and how it is built. The macro that makes it ([`crate::endpoint!`],
-/// [`crate::s3_endpoint!`]) fixes the kind and the handler's shape together, so an S3
-/// function cannot be given an HTTP handler.
-#[derive(Clone, Copy)]
-pub struct Endpoint {
-    pub auth: Auth,
-    pub trigger: crate::route::Trigger,
-    pub build: fn(&mut Init<'_>) -> Result<Built, StartupError>,
-}
-
-/// A built handler, of its kind.
-pub enum Built {
-    Http(Box<dyn Erased>),
-    S3(Box<dyn crate::s3_event::ErasedS3>),
-}
-
-impl Endpoint {
-    /// No handler: routes of tables and generated documents in tests. Building it is a
-    /// start-up error.
-    pub const MISSING: Endpoint = Endpoint {
-        auth: Auth::None,
-        trigger: crate::route::Trigger::Api,
-        build: |_| Err(StartupError("this route has no handler".into())),
-    };
-}
-
-/// A route's [`Endpoint`]: `endpoint!(handler, state)` with `state` a function from
-/// `&mut Init` to the handler's state, or `endpoint!(handler)` for a handler whose state is
-/// `()`. The route's auth follows from the handler's argument types.
-#[macro_export]
-macro_rules! endpoint {
-    ($handler:expr, $state:expr) => {
-        $crate::handler::Endpoint {
-            auth: $crate::handler::auth_of(&$handler),
-            trigger: $crate::route::Trigger::Api,
-            build: |init| {
-                Ok($crate::handler::Built::Http($crate::handler::bind(
-                    $handler,
-                    ($state)(init)?,
-                )))
-            },
-        }
-    };
-    ($handler:expr) => {
-        $crate::handler::Endpoint {
-            auth: $crate::handler::auth_of(&$handler),
-            trigger: $crate::route::Trigger::Api,
-            build: |_| {
-                Ok($crate::handler::Built::Http($crate::handler::bind(
-                    $handler,
-                    (),
-                )))
-            },
-        }
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::Endpoint;
+    use crate::error::StartupError;
+    use crate::init::Init;
     use lambda_http::http::StatusCode;
 
     async fn public(_: (), _: Deadline) -> HandlerResult {

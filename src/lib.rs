@@ -23,6 +23,7 @@ pub mod clock;
 pub mod config;
 pub mod deploy;
 pub mod devices;
+pub mod endpoint;
 pub mod error;
 pub mod firmware;
 #[cfg(feature = "test-hooks")]

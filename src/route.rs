@@ -6,7 +6,8 @@
 //! The route table itself is [`crate::routes::ROUTES`].
 
 pub use crate::deploy::{Resource, Use};
-use crate::handler::{Auth, Endpoint};
+use crate::endpoint::Endpoint;
+use crate::handler::Auth;
 use std::fmt;
 
 /// A documented response of a route, for the generated documents.
@@ -51,44 +52,7 @@ pub struct Param {
     pub schema: &'static str,
 }
 
-/// What invokes a function: declared by each entry of the table (through the macro that
-/// makes its [`Endpoint`]), never guessed from a payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trigger {
-    /// API Gateway: the entry's `key` is its route key, `METHOD /path`.
-    Api,
-    /// S3 notifications of a bucket: the entry's `key` names it in logs and metrics.
-    S3(S3Notification),
-}
-
-/// The notification of a bucket that invokes an S3 function: FireFly's bucket stack owns
-/// it (docs/deploying.md); the function's stack grants S3 the invocation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct S3Notification {
-    /// The bucket: one of the entry's `uses`.
-    pub bucket: &'static Resource,
-    /// `s3:ObjectCreated:*`, `s3:ObjectRemoved:*`.
-    pub events: &'static [&'static str],
-    /// Keys under any of these prefixes...
-    pub prefixes: &'static [&'static str],
-    /// ...that end with this.
-    pub suffix: &'static str,
-}
-
-impl S3Notification {
-    /// Whether an event of `event` (`ObjectCreated:Put`) on `key` is one of these.
-    pub fn matches(&self, event: &str, key: &str) -> bool {
-        let event = event.strip_prefix("s3:").unwrap_or(event);
-        self.events.iter().any(|e| {
-            let e = e.strip_prefix("s3:").unwrap_or(e);
-            match e.strip_suffix('*') {
-                Some(family) => event.starts_with(family),
-                None => event == e,
-            }
-        }) && self.prefixes.iter().any(|p| key.starts_with(p))
-            && key.ends_with(self.suffix)
-    }
-}
+pub use crate::deploy::{S3Notification, Trigger};
 
 /// A function's kind: what its entries' triggers have in common.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

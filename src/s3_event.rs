@@ -304,25 +304,6 @@ where
     })
 }
 
-/// An S3 function's entry point: `s3_endpoint!(handler, state, NOTIFICATION)`, with
-/// `state` a function from `&mut Init` to the handler's state and `NOTIFICATION` the
-/// [`crate::route::S3Notification`] that invokes it.
-#[macro_export]
-macro_rules! s3_endpoint {
-    ($handler:expr, $state:expr, $notification:expr) => {
-        $crate::handler::Endpoint {
-            auth: $crate::handler::Auth::None,
-            trigger: $crate::route::Trigger::S3($notification),
-            build: |init| {
-                Ok($crate::handler::Built::S3($crate::s3_event::bind(
-                    $handler,
-                    ($state)(init)?,
-                )))
-            },
-        }
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
