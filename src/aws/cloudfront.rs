@@ -7,6 +7,7 @@
 //! 5xx and broken connections are retried as the SDK's standard mode retries them.
 
 use super::http1::Http1Client;
+use super::s3::xml_escape;
 use aws_sigv4::http_request::SigningSettings;
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
@@ -173,14 +174,6 @@ fn invalidation_batch(paths: &[&str], caller_reference: &str) -> String {
         paths.len(),
         xml_escape(caller_reference)
     )
-}
-
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&apos;")
 }
 
 #[cfg(test)]

@@ -507,14 +507,25 @@ pub fn xml_text(xml: &str, tag: &str) -> Option<String> {
     let close = format!("</{tag}>");
     let start = xml.find(&open)? + open.len();
     let end = start + xml[start..].find(&close)?;
-    Some(
-        xml[start..end]
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&"),
-    )
+    Some(xml_unescape(&xml[start..end]))
+}
+
+/// XML text with its five entities decoded.
+pub fn xml_unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Text made safe for an XML document: the five entities escaped.
+pub fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&apos;")
 }
 
 #[cfg(test)]

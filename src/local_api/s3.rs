@@ -13,6 +13,7 @@
 //! failure, as Lambda retries an asynchronous invocation (docs/local.md).
 
 use crate::app::{App, Invocation};
+use crate::aws::s3::{xml_all, xml_escape};
 use crate::firmware::bucket::MemoryBucket;
 use crate::route::{Route, Trigger};
 use crate::s3_event::S3Event;
@@ -262,10 +263,8 @@ impl Endpoint {
             Method::POST if key.is_empty() && has("delete") => {
                 // DeleteObjects: every <Key> of the request (quiet or not, S3 notifies each).
                 let text = String::from_utf8_lossy(body);
-                for part in text.split("<Key>").skip(1) {
-                    if let Some((k, _)) = part.split_once("</Key>") {
-                        records.push(("ObjectRemoved:Delete", xml_unescape(k), None, None));
-                    }
+                for k in xml_all(&text, "Key") {
+                    records.push(("ObjectRemoved:Delete", k, None, None));
                 }
             }
             _ => {}
@@ -294,20 +293,6 @@ fn split_path(path: &str) -> (String, String) {
 fn percent_decode(s: &str) -> String {
     // `+` is a plus in a path: only %XX is decoded.
     crate::s3_event::unquote_plus(&s.replace('+', "%2B"))
-}
-
-fn xml_unescape(s: &str) -> String {
-    s.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&amp;", "&")
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> http::Response<Full<Bytes>> {
