@@ -424,6 +424,7 @@ mod tests {
             headers: &[],
             alarms: &[],
             reserved_concurrency: None,
+            timeout_s: None,
             request: None,
             endpoint: crate::endpoint!(teapot),
         },

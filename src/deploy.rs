@@ -46,6 +46,25 @@ pub enum Resource {
         stack: &'static str,
         workflow: &'static str,
     },
+    /// A value another stack publishes that names nothing the function acts on (the
+    /// firmware domain OTA's URLs use): a template parameter, which
+    /// `scripts/deploy/resolve` reads from that stack's output. No IAM.
+    StackValue {
+        parameter: &'static str,
+        output: &'static str,
+        env: &'static str,
+        stack: &'static str,
+        workflow: &'static str,
+    },
+    /// A setting of the deployment (`ENVIRONMENT_NAME`): a template parameter with its
+    /// allowed values and default, which `scripts/deploy/resolve` takes from the deploying
+    /// job's variable named as `env` when that is set. No IAM.
+    Setting {
+        parameter: &'static str,
+        env: &'static str,
+        allowed: &'static [&'static str],
+        default: &'static str,
+    },
     /// The AppConfig profile, read through the AppConfig Lambda extension
     /// ([`crate::config`]): `APP_CONFIG_ENV`, actions on `*`.
     AppConfig,
@@ -70,9 +89,10 @@ impl Resource {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         match self {
             Self::DynamoTable { name, env, .. } => vec![(*env, (*name).to_owned())],
-            Self::Bucket { parameter, env, .. } | Self::Distribution { parameter, env, .. } => {
-                vec![(*env, format!("!Ref {parameter}"))]
-            }
+            Self::Bucket { parameter, env, .. }
+            | Self::Distribution { parameter, env, .. }
+            | Self::StackValue { parameter, env, .. }
+            | Self::Setting { parameter, env, .. } => vec![(*env, format!("!Ref {parameter}"))],
             Self::AppConfig => TEMPLATE_ENV
                 .iter()
                 .map(|(k, v)| (*k, (*v).to_owned()))
@@ -100,7 +120,14 @@ impl Resource {
                 stack,
                 workflow,
             } => (parameter, stack, output, workflow, env, "distribution"),
-            Self::DynamoTable { .. } | Self::AppConfig => return None,
+            Self::StackValue {
+                parameter,
+                output,
+                env,
+                stack,
+                workflow,
+            } => (parameter, stack, output, workflow, env, "domain"),
+            Self::DynamoTable { .. } | Self::AppConfig | Self::Setting { .. } => return None,
         };
         Some(FromStack {
             parameter,

@@ -134,6 +134,8 @@ pub struct Route {
     /// The reserved concurrency its function deploys with (the smallest of its routes'), as
     /// a ceiling; `None`: none.
     pub reserved_concurrency: Option<u32>,
+    /// The Lambda timeout, seconds, when the kind's is not enough (a release's work).
+    pub timeout_s: Option<u32>,
     /// The JSON Schema of the request body, if it takes one (its `title` names it in the
     /// OpenAPI document, as FireFly's names it).
     pub request: Option<&'static str>,
@@ -158,6 +160,7 @@ impl Route {
             headers: &[],
             alarms: &[],
             reserved_concurrency: None,
+            timeout_s: None,
             request: None,
             endpoint: Endpoint::MISSING,
         }

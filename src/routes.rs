@@ -20,6 +20,10 @@ pub static ROUTES: &[Route] = &[
     backups::delete::ROUTE,
     firmware::get::LIST,
     firmware::get::ITEM,
+    firmware::status::ROUTE,
+    firmware::delete::ROUTE,
+    firmware::download::ROUTE,
+    firmware::ota::ROUTE,
     firmware::UPLOADED,
     firmware::DELETED,
 ];

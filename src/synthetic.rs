@@ -39,6 +39,7 @@ macro_rules! synthetic {
                 headers: &[],
                 alarms: &[],
                 reserved_concurrency: None,
+                timeout_s: None,
                 request: None,
                 endpoint: {
                     async fn h(_: (), caller: Caller, Path(Id(id)): Path<Id>) -> HandlerResult {

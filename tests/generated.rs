@@ -57,10 +57,20 @@ fn every_route_uses_what_its_function_is_granted_and_nothing_is_wildcarded() {
         assert!(!route.uses.is_empty() || route.env().is_empty());
         for u in route.uses {
             // Only the bucket whose notification invokes an S3 function may be listed for
-            // its name alone (the permission's SourceArn): nothing is granted on it.
+            // its name alone (the permission's SourceArn): nothing is granted on it. A
+            // value or a setting is never granted anything.
             let notifier = matches!(route.trigger(), firefly_api::route::Trigger::S3(n) if n.bucket == u.resource);
+            let value = matches!(
+                u.resource,
+                Resource::StackValue { .. } | Resource::Setting { .. }
+            );
             assert!(
-                !u.actions.is_empty() || notifier,
+                !value || u.actions.is_empty(),
+                "{}: actions on a value",
+                route.key
+            );
+            assert!(
+                !u.actions.is_empty() || notifier || value,
                 "{}: a use without actions",
                 route.key
             );
@@ -72,6 +82,7 @@ fn every_route_uses_what_its_function_is_granted_and_nothing_is_wildcarded() {
                     Resource::Bucket { .. } => service == "s3",
                     Resource::Distribution { .. } => service == "cloudfront",
                     Resource::AppConfig => service == "appconfig",
+                    Resource::StackValue { .. } | Resource::Setting { .. } => false,
                 };
                 assert!(fits, "{}: {a} on {:?}", route.key, u.resource);
             }

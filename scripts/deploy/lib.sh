@@ -15,7 +15,8 @@ warn() {
 # load_function NAME: sets STACK, LOG_GROUP, AUTHORIZER (true when a route of the function
 # is behind the JWT authorizer), KIND (api, or s3 for a function S3 invokes), TABLE_STACKS (one "stack workflow" pair per entry) and
 # FROM_STACKS (one "parameter stack output workflow variable kind" per bucket or CloudFront
-# distribution the function uses, whose name or ID another stack's output holds),
+# distribution the function uses, whose name or ID another stack's output holds), SETTINGS
+# (one "parameter variable default" per deployment setting it reads),
 # RESERVED_CONCURRENCY and ALARMS (the route table's, or scripts/deploy/settings.json's) from
 # routes/functions.json, which firefly-gen writes from the route table. An
 # unknown or missing name stops the run with the list of functions.
@@ -36,6 +37,8 @@ for t in f["tableStacks"]:
     print("table", t["stack"], t["workflow"])
 for b in f.get("fromStacks", []):
     print("from-stack", b["parameter"], b["stack"], b["output"], b["workflow"], b["env"], b["kind"])
+for s in f.get("settings", []):
+    print("setting", s["parameter"], s["env"], s["default"])
 settings = dict(f["deploy"])
 # FIREFLY_DEPLOY_SETTINGS_FILE: the deployment tests' own copy; operators edit the default.
 path = os.environ.get("FIREFLY_DEPLOY_SETTINGS_FILE") or "scripts/deploy/settings.json"
@@ -68,16 +71,18 @@ PY
   KIND=${lines[3]}
   TABLE_STACKS=()
   FROM_STACKS=()
+  SETTINGS=()
   local line
   for line in "${lines[@]:4}"; do
     case $line in
       "table "*) TABLE_STACKS+=("${line#table }") ;;
       "from-stack "*) FROM_STACKS+=("${line#from-stack }") ;;
+      "setting "*) SETTINGS+=("${line#setting }") ;;
       "deploy "*) read -r _ RESERVED_CONCURRENCY ALARMS <<<"$line" ;;
     esac
   done
   # shellcheck disable=SC2034
-  : "${TABLE_STACKS[@]}" "${FROM_STACKS[@]}" "$RESERVED_CONCURRENCY" "$ALARMS"
+  : "${TABLE_STACKS[@]}" "${FROM_STACKS[@]}" "${SETTINGS[@]}" "$RESERVED_CONCURRENCY" "$ALARMS"
 }
 
 # aws_error TEXT: a one-line reason for a failed aws CLI call, naming what it means.

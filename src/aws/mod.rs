@@ -210,6 +210,46 @@ impl Signer<'_> {
     }
 }
 
+impl Signer<'_> {
+    /// A presigned `GET` of `url`: the signature, its scope and the session token in the
+    /// query string, valid for `expires` from `now` (SigV4 query signing, as boto3's
+    /// `generate_presigned_url` makes it). The error is an operator's text.
+    pub fn presign_get(
+        mut self,
+        url: &str,
+        now: std::time::SystemTime,
+        expires: std::time::Duration,
+    ) -> Result<String, String> {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SignatureLocation, sign};
+        let other = |e: &dyn std::fmt::Display| e.to_string();
+        self.settings.signature_location = SignatureLocation::QueryParams;
+        self.settings.expires_in = Some(expires);
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(self.identity)
+            .region(self.region)
+            .name(self.service)
+            .time(now)
+            .settings(self.settings)
+            .build()
+            .map_err(|e| other(&e))?
+            .into();
+        let signable = SignableRequest::new(
+            "GET",
+            url,
+            std::iter::empty(),
+            SignableBody::UnsignedPayload,
+        )
+        .map_err(|e| other(&e))?;
+        let (instructions, _) = sign(signable, &params).map_err(|e| other(&e))?.into_parts();
+        let mut request = hyper::Request::builder()
+            .uri(url)
+            .body(())
+            .map_err(|e| other(&e))?;
+        instructions.apply_to_request_http1x(&mut request);
+        Ok(request.uri().to_string())
+    }
+}
+
 /// `AWS_REGION` (Lambda sets it), else `AWS_DEFAULT_REGION`.
 pub fn region(env: &crate::deploy::Env<'_>) -> Result<String, String> {
     env(crate::vars::AWS_REGION.name)

@@ -171,6 +171,40 @@ impl S3Client {
             .and_then(found)
     }
 
+    /// `PutObject` with the headers a published file carries (`Content-Type`,
+    /// `Cache-Control`).
+    pub async fn put_object_with(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        headers: &[(String, String)],
+    ) -> Result<(), S3Error> {
+        self.call("PUT", bucket, key, headers, body)
+            .await
+            .and_then(found)
+    }
+
+    /// A presigned `GetObject` URL of `key`, valid for `expires` from `now` (with the
+    /// session token: Lambda's credentials are a role's). The URL works until the sooner
+    /// of its expiry and the credentials' own.
+    pub fn presign_get(
+        &self,
+        bucket: &str,
+        key: &str,
+        now: std::time::SystemTime,
+        expires: Duration,
+    ) -> Result<String, S3Error> {
+        super::Signer {
+            identity: &self.identity,
+            region: &self.region,
+            service: "s3",
+            settings: s3_settings(),
+        }
+        .presign_get(&self.url(bucket, key), now, expires)
+        .map_err(S3Error::Other)
+    }
+
     /// `GetObject` of an object that may be up to `limit` bytes ([`S3Error::TooLarge`]
     /// past it: nothing larger is held in memory).
     pub async fn get_object_limited(
@@ -386,11 +420,8 @@ impl S3Client {
         headers: &[(String, String)],
         body: Bytes,
     ) -> Result<hyper::Request<SdkBody>, S3Error> {
-        let mut settings = SigningSettings::default();
-        // S3's own rules: the path is encoded once (keys keep their `/`), never normalised,
-        // and the payload hash travels in `x-amz-content-sha256`.
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        let mut settings = s3_settings();
+        // The payload hash travels in `x-amz-content-sha256`.
         settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         let signer = super::Signer {
             identity: &self.identity,
@@ -452,6 +483,15 @@ impl S3Client {
             _ => Err(Exchange::Final(S3Error::Other(why))),
         }
     }
+}
+
+/// S3's own signing rules: the path is encoded once (keys keep their `/`) and never
+/// normalised.
+fn s3_settings() -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings
 }
 
 /// A write's answer: done, or the 404 that only a read may read as "missing".

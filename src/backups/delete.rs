@@ -49,6 +49,7 @@ pub const ROUTE: Route = Route {
     headers: &signature::HEADERS,
     alarms: &[],
     reserved_concurrency: None,
+    timeout_s: None,
     request: None,
     endpoint: crate::endpoint!(remove, Backups::build),
 };

@@ -62,6 +62,7 @@ pub const ROUTE: Route = Route {
     headers: &HEADERS,
     alarms: &[],
     reserved_concurrency: None,
+    timeout_s: None,
     request: Some(REQUEST_SCHEMA),
     endpoint: crate::endpoint!(store, Backups::build),
 };

@@ -55,6 +55,7 @@ pub const ROUTE: Route = Route {
     // be guessed (docs/security.md, "Guessing registration keys"). Controllers register
     // once; five sandboxes are plenty.
     reserved_concurrency: Some(5),
+    timeout_s: None,
     request: Some(REQUEST_SCHEMA),
     endpoint: crate::endpoint!(register, Devices::build),
 };

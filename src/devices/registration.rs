@@ -54,6 +54,7 @@ pub const ROUTE: Route = Route {
     headers: &signature::HEADERS,
     alarms: &[],
     reserved_concurrency: None,
+    timeout_s: None,
     request: None,
     endpoint: crate::endpoint!(check, Devices::build),
 };

@@ -197,6 +197,51 @@ pub fn check(zip: &[u8], limits: &Limits) -> Result<Checked, Invalid> {
     })
 }
 
+/// Members a release never publishes (FireFly's `EXCLUDE_FROM_OTA`): the device's own
+/// configuration image and the manifest.
+pub const NOT_PUBLISHED: [&str; 2] = ["config.bin", "manifest.json"];
+
+/// What a release publishes of a ZIP, judged before anything is: the ZIP passes every rule
+/// of [`check`] again (names, limits, each listed file's SHA-256, nothing unlisted) and its
+/// manifest lists exactly the record's `files`. The files to publish, `(name, sha256)`,
+/// in the manifest's order. FireFly's release inflated each member before asking whether
+/// the manifest listed it, and failed half way on a directory entry.
+pub fn publishable(
+    zip: &[u8],
+    record_files: &[(String, String)],
+    limits: &Limits,
+) -> Result<Vec<(String, String)>, String> {
+    let checked = check(zip, limits).map_err(|e| e.message)?;
+    let files = validate_manifest(&checked.manifest)?;
+    let mut theirs = files.clone();
+    let mut ours = record_files.to_vec();
+    theirs.sort();
+    ours.sort();
+    if theirs != ours {
+        return Err("the ZIP's manifest does not list the record's files".into());
+    }
+    Ok(files
+        .into_iter()
+        .filter(|(n, _)| !NOT_PUBLISHED.contains(&n.as_str()))
+        .collect())
+}
+
+/// One member's bytes, inflated within `limits` and checked against `sha256` again.
+pub fn member(zip: &[u8], name: &str, sha256: &str, limits: &Limits) -> Result<Vec<u8>, String> {
+    let mut archive =
+        zip::ZipArchive::new(std::io::Cursor::new(zip)).map_err(|_| "File is not a zip file")?;
+    let index = archive
+        .index_for_name(name)
+        .ok_or_else(|| format!("Missing file: {name}"))?;
+    let mut total = 0;
+    let (digest, bytes) = read_member(&mut archive, index, limits.member_bytes, &mut total, true)
+        .map_err(|e| e.message)?;
+    if digest != sha256 {
+        return Err(format!("SHA256 mismatch for {name}"));
+    }
+    Ok(bytes)
+}
+
 /// FireFly's schema checks, in its order and words, and then the types (FireFly's
 /// function failed on a non-string field while filing the error, leaving the ZIP in
 /// `processing/` with no record). The files as `(name, sha256)`.

@@ -42,6 +42,32 @@ pub trait Bucket: Send + Sync {
 
     /// The keys under `prefix`, in S3's order.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, S3Error>>;
+
+    /// Stores a published file: `body` with its `Content-Type` and `Cache-Control`.
+    fn publish<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        headers: Published,
+    ) -> BoxFuture<'a, Result<(), S3Error>>;
+
+    /// Whether the key holds an object (`HeadObject`).
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, S3Error>>;
+
+    /// A URL anyone may `GET` the object at until `expires` after `now`.
+    fn presign_get(
+        &self,
+        key: &str,
+        now: std::time::SystemTime,
+        expires: std::time::Duration,
+    ) -> Result<String, S3Error>;
+}
+
+/// The headers a published file is stored with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub content_type: &'static str,
+    pub cache_control: &'static str,
 }
 
 /// The bucket on S3.
@@ -91,6 +117,36 @@ impl Bucket for S3Bucket {
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, S3Error>> {
         Box::pin(self.client.list_keys(&self.bucket, prefix))
     }
+
+    fn publish<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        headers: Published,
+    ) -> BoxFuture<'a, Result<(), S3Error>> {
+        Box::pin(async move {
+            let headers = [
+                ("content-type".to_owned(), headers.content_type.to_owned()),
+                ("cache-control".to_owned(), headers.cache_control.to_owned()),
+            ];
+            self.client
+                .put_object_with(&self.bucket, key, body, &headers)
+                .await
+        })
+    }
+
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, S3Error>> {
+        Box::pin(async move { Ok(self.client.head_object(&self.bucket, key).await?.is_some()) })
+    }
+
+    fn presign_get(
+        &self,
+        key: &str,
+        now: std::time::SystemTime,
+        expires: std::time::Duration,
+    ) -> Result<String, S3Error> {
+        self.client.presign_get(&self.bucket, key, now, expires)
+    }
 }
 
 /// One stored object of the memory bucket.
@@ -98,6 +154,7 @@ impl Bucket for S3Bucket {
 struct Stored {
     body: Bytes,
     version: String,
+    headers: Option<Published>,
 }
 
 /// A bucket in memory (local runs): one version per key, and S3's events announced.
@@ -106,7 +163,13 @@ pub struct MemoryBucket {
     objects: Mutex<BTreeMap<String, Stored>>,
     announce: Option<Announce>,
     counter: std::sync::atomic::AtomicU64,
+    presigner: Mutex<Option<Presigner>>,
 }
+
+/// What makes a memory bucket's presigned URLs: the local S3 endpoint that serves it
+/// (`bucket, key, now, expires` → URL).
+pub type Presigner =
+    Arc<dyn Fn(&str, &str, std::time::SystemTime, std::time::Duration) -> String + Send + Sync>;
 
 impl MemoryBucket {
     pub fn new(name: &str, announce: Option<Announce>) -> Self {
@@ -115,7 +178,18 @@ impl MemoryBucket {
             objects: Mutex::new(BTreeMap::new()),
             announce,
             counter: std::sync::atomic::AtomicU64::new(0),
+            presigner: Mutex::new(None),
         }
+    }
+
+    /// Presigned URLs of this bucket are made by `presigner` (the endpoint that serves it).
+    pub fn presign_with(&self, presigner: Presigner) {
+        *self.presigner.locked() = Some(presigner);
+    }
+
+    /// The headers an object was published with.
+    pub fn published(&self, key: &str) -> Option<Published> {
+        self.objects.locked().get(key).and_then(|s| s.headers)
     }
 
     pub fn name(&self) -> &str {
@@ -162,6 +236,7 @@ impl MemoryBucket {
             Stored {
                 body,
                 version: version.clone(),
+                headers: None,
             },
         );
         (version, n, size)
@@ -240,6 +315,7 @@ impl Bucket for MemoryBucket {
                 Stored {
                     body: s.body,
                     version: version.clone(),
+                    headers: s.headers,
                 },
             );
             self.tell("ObjectCreated:Copy", to, Some(&version), Some(size), n);
@@ -258,5 +334,41 @@ impl Bucket for MemoryBucket {
 
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, S3Error>> {
         Box::pin(std::future::ready(Ok(self.keys(prefix))))
+    }
+
+    fn publish<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        headers: Published,
+    ) -> BoxFuture<'a, Result<(), S3Error>> {
+        self.put(key, body);
+        if let Some(s) = self.objects.locked().get_mut(key) {
+            s.headers = Some(headers);
+        }
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn exists<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, S3Error>> {
+        Box::pin(std::future::ready(Ok(self
+            .objects
+            .locked()
+            .contains_key(key))))
+    }
+
+    fn presign_get(
+        &self,
+        key: &str,
+        now: std::time::SystemTime,
+        expires: std::time::Duration,
+    ) -> Result<String, S3Error> {
+        let presigner = self.presigner.locked().clone();
+        match presigner {
+            Some(p) => Ok(p(&self.name, key, now, expires)),
+            None => Err(S3Error::Other(format!(
+                "no S3 endpoint serves the memory bucket {}: nothing to presign for",
+                self.name
+            ))),
+        }
     }
 }

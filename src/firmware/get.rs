@@ -56,6 +56,7 @@ pub const LIST: Route = Route {
     headers: &[],
     alarms: &[],
     reserved_concurrency: None,
+    timeout_s: None,
     request: None,
     endpoint: crate::endpoint!(list, Firmware::build),
 };
@@ -91,6 +92,7 @@ pub const ITEM: Route = Route {
     headers: &[],
     alarms: &[],
     reserved_concurrency: None,
+    timeout_s: None,
     request: None,
     endpoint: crate::endpoint!(item, Firmware::build),
 };
@@ -127,8 +129,9 @@ impl PathParam for ZipName {
     }
 }
 
-/// The fields a listing leaves out, as FireFly's does (large, or internal).
-const LIST_EXCLUDED: [&str; 3] = ["files", "manifest", "pk"];
+/// The fields a listing leaves out, as FireFly's does (large, or internal), and a
+/// transition's claim (ours).
+const LIST_EXCLUDED: [&str; 4] = ["files", "manifest", "pk", super::store::CLAIM];
 
 /// The list handler.
 pub async fn list(
@@ -194,22 +197,31 @@ pub async fn item(
             .await??
     };
     let Some(mut record) = found else {
-        // FireFly names the ZIP in its message; a name of other characters than a ZIP's
-        // is not echoed.
-        let plain = zip_name.len() <= 128
-            && zip_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
-        let message = if plain {
-            format!("Firmware not found: {zip_name}")
-        } else {
-            "Firmware not found".to_owned()
-        };
-        return Ok(Response::json(
-            StatusCode::NOT_FOUND,
-            &json!({ "message": message }),
-        ));
+        return Ok(not_found(&zip_name));
     };
     record.remove("pk");
+    record.remove(super::store::CLAIM);
     Ok(Response::json(StatusCode::OK, &Value::Object(record)))
+}
+
+/// Whether a ZIP name is one a ZIP of FireFly's pipeline could have (a UUID's characters,
+/// a test's `-` and `_`): only such a name reaches a key, a URL or an answer.
+pub fn plain_zip_name(zip_name: &str) -> bool {
+    !zip_name.is_empty()
+        && zip_name.len() <= 128
+        && zip_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && !zip_name.starts_with('.')
+}
+
+/// FireFly's 404 for a ZIP with no record, which names it; a name of other characters than
+/// a ZIP's is not echoed.
+pub fn not_found(zip_name: &str) -> Response {
+    let message = if plain_zip_name(zip_name) {
+        format!("Firmware not found: {zip_name}")
+    } else {
+        "Firmware not found".to_owned()
+    };
+    Response::json(StatusCode::NOT_FOUND, &json!({ "message": message }))
 }

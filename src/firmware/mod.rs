@@ -10,9 +10,13 @@ pub mod archive;
 pub mod bucket;
 #[cfg(any(test, feature = "tools", feature = "test-hooks"))]
 pub mod build;
+pub mod delete;
 pub mod deleted;
+pub mod download;
 pub mod get;
+pub mod ota;
 pub mod public;
+pub mod status;
 pub mod store;
 pub mod uploaded;
 
@@ -69,6 +73,24 @@ pub const DISTRIBUTION: Resource = Resource::Distribution {
     env: crate::vars::CLOUDFRONT_DISTRIBUTION_ID.name,
     stack: "firefly-cloudfront-firmware",
     workflow: "cloudfront-firmware",
+};
+
+/// The domain OTA's URLs name: FireFly's firmware domain, from its CloudFront stack.
+pub const DOMAIN: Resource = Resource::StackValue {
+    parameter: "CloudFrontDomain",
+    output: "FirmwareDomain",
+    env: crate::vars::CLOUDFRONT_DOMAIN.name,
+    stack: "firefly-cloudfront-firmware",
+    workflow: "cloudfront-firmware",
+};
+
+/// Whether this deployment is production, where the debug build is never released
+/// (FireFly's `EnvironmentName`).
+pub const ENVIRONMENT: Resource = Resource::Setting {
+    parameter: "EnvironmentName",
+    env: crate::vars::ENVIRONMENT_NAME.name,
+    allowed: &["dev", "production"],
+    default: "production",
 };
 
 /// The public bucket's name in memory runs without `S3_FIRMWARE_PUBLIC_BUCKET_NAME`.
@@ -136,6 +158,7 @@ pub const UPLOADED: Route = Route {
     headers: &[],
     alarms: &[],
     reserved_concurrency: None,
+    timeout_s: None,
     request: None,
     endpoint: crate::s3_endpoint!(
         uploaded::uploaded,
@@ -173,6 +196,7 @@ pub const DELETED: Route = Route {
     headers: &[],
     alarms: &[],
     reserved_concurrency: None,
+    timeout_s: None,
     request: None,
     endpoint: crate::s3_endpoint!(
         deleted::deleted,
@@ -210,58 +234,139 @@ pub struct LocalPublic {
 impl Ingest {
     pub fn build(init: &mut Init<'_>) -> Result<Self, StartupError> {
         let store = Firmware::build(init)?.store;
-        let (bucket, bucket_name): (Arc<dyn bucket::Bucket>, String) = match init.store_mode() {
-            StoreMode::Memory => {
-                let name = init
-                    .optional_var(BUCKET_ENV)?
-                    .unwrap_or_else(|| LOCAL_BUCKET.to_owned());
-                let announce = init.provided::<bucket::Announce>();
-                let memory: Arc<bucket::MemoryBucket> =
-                    init.shared(|_| Ok(Arc::new(bucket::MemoryBucket::new(&name, announce))))?;
-                let name = memory.name().to_owned();
-                (memory, name)
-            }
-            StoreMode::DynamoDb => {
-                let name = init.var(BUCKET_ENV)?;
-                let client = init.s3(&name)?;
-                (Arc::new(bucket::S3Bucket::new(client, name.clone())), name)
-            }
-        };
-        let public = match init.store_mode() {
-            StoreMode::Memory => {
-                let name = init
-                    .optional_var(crate::vars::S3_FIRMWARE_PUBLIC_BUCKET_NAME.name)?
-                    .unwrap_or_else(|| LOCAL_PUBLIC_BUCKET.to_owned());
-                let local = init.shared(|_| {
-                    Ok(LocalPublic {
-                        bucket: Arc::new(bucket::MemoryBucket::new(&name, None)),
-                        cdn: Arc::new(public::MemoryCdn::default()),
-                    })
-                })?;
-                public::Public {
-                    bucket: local.bucket,
-                    cdn: local.cdn,
-                }
-            }
-            StoreMode::DynamoDb => {
-                let name = init.var(crate::vars::S3_FIRMWARE_PUBLIC_BUCKET_NAME.name)?;
-                let distribution = init.var(crate::vars::CLOUDFRONT_DISTRIBUTION_ID.name)?;
-                // Seldom used: no connection of its own opened during init.
-                let s3 = init.s3_cold()?;
-                public::Public {
-                    bucket: Arc::new(bucket::S3Bucket::new(s3, name)),
-                    cdn: Arc::new(public::CloudFront::new(init.cloudfront()?, distribution)),
-                }
-            }
-        };
+        let (bucket, bucket_name) = private_bucket(init)?;
         Ok(Self {
-            public,
+            public: public_side(init)?,
             store,
             bucket,
             bucket_name,
             clock: init.clock(),
             random: init.random(),
             limits: archive::Limits::FIREFLY,
+        })
+    }
+}
+
+/// The private bucket and its name: S3's, or the memory bucket every function of a local
+/// run shares (its writes announced as S3 would).
+fn private_bucket(init: &mut Init<'_>) -> Result<(Arc<dyn bucket::Bucket>, String), StartupError> {
+    Ok(match init.store_mode() {
+        StoreMode::Memory => {
+            let name = init
+                .optional_var(BUCKET_ENV)?
+                .unwrap_or_else(|| LOCAL_BUCKET.to_owned());
+            let announce = init.provided::<bucket::Announce>();
+            let memory: Arc<bucket::MemoryBucket> =
+                init.shared(|_| Ok(Arc::new(bucket::MemoryBucket::new(&name, announce))))?;
+            let name = memory.name().to_owned();
+            (memory, name)
+        }
+        StoreMode::DynamoDb => {
+            let name = init.var(BUCKET_ENV)?;
+            let client = init.s3(&name)?;
+            (Arc::new(bucket::S3Bucket::new(client, name.clone())), name)
+        }
+    })
+}
+
+/// The public bucket and the CDN in front of it: S3's and CloudFront's, or the memory
+/// stand-ins a local run shares.
+fn public_side(init: &mut Init<'_>) -> Result<public::Public, StartupError> {
+    Ok(match init.store_mode() {
+        StoreMode::Memory => {
+            let name = init
+                .optional_var(crate::vars::S3_FIRMWARE_PUBLIC_BUCKET_NAME.name)?
+                .unwrap_or_else(|| LOCAL_PUBLIC_BUCKET.to_owned());
+            let local = init.shared(|_| {
+                Ok(LocalPublic {
+                    bucket: Arc::new(bucket::MemoryBucket::new(&name, None)),
+                    cdn: Arc::new(public::MemoryCdn::default()),
+                })
+            })?;
+            public::Public {
+                bucket: local.bucket,
+                cdn: local.cdn,
+            }
+        }
+        StoreMode::DynamoDb => {
+            let name = init.var(crate::vars::S3_FIRMWARE_PUBLIC_BUCKET_NAME.name)?;
+            let distribution = init.var(crate::vars::CLOUDFRONT_DISTRIBUTION_ID.name)?;
+            // Seldom used: no connection of its own opened during init.
+            let s3 = init.s3_cold()?;
+            public::Public {
+                bucket: Arc::new(bucket::S3Bucket::new(s3, name)),
+                cdn: Arc::new(public::CloudFront::new(init.cloudfront()?, distribution)),
+            }
+        }
+    })
+}
+
+impl status::Releases {
+    pub fn build(init: &mut Init<'_>) -> Result<Self, StartupError> {
+        let store = Firmware::build(init)?.store;
+        let environment = init.optional_var(crate::vars::ENVIRONMENT_NAME.name)?;
+        // Unset is production in AWS (the safe side) and dev on a laptop.
+        let production = match (environment.as_deref(), init.store_mode()) {
+            (Some("production"), _) | (None, StoreMode::DynamoDb) => true,
+            (Some("dev"), _) | (None, StoreMode::Memory) => false,
+            (Some(other), _) => {
+                return Err(StartupError(format!(
+                    "{}={other:?}: dev or production",
+                    crate::vars::ENVIRONMENT_NAME.name
+                )));
+            }
+        };
+        Ok(Self {
+            store,
+            bucket: private_bucket(init)?.0,
+            public: public_side(init)?,
+            clock: init.clock(),
+            random: init.random(),
+            production,
+            limits: archive::Limits::FIREFLY,
+        })
+    }
+}
+
+/// What the delete and download functions need: the records, the private bucket, the time.
+#[derive(Clone)]
+pub struct Files {
+    pub store: Arc<dyn FirmwareStore>,
+    pub bucket: Arc<dyn bucket::Bucket>,
+    pub clock: Arc<dyn crate::clock::Clock>,
+}
+
+impl Files {
+    pub fn build(init: &mut Init<'_>) -> Result<Self, StartupError> {
+        Ok(Self {
+            store: Firmware::build(init)?.store,
+            bucket: private_bucket(init)?.0,
+            clock: init.clock(),
+        })
+    }
+}
+
+/// The domain OTA's URLs name in local runs without `CLOUDFRONT_DOMAIN`.
+pub const LOCAL_DOMAIN: &str = "firmware.localhost";
+
+/// What the OTA function needs: the records and the domain its URLs name.
+#[derive(Clone)]
+pub struct Ota {
+    pub store: Arc<dyn FirmwareStore>,
+    pub domain: String,
+}
+
+impl Ota {
+    pub fn build(init: &mut Init<'_>) -> Result<Self, StartupError> {
+        let domain = match init.store_mode() {
+            StoreMode::Memory => init
+                .optional_var(crate::vars::CLOUDFRONT_DOMAIN.name)?
+                .unwrap_or_else(|| LOCAL_DOMAIN.to_owned()),
+            StoreMode::DynamoDb => init.var(crate::vars::CLOUDFRONT_DOMAIN.name)?,
+        };
+        Ok(Self {
+            store: Firmware::build(init)?.store,
+            domain,
         })
     }
 }

@@ -68,6 +68,112 @@ pub trait FirmwareStore: Send + Sync {
         now: i64,
         ttl: i64,
     ) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Every record of `pk` (one product's application), read consistently, every page.
+    fn versions(&self, pk: String) -> BoxFuture<'_, Result<Vec<Item>, StoreError>>;
+
+    /// Puts `claim` on the record while its status is `claim.from` and it holds no claim
+    /// made at or after `stale_before` (an older one, left by a crashed transition, is
+    /// taken over); `false`: it is not so (nothing written).
+    fn claim(
+        &self,
+        pk: String,
+        version: String,
+        claim: Claim,
+        stale_before: i64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+
+    /// Sets the status as `change` says, with its history entry (and `ttl`), while the
+    /// record's status is `change.was` and, when `change.claim` names one, that claim
+    /// holds (it is removed); with no claim named, only on a record that holds none. The
+    /// record as it is now; `None`: the condition failed (nothing written).
+    fn set_status(
+        &self,
+        pk: String,
+        version: String,
+        change: Change,
+    ) -> BoxFuture<'_, Result<Option<Item>, StoreError>>;
+
+    /// Removes the claim `id` (an undone transition: the status is left as it was).
+    fn unclaim(
+        &self,
+        pk: String,
+        version: String,
+        id: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Undoes a [`FirmwareStore::set_status`] that claimed nothing: back to `revert.to`
+    /// from `revert.from`, its history entry (at `revert.entry`) and its `ttl` removed,
+    /// while the record is as that change left it; `false`: it is not.
+    fn revert(
+        &self,
+        pk: String,
+        version: String,
+        revert: Revert,
+    ) -> BoxFuture<'_, Result<bool, StoreError>>;
+}
+
+/// The attribute that holds a transition in progress. Our own: FireFly's readers never
+/// see it in an answer of ours (every one strips it), and it lives only while a
+/// transition's work runs (seconds).
+pub const CLAIM: &str = "transition_claim";
+
+/// A transition in progress on a record: a status change whose work elsewhere (public
+/// files, CloudFront) runs between its claim and its completion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// Random: whose claim it is.
+    pub id: String,
+    pub from: String,
+    pub to: String,
+    /// When it was made, epoch seconds: a claim older than the function's timeout was left
+    /// by an invocation that no longer runs.
+    pub at: i64,
+}
+
+impl Claim {
+    /// The claim a record holds, if any.
+    pub fn of(item: &Item) -> Option<Claim> {
+        let m = item.get(CLAIM)?.as_object()?;
+        let text = |k: &str| {
+            m.get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        Some(Claim {
+            id: text("id")?,
+            from: text("from")?,
+            to: text("to")?,
+            at: m.get("at").and_then(serde_json::Value::as_i64).unwrap_or(0),
+        })
+    }
+
+    fn to_value(&self) -> serde_json::Value {
+        serde_json::json!({"id": self.id, "from": self.from, "to": self.to, "at": self.at})
+    }
+}
+
+/// A status change ([`FirmwareStore::set_status`]).
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub was: String,
+    pub to: String,
+    pub now: i64,
+    /// When the record is purged (REVOKED, DELETED).
+    pub ttl: Option<i64>,
+    /// The claim that must hold (and goes); `None`: the record must hold no claim.
+    pub claim: Option<String>,
+}
+
+/// A change undone ([`FirmwareStore::revert`]).
+#[derive(Debug, Clone)]
+pub struct Revert {
+    /// The status the change wrote...
+    pub from: String,
+    /// ...and the one it replaced.
+    pub to: String,
+    /// The index of the history entry the change appended.
+    pub entry: usize,
 }
 
 /// A page of records, and the key `(pk, version)` the next page starts after.
@@ -311,6 +417,181 @@ impl FirmwareStore for DynamoFirmwareStore {
             }
         })
     }
+    fn claim(
+        &self,
+        pk: String,
+        version: String,
+        claim: Claim,
+        stale_before: i64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let out = self
+                .update(pk, version)
+                .update_expression("SET #c = :claim")
+                .condition_expression("#s = :was AND (attribute_not_exists(#c) OR #c.#at < :stale)")
+                .expression_attribute_names("#s", "release_status")
+                .expression_attribute_names("#c", CLAIM)
+                .expression_attribute_names("#at", "at")
+                .expression_attribute_values(":was", AttributeValue::S(claim.from.clone()))
+                .expression_attribute_values(":stale", AttributeValue::N(stale_before.to_string()))
+                .expression_attribute_values(":claim", to_attribute(&claim.to_value()))
+                .send()
+                .await;
+            match out {
+                Ok(_) => Ok(true),
+                Err(e) => classify(e, &self.table, WORKFLOW).map(|()| false),
+            }
+        })
+    }
+
+    fn set_status(
+        &self,
+        pk: String,
+        version: String,
+        change: Change,
+    ) -> BoxFuture<'_, Result<Option<Item>, StoreError>> {
+        Box::pin(async move {
+            let entry = AttributeValue::M(
+                [
+                    ("status".to_owned(), AttributeValue::S(change.to.clone())),
+                    (
+                        "timestamp".to_owned(),
+                        AttributeValue::N(change.now.to_string()),
+                    ),
+                ]
+                .into(),
+            );
+            let mut set =
+                "SET #s = :new, #h = list_append(if_not_exists(#h, :empty), :entry)".to_owned();
+            if change.ttl.is_some() {
+                set.push_str(", #ttl = :ttl");
+            }
+            let mut update = self
+                .update(pk, version)
+                .expression_attribute_names("#s", "release_status")
+                .expression_attribute_names("#h", "status_history")
+                .expression_attribute_names("#c", CLAIM)
+                .expression_attribute_values(":new", AttributeValue::S(change.to.clone()))
+                .expression_attribute_values(":was", AttributeValue::S(change.was.clone()))
+                .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+                .expression_attribute_values(":entry", AttributeValue::L(vec![entry]))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+            if let Some(ttl) = change.ttl {
+                update = update
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_values(":ttl", AttributeValue::N(ttl.to_string()));
+            }
+            update = match &change.claim {
+                Some(id) => update
+                    .update_expression(format!("{set} REMOVE #c"))
+                    .condition_expression("#s = :was AND #c.#id = :id")
+                    .expression_attribute_names("#id", "id")
+                    .expression_attribute_values(":id", AttributeValue::S(id.clone())),
+                None => update
+                    .update_expression(set)
+                    .condition_expression("#s = :was AND attribute_not_exists(#c)"),
+            };
+            match update.send().await {
+                Ok(out) => Ok(Some(from_item(&out.attributes.unwrap_or_default()))),
+                Err(e) => classify(e, &self.table, WORKFLOW).map(|()| None),
+            }
+        })
+    }
+
+    fn unclaim(
+        &self,
+        pk: String,
+        version: String,
+        id: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let out = self
+                .update(pk, version)
+                .update_expression("REMOVE #c")
+                .condition_expression("#c.#id = :id")
+                .expression_attribute_names("#c", CLAIM)
+                .expression_attribute_names("#id", "id")
+                .expression_attribute_values(":id", AttributeValue::S(id))
+                .send()
+                .await;
+            match out {
+                Ok(_) => Ok(()),
+                // Not ours any more: nothing of ours to remove.
+                Err(e) => classify(e, &self.table, WORKFLOW),
+            }
+        })
+    }
+
+    fn revert(
+        &self,
+        pk: String,
+        version: String,
+        revert: Revert,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let out = self
+                .update(pk, version)
+                // The index is part of the expression: DynamoDB takes no value for it.
+                .update_expression(format!("SET #s = :to REMOVE #h[{}], #ttl", revert.entry))
+                .condition_expression("#s = :from AND size(#h) = :len AND attribute_not_exists(#c)")
+                .expression_attribute_names("#s", "release_status")
+                .expression_attribute_names("#h", "status_history")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_names("#c", CLAIM)
+                .expression_attribute_values(":to", AttributeValue::S(revert.to))
+                .expression_attribute_values(":from", AttributeValue::S(revert.from))
+                .expression_attribute_values(
+                    ":len",
+                    AttributeValue::N((revert.entry + 1).to_string()),
+                )
+                .send()
+                .await;
+            match out {
+                Ok(_) => Ok(true),
+                Err(e) => classify(e, &self.table, WORKFLOW).map(|()| false),
+            }
+        })
+    }
+
+    fn versions(&self, pk: String) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
+        Box::pin(async move {
+            let mut start: Key = None;
+            let mut items = Vec::new();
+            loop {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .key_condition_expression("#pk = :pk")
+                    .expression_attribute_names("#pk", "pk")
+                    .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| refused(e, &self.table, WORKFLOW, "query"))?;
+                items.extend(out.items().iter().map(from_item));
+                start = out.last_evaluated_key;
+                if start.is_none() {
+                    return Ok(items);
+                }
+            }
+        })
+    }
+}
+
+impl DynamoFirmwareStore {
+    fn update(
+        &self,
+        pk: String,
+        version: String,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk))
+            .key("version", AttributeValue::S(version))
+    }
 }
 
 /// Records in memory (local runs), one per `(pk, version)`.
@@ -416,19 +697,132 @@ impl FirmwareStore for MemoryFirmwareStore {
         let done = found.is_some_and(|i| {
             i.insert("release_status".into(), status.into());
             i.insert("ttl".into(), ttl.into());
-            let entry = serde_json::json!({ "status": status, "timestamp": now });
-            match i.get_mut("status_history") {
-                Some(serde_json::Value::Array(h)) => h.push(entry),
-                _ => {
-                    i.insert(
-                        "status_history".into(),
-                        serde_json::Value::Array(vec![entry]),
-                    );
-                }
+            push_history(i, status, now);
+            true
+        });
+        Box::pin(std::future::ready(Ok(done)))
+    }
+
+    fn versions(&self, pk: String) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
+        let found = self
+            .items
+            .locked()
+            .iter()
+            .filter(|i| text(i, "pk") == Some(&pk))
+            .cloned()
+            .collect();
+        Box::pin(std::future::ready(Ok(found)))
+    }
+
+    fn claim(
+        &self,
+        pk: String,
+        version: String,
+        claim: Claim,
+        stale_before: i64,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let done = self.with_record(&pk, &version, |i| {
+            let free = Claim::of(i).is_none_or(|c| c.at < stale_before);
+            if text(i, "release_status") != Some(&claim.from) || !free {
+                return false;
+            }
+            i.insert(CLAIM.into(), claim.to_value());
+            true
+        });
+        Box::pin(std::future::ready(Ok(done)))
+    }
+
+    fn set_status(
+        &self,
+        pk: String,
+        version: String,
+        change: Change,
+    ) -> BoxFuture<'_, Result<Option<Item>, StoreError>> {
+        let mut now = None;
+        self.with_record(&pk, &version, |i| {
+            let held = Claim::of(i).map(|c| c.id);
+            if text(i, "release_status") != Some(&change.was) || held != change.claim {
+                return false;
+            }
+            i.remove(CLAIM);
+            i.insert("release_status".into(), change.to.clone().into());
+            if let Some(ttl) = change.ttl {
+                i.insert("ttl".into(), ttl.into());
+            }
+            push_history(i, &change.to, change.now);
+            now = Some(i.clone());
+            true
+        });
+        Box::pin(std::future::ready(Ok(now)))
+    }
+
+    fn unclaim(
+        &self,
+        pk: String,
+        version: String,
+        id: String,
+    ) -> BoxFuture<'_, Result<(), StoreError>> {
+        self.with_record(&pk, &version, |i| {
+            let ours = Claim::of(i).is_some_and(|c| c.id == id);
+            if ours {
+                i.remove(CLAIM);
+            }
+            ours
+        });
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn revert(
+        &self,
+        pk: String,
+        version: String,
+        revert: Revert,
+    ) -> BoxFuture<'_, Result<bool, StoreError>> {
+        let done = self.with_record(&pk, &version, |i| {
+            let len = i
+                .get("status_history")
+                .and_then(serde_json::Value::as_array)
+                .map_or(0, Vec::len);
+            if text(i, "release_status") != Some(&revert.from)
+                || len != revert.entry + 1
+                || i.contains_key(CLAIM)
+            {
+                return false;
+            }
+            i.insert("release_status".into(), revert.to.clone().into());
+            i.remove("ttl");
+            if let Some(serde_json::Value::Array(h)) = i.get_mut("status_history") {
+                h.remove(revert.entry);
             }
             true
         });
         Box::pin(std::future::ready(Ok(done)))
+    }
+}
+
+impl MemoryFirmwareStore {
+    /// Runs `change` on the record `(pk, version)` under the lock (as DynamoDB runs a
+    /// conditional write); whether it changed it (`false` also when there is none).
+    fn with_record(&self, pk: &str, version: &str, change: impl FnOnce(&mut Item) -> bool) -> bool {
+        let mut items = self.items.locked();
+        items
+            .iter_mut()
+            .find(|i| text(i, "pk") == Some(pk) && text(i, "version") == Some(version))
+            .is_some_and(change)
+    }
+}
+
+/// Appends a `status_history` entry, as `list_append(if_not_exists(...))` does.
+fn push_history(item: &mut Item, status: &str, now: i64) {
+    let entry = serde_json::json!({ "status": status, "timestamp": now });
+    match item.get_mut("status_history") {
+        Some(serde_json::Value::Array(h)) => h.push(entry),
+        _ => {
+            item.insert(
+                "status_history".into(),
+                serde_json::Value::Array(vec![entry]),
+            );
+        }
     }
 }
 

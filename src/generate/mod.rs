@@ -152,6 +152,27 @@ impl Function<'_> {
         out
     }
 
+    /// Its deployment settings (template parameters the deploying job may set), each once.
+    pub fn settings(&self) -> Vec<&'static Resource> {
+        let mut out: Vec<&'static Resource> = Vec::new();
+        for r in self.routes.iter().flat_map(|r| r.uses).map(|u| u.resource) {
+            if matches!(r, Resource::Setting { .. }) && !out.contains(&r) {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// Its Lambda timeout, seconds: the longest any of its routes asks for, else its
+    /// kind's.
+    pub fn timeout_s(&self) -> u32 {
+        self.routes
+            .iter()
+            .filter_map(|r| r.timeout_s)
+            .max()
+            .unwrap_or_else(|| self.kind().timeout_s())
+    }
+
     /// The stacks that must exist first for its tables: `(stack, workflow)`.
     pub fn table_stacks(&self) -> Vec<(&'static str, &'static str)> {
         let mut stacks = Vec::new();
@@ -243,6 +264,7 @@ pub fn iam_statements(
             actions.to_vec(),
         )],
         Resource::AppConfig => vec![(vec!["*".into()], actions.to_vec())],
+        Resource::StackValue { .. } | Resource::Setting { .. } => vec![],
     }
 }
 
@@ -442,6 +464,12 @@ fn functions_manifest(functions: &[Function<'_>]) -> Value {
                 // Each bucket's name and distribution's ID: the parameter, from the
                 // output of the stack that makes it.
                 "fromStacks": f.from_stacks().into_iter().map(|r| json!({"parameter": r.parameter, "stack": r.stack, "output": r.output, "workflow": r.workflow, "env": r.env, "kind": r.kind})).collect::<Vec<_>>(),
+                // Its deployment settings: the parameter, from the deploying job's variable
+                // `env` when set, else `default`.
+                "settings": f.settings().into_iter().filter_map(|r| match r {
+                    Resource::Setting { parameter, env, default, .. } => Some(json!({"parameter": parameter, "env": env, "default": default})),
+                    _ => None,
+                }).collect::<Vec<_>>(),
                 // Only a function with a JWT route takes the authorizer: its deploy looks
                 // AuthorizerId up, the others' never do.
                 "authorizer": f.routes.iter().any(|r| r.auth() == crate::handler::Auth::Jwt),

@@ -143,6 +143,7 @@ Conditions:
             // digits.
             let pattern = match r.kind {
                 "bucket" => "^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$",
+                "domain" => "^([a-z0-9][a-z0-9.-]{0,251}[a-z0-9])?$",
                 _ => "^([A-Z0-9]{1,32})?$",
             };
             let _ = write!(
@@ -152,6 +153,27 @@ Conditions:
                 q(&format!(
                     "The {} FireFly's {} stack makes (its output {}, which scripts/deploy/resolve reads); only the functions that use it need it.",
                     r.kind, r.stack, r.output
+                ))
+            );
+        }
+    }
+    let mut settings: Vec<&Resource> = Vec::new();
+    for r in functions.iter().flat_map(Function::settings) {
+        if let Resource::Setting {
+            parameter,
+            env,
+            allowed,
+            default,
+        } = r
+            && !settings.contains(&r)
+        {
+            settings.push(r);
+            let _ = write!(
+                buckets,
+                "  {parameter}:\n    Type: String\n    Default: {default}\n    AllowedValues: [{}]\n    Description: {}\n",
+                allowed.join(", "),
+                q(&format!(
+                    "The deployment's {env} (scripts/deploy/resolve passes the deploying job's {env} when it is set); only the functions that read it need it."
                 ))
             );
         }
@@ -258,9 +280,10 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
     for (resource, actions) in f.grants() {
         let sid = match resource {
             Resource::DynamoTable { name, .. } => format!("{}Table", pascal(name)),
-            Resource::Bucket { parameter, .. } | Resource::Distribution { parameter, .. } => {
-                parameter.to_string()
-            }
+            Resource::Bucket { parameter, .. }
+            | Resource::Distribution { parameter, .. }
+            | Resource::StackValue { parameter, .. }
+            | Resource::Setting { parameter, .. } => parameter.to_string(),
             Resource::AppConfig => "ReadAppConfig".into(),
         };
         let statements = iam_statements(resource, &actions);
@@ -345,6 +368,11 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
         name = q(f.name),
         description = q(&format!("{} (Firefly API monolith)", keys.join(", "))),
         sizing = match f.kind() {
+            Kind::Api if f.timeout_s() != Kind::Api.timeout_s() => format!(
+                "      # 256 MB, as every API function; FireFly's {timeout} s: its work (a release writes\n      # every file of a firmware) outlasts API Gateway's 30 s, and it completes or undoes\n      # that work whether or not anyone still waits for the answer.\n      MemorySize: {}\n      Timeout: {timeout}",
+                Kind::Api.memory_mb(),
+                timeout = f.timeout_s()
+            ),
             Kind::Api => format!(
                 "      # 256 MB: the binary needs under 10 MB of memory, but Lambda sizes CPU by memory, and\n      # init plus the first TLS handshake are CPU-bound.\n      MemorySize: {}\n      # 6 s: the DynamoDB client gives up after 3 s (three attempts) and AppConfig after\n      # 250 ms, so a healthy invoke never nears it and a stuck one still answers 503.\n      Timeout: {}",
                 Kind::Api.memory_mb(),
@@ -584,8 +612,8 @@ fn function_alarms(t: &mut String, f: &Function<'_>) {
         name = f.name,
         throttles = q(&format!("{}-throttles", f.name)),
         duration = q(&format!("{}-duration-near-timeout", f.name)),
-        threshold_ms = duration_alarm_ms(f.kind().timeout_s()),
-        timeout_s = f.kind().timeout_s(),
+        threshold_ms = duration_alarm_ms(f.timeout_s()),
+        timeout_s = f.timeout_s(),
     );
     if f.kind() == Kind::S3 {
         // Nobody sees an S3 function fail but this alarm: Lambda retries twice, then drops

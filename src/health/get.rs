@@ -25,6 +25,7 @@ pub const ROUTE: Route = Route {
     headers: &[],
     alarms: &[],
     reserved_concurrency: None,
+    timeout_s: None,
     request: None,
     endpoint: crate::endpoint!(health),
 };

@@ -47,6 +47,7 @@ pub const ROUTE: Route = Route {
     headers: &[],
     alarms: &[],
     reserved_concurrency: None,
+    timeout_s: None,
     request: None,
     endpoint: crate::endpoint!(revoke, Keys::build),
 };
