@@ -1649,3 +1649,114 @@ fn a_4_mib_firmware_zip_is_checked_well_within_128_mb_and_30_s() {
         "{took:?} of the 30 s timeout"
     );
 }
+
+const STATUS: &str = "firefly-func-api-firmware-status-patch";
+
+/// A CloudFront stand-in on 127.0.0.1 that accepts every invalidation and counts them.
+fn cloudfront_standin() -> (support::http::Server, Arc<AtomicUsize>) {
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let server = support::http::serve(move |req| {
+        assert!(req.path.ends_with("/invalidation"), "{}", req.path);
+        let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+        support::http::Reply::status(
+            201,
+            format!("<Invalidation><Id>I{n}</Id><Status>InProgress</Status></Invalidation>"),
+        )
+    });
+    (server, count)
+}
+
+fn status_event(zip: &str, to: &str) -> Value {
+    let mut e = example("firmware-zip_name-status-patch");
+    let path = format!("/firmware/{zip}/status");
+    e["rawPath"] = path.clone().into();
+    e["requestContext"]["http"]["path"] = path.into();
+    e["pathParameters"]["zip_name"] = zip.into();
+    e["body"] = json!({ "release_status": to }).to_string().into();
+    e
+}
+
+#[test]
+fn two_status_changes_at_once_one_wins_and_the_public_files_match_it() {
+    // Both read TESTING; the proxy holds their first writes until both have arrived. In
+    // FireFly's order (publish, then a conditional write) the release's files went public
+    // whichever write won, so a READY_TO_TEST record could have public files.
+    use firefly_api::firmware::build::Build;
+    let db = Dynalite::shared_moto();
+    let moto = db.endpoint();
+    let table = firmware_table(db);
+    let bucket = unique_table("firmware").to_ascii_lowercase();
+    let public = unique_table("public").to_ascii_lowercase();
+    support::s3::create_bucket(&moto, &bucket);
+    support::s3::create_bucket(&moto, &public);
+    let s3 = support::s3::client(&moto);
+    let key = "incoming/Controller-0xAB00CD09-main.zip";
+    let zip = Build::example("0xAB00CD09", "2026.12.09").zip().unwrap();
+    support::dynamo::block_on(s3.put_object(&bucket, key, zip.into(), "application/zip", &[]))
+        .unwrap();
+    let mut up = start_ingest(UPLOADED, &table, &bucket);
+    assert!(matches!(
+        up.invoke(&s3_event("ObjectCreated:Put", &bucket, key, "01")),
+        Outcome::Response(_)
+    ));
+    let zip_name = text_of(&records_of(db, &table)[0], "zip_name").to_owned();
+    let (cdn, invalidations) = cloudfront_standin();
+    let cdn_url = format!("http://127.0.0.1:{}", cdn.port);
+    let start = |dynamodb: &str| {
+        Function::start(&env_of(
+            STATUS,
+            &[
+                ("DYNAMODB_FIRMWARE_TABLE_NAME", table.as_str()),
+                ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket.as_str()),
+                ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", public.as_str()),
+                ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
+                ("ENVIRONMENT_NAME", "dev"),
+                ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb),
+                ("AWS_ENDPOINT_URL_S3", moto.as_str()),
+                ("AWS_ENDPOINT_URL_CLOUDFRONT", cdn_url.as_str()),
+                ("FIREFLY_TEST_NOW", NOW.to_string().as_str()),
+            ],
+        ))
+    };
+    let testing = start(&moto)
+        .invoke(&status_event(&zip_name, "TESTING"))
+        .http();
+    assert_eq!(testing.status, 200, "{testing:?}");
+
+    let proxy = support::faults::Proxy::start(db.port);
+    proxy.gather_once("UpdateItem", 2);
+    let mut functions = [start(&proxy.endpoint()), start(&proxy.endpoint())];
+    let events = [
+        status_event(&zip_name, "RELEASED"),
+        status_event(&zip_name, "READY_TO_TEST"),
+    ];
+    let answers: Vec<support::lambda::HttpResponse> = std::thread::scope(|scope| {
+        let handles: Vec<_> = functions
+            .iter_mut()
+            .zip(&events)
+            .map(|(f, e)| scope.spawn(move || f.invoke(e).http()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409], "{answers:?}");
+    let record = records_of(db, &table).remove(0);
+    assert!(!record.contains_key("transition_claim"), "{record:?}");
+    let folder = "controller/0xab00cd09/controller/2026.12.09/";
+    let published = support::dynamo::block_on(s3.list_keys(&public, folder)).unwrap();
+    match text_of(&record, "release_status") {
+        "RELEASED" => {
+            assert_eq!(published.len(), 6, "{published:?}");
+            assert_eq!(invalidations.load(Ordering::SeqCst), 1);
+        }
+        "READY_TO_TEST" => {
+            assert!(published.is_empty(), "{published:?}");
+            assert_eq!(invalidations.load(Ordering::SeqCst), 0);
+        }
+        other => panic!("{other}"),
+    }
+    let history = record["status_history"].as_l().unwrap();
+    assert_eq!(history.len(), 3, "one entry per change that happened");
+}

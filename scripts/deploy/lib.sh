@@ -16,7 +16,7 @@ warn() {
 # is behind the JWT authorizer), KIND (api, or s3 for a function S3 invokes), TABLE_STACKS (one "stack workflow" pair per entry) and
 # FROM_STACKS (one "parameter stack output workflow variable kind" per bucket or CloudFront
 # distribution the function uses, whose name or ID another stack's output holds), SETTINGS
-# (one "parameter variable default" per deployment setting it reads),
+# (one "parameter variable default allowed,values" per deployment setting it reads),
 # RESERVED_CONCURRENCY and ALARMS (the route table's, or scripts/deploy/settings.json's) from
 # routes/functions.json, which firefly-gen writes from the route table. An
 # unknown or missing name stops the run with the list of functions.
@@ -38,7 +38,7 @@ for t in f["tableStacks"]:
 for b in f.get("fromStacks", []):
     print("from-stack", b["parameter"], b["stack"], b["output"], b["workflow"], b["env"], b["kind"])
 for s in f.get("settings", []):
-    print("setting", s["parameter"], s["env"], s["default"])
+    print("setting", s["parameter"], s["env"], s["default"], ",".join(s["allowed"]))
 settings = dict(f["deploy"])
 # FIREFLY_DEPLOY_SETTINGS_FILE: the deployment tests' own copy; operators edit the default.
 path = os.environ.get("FIREFLY_DEPLOY_SETTINGS_FILE") or "scripts/deploy/settings.json"

@@ -94,7 +94,7 @@ pub async fn delete(
     deadline.run(remove(&files, &zip_name)).await?
 }
 
-async fn remove(files: &Files, zip_name: &str) -> HandlerResult {
+pub(crate) async fn remove(files: &Files, zip_name: &str) -> HandlerResult {
     let Some(found) = files.store.by_zip(zip_name.to_owned()).await? else {
         return Ok(not_found(zip_name));
     };

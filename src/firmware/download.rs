@@ -92,7 +92,7 @@ pub async fn download(
     deadline.run(presign(&files, &zip_name)).await?
 }
 
-async fn presign(files: &Files, zip_name: &str) -> HandlerResult {
+pub(crate) async fn presign(files: &Files, zip_name: &str) -> HandlerResult {
     let Some(record) = files.store.by_zip(zip_name.to_owned()).await? else {
         return Ok(not_found(zip_name));
     };

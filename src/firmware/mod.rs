@@ -14,6 +14,8 @@ pub mod delete;
 pub mod deleted;
 pub mod download;
 pub mod get;
+#[cfg(test)]
+mod lifecycle_tests;
 pub mod ota;
 pub mod public;
 pub mod status;

@@ -270,6 +270,12 @@ impl From<crate::aws::cloudfront::CloudFrontError> for ApiError {
 }
 
 impl Releases {
+    /// [`Releases::change`] for tests.
+    #[cfg(test)]
+    pub(crate) async fn change_for_tests(&self, zip_name: &str, wanted: &str) -> HandlerResult {
+        self.change(zip_name, wanted.to_owned()).await
+    }
+
     async fn change(&self, zip_name: &str, wanted: String) -> HandlerResult {
         // A crashed change found on the way is settled first; then the request is judged
         // against what that left.

@@ -467,7 +467,7 @@ fn functions_manifest(functions: &[Function<'_>]) -> Value {
                 // Its deployment settings: the parameter, from the deploying job's variable
                 // `env` when set, else `default`.
                 "settings": f.settings().into_iter().filter_map(|r| match r {
-                    Resource::Setting { parameter, env, default, .. } => Some(json!({"parameter": parameter, "env": env, "default": default})),
+                    Resource::Setting { parameter, env, default, allowed } => Some(json!({"parameter": parameter, "env": env, "default": default, "allowed": allowed})),
                     _ => None,
                 }).collect::<Vec<_>>(),
                 // Only a function with a JWT route takes the authorizer: its deploy looks

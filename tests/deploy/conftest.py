@@ -34,7 +34,8 @@ PREREQUISITES = {
     # templates/s3-firmware-public.yaml and cloudfront-firmware.yaml: where released files
     # live, and the distribution in front of them.
     "firefly-s3-firmware-public": {"BucketName": "acme-firefly-firmware-public"},
-    "firefly-cloudfront-firmware": {"DistributionId": "E2QWRUHAPOMQZL", "DistributionDomain": "d111111abcdef8.cloudfront.net"},
+    "firefly-cloudfront-firmware": {"DistributionId": "E2QWRUHAPOMQZL", "DistributionDomain": "d111111abcdef8.cloudfront.net",
+                                    "FirmwareDomain": "firmware.example.com"},
 }
 
 

@@ -24,6 +24,8 @@ def overrides(function):
         out = [o for o in out if not o.startswith("ApiId=")]
     for b in TABLE[function]["fromStacks"]:
         out = out + [f'{b["parameter"]}={PREREQUISITES[b["stack"]][b["output"]]}']
+    for s in TABLE[function]["settings"]:
+        out = out + [f'{s["parameter"]}={s["default"]}']
     d = TABLE[function]["deploy"]
     return out + [f'ReservedConcurrency={d["ReservedConcurrency"]}', f'Alarms={"true" if d["Alarms"] else "false"}']
 
@@ -415,3 +417,22 @@ def test_a_function_s3_invokes_needs_no_api_and_names_its_bucket_on_a_first_inst
     assert "FirmwareBucketName=acme-first-install" in result.stdout.splitlines()
     assert not any(l.startswith("ApiId=") for l in result.stdout.splitlines())
     assert "naming the bucket from S3_FIRMWARE_PRIVATE_BUCKET_NAME" in result.stderr
+
+
+SETTING_USERS = [f for f in FUNCTIONS if TABLE[f]["settings"]]
+
+
+def test_a_deployment_setting_comes_from_the_deploying_jobs_variable_else_its_safe_default(aws):
+    """ENVIRONMENT_NAME (deploy.yml passes the repository variable): the status function
+    deploys with it, production when unset, and a value the template refuses stops the
+    run before anything deploys."""
+    assert SETTING_USERS == ["firefly-func-api-firmware-status-patch"]
+    function = SETTING_USERS[0]
+    all_stacks(aws["cfn"])
+    assert "EnvironmentName=production" in run("resolve", aws["env"], function).stdout.splitlines()
+    dev = run("resolve", dict(aws["env"], ENVIRONMENT_NAME="dev"), function)
+    assert dev.returncode == 0, dev.stderr
+    assert "EnvironmentName=dev" in dev.stdout.splitlines()
+    bad = run("resolve", dict(aws["env"], ENVIRONMENT_NAME="prod"), function)
+    assert bad.returncode != 0
+    assert "ENVIRONMENT_NAME" in bad.stderr

@@ -45,7 +45,8 @@ struct State {
     headers: Vec<Vec<(String, String)>>,
     /// Requests for this DynamoDB operation wait until all of the barrier's have arrived,
     /// then go on together: a race made certain, not left to scheduling.
-    gate: Option<(String, Arc<Barrier>)>,
+    /// Requests of this operation wait for each other; the count is how many more may.
+    gate: Option<(String, Arc<Barrier>, usize)>,
     /// Requests without an operation: a function's init opening its connection (`GET /`).
     /// Passed through, and neither scripted nor counted with the operations.
     warmups: u64,
@@ -78,15 +79,20 @@ impl Proxy {
                 return forward(upstream_port, &req);
             }
             let gate = {
-                let s = st.lock().unwrap();
-                s.gate.as_ref().and_then(|(op, barrier)| {
-                    req.headers
-                        .iter()
-                        .any(|(k, v)| {
-                            k.eq_ignore_ascii_case("x-amz-target") && v.ends_with(&format!(".{op}"))
-                        })
-                        .then(|| Arc::clone(barrier))
-                })
+                let mut s = st.lock().unwrap();
+                let gated = s.gate.as_mut().and_then(|(op, barrier, left)| {
+                    let hit = req.headers.iter().any(|(k, v)| {
+                        k.eq_ignore_ascii_case("x-amz-target") && v.ends_with(&format!(".{op}"))
+                    });
+                    (hit && *left > 0).then(|| {
+                        *left -= 1;
+                        Arc::clone(barrier)
+                    })
+                });
+                if s.gate.as_ref().is_some_and(|(_, _, left)| *left == 0) {
+                    s.gate = None;
+                }
+                gated
             };
             if let Some(barrier) = gate {
                 barrier.wait();
@@ -187,7 +193,15 @@ impl Proxy {
 
     /// Holds every `operation` request (`TransactWriteItems`) until `n` have arrived.
     pub fn gather(&self, operation: &str, n: usize) {
-        self.state.lock().unwrap().gate = Some((operation.to_owned(), Arc::new(Barrier::new(n))));
+        self.state.lock().unwrap().gate =
+            Some((operation.to_owned(), Arc::new(Barrier::new(n)), usize::MAX));
+    }
+
+    /// Holds the next `n` `operation` requests until all `n` have arrived, once; later
+    /// ones pass.
+    pub fn gather_once(&self, operation: &str, n: usize) {
+        self.state.lock().unwrap().gate =
+            Some((operation.to_owned(), Arc::new(Barrier::new(n)), n));
     }
 
     pub fn cut_every(&self, n: u64) {
