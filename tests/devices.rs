@@ -1677,12 +1677,33 @@ fn status_event(zip: &str, to: &str) -> Value {
     e
 }
 
-#[test]
-fn two_status_changes_at_once_one_wins_and_the_public_files_match_it() {
-    // Both read TESTING; the proxy holds their first writes until both have arrived. In
-    // FireFly's order (publish, then a conditional write) the release's files went public
-    // whichever write won, so a READY_TO_TEST record could have public files.
-    use firefly_api::firmware::build::Build;
+/// The status function on `table`, with its S3 at `s3` and DynamoDB at `dynamodb`.
+fn start_status(
+    table: &str,
+    bucket: &str,
+    public: &str,
+    dynamodb: &str,
+    s3: &str,
+    cdn: &str,
+) -> Function {
+    Function::start(&env_of(
+        STATUS,
+        &[
+            ("DYNAMODB_FIRMWARE_TABLE_NAME", table),
+            ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket),
+            ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", public),
+            ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
+            ("ENVIRONMENT_NAME", "dev"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb),
+            ("AWS_ENDPOINT_URL_S3", s3),
+            ("AWS_ENDPOINT_URL_CLOUDFRONT", cdn),
+            ("FIREFLY_TEST_NOW", NOW.to_string().as_str()),
+        ],
+    ))
+}
+
+/// A firmware filed READY_TO_TEST by the ingest function: its table, buckets and ZIP name.
+fn filed_firmware(build: &firefly_api::firmware::build::Build) -> (String, String, String, String) {
     let db = Dynalite::shared_moto();
     let moto = db.endpoint();
     let table = firmware_table(db);
@@ -1691,34 +1712,98 @@ fn two_status_changes_at_once_one_wins_and_the_public_files_match_it() {
     support::s3::create_bucket(&moto, &bucket);
     support::s3::create_bucket(&moto, &public);
     let s3 = support::s3::client(&moto);
-    let key = "incoming/Controller-0xAB00CD09-main.zip";
-    let zip = Build::example("0xAB00CD09", "2026.12.09").zip().unwrap();
-    support::dynamo::block_on(s3.put_object(&bucket, key, zip.into(), "application/zip", &[]))
-        .unwrap();
+    let key = "incoming/Controller-main.zip";
+    support::dynamo::block_on(s3.put_object(
+        &bucket,
+        key,
+        build.zip().unwrap().into(),
+        "application/zip",
+        &[],
+    ))
+    .unwrap();
     let mut up = start_ingest(UPLOADED, &table, &bucket);
     assert!(matches!(
         up.invoke(&s3_event("ObjectCreated:Put", &bucket, key, "01")),
         Outcome::Response(_)
     ));
     let zip_name = text_of(&records_of(db, &table)[0], "zip_name").to_owned();
+    (table, bucket, public, zip_name)
+}
+
+#[test]
+fn a_release_of_ten_binaries_on_an_s3_that_takes_2_s_a_call_is_done_in_bounded_rounds() {
+    use firefly_api::firmware::build::Build;
+    use firefly_api::firmware::status::CONCURRENT_PUTS;
+    let mut build = Build::example("0xAB00CD0A", "2026.12.10");
+    for i in 0..4 {
+        build.add(&format!("extra{i}.bin"), vec![i; 64 * 1024]);
+    }
+    let (table, bucket, public, zip_name) = filed_firmware(&build);
+    let db = Dynalite::shared_moto();
+    let moto = db.endpoint();
+    let (cdn, _) = cloudfront_standin();
+    let cdn_url = format!("http://127.0.0.1:{}", cdn.port);
+    let mut f = start_status(&table, &bucket, &public, &moto, &moto, &cdn_url);
+    assert_eq!(
+        f.invoke(&status_event(&zip_name, "TESTING")).http().status,
+        200
+    );
+    // S3 answers every call 2 s late; the proxy counts the calls in flight.
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (flight, peak, count, port) = (in_flight.clone(), most.clone(), calls.clone(), db.port);
+    let slow = support::http::serve(move |req| {
+        // The init's unsigned warm-up opens a connection; the calls are signed.
+        if signed_call(&req) {
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+        let now = flight.fetch_add(1, Ordering::SeqCst) + 1;
+        peak.fetch_max(now, Ordering::SeqCst);
+        let answer = support::faults::forward(port, &req);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        flight.fetch_sub(1, Ordering::SeqCst);
+        answer
+    });
+    let slow_url = format!("http://127.0.0.1:{}", slow.port);
+    let mut f = start_status(&table, &bucket, &public, &moto, &slow_url, &cdn_url);
+    let started = std::time::Instant::now();
+    let answer = f
+        .invoke_within(
+            serde_json::to_vec(&status_event(&zip_name, "RELEASED")).unwrap(),
+            std::time::Duration::from_secs(60),
+        )
+        .http();
+    let took = started.elapsed();
+    assert_eq!(answer.status, 200, "{answer:?} {:?}", f.logs());
+    // One read of the ZIP, ten files written: 22 s one at a time; in rounds of
+    // CONCURRENT_PUTS, 2 + 3 x 2 = 8 s, well within the function's 60 s.
+    assert_eq!(calls.load(Ordering::SeqCst), 11);
+    let peak = most.load(Ordering::SeqCst);
+    assert!((2..=CONCURRENT_PUTS).contains(&peak), "{peak} at once");
+    assert!(took < std::time::Duration::from_secs(16), "{took:?}");
+    let s3 = support::s3::client(&moto);
+    let published = support::dynamo::block_on(
+        s3.list_keys(&public, "controller/0xab00cd0a/controller/2026.12.10/"),
+    )
+    .unwrap();
+    assert_eq!(published.len(), 10, "{published:?}");
+}
+
+#[test]
+fn two_status_changes_at_once_one_wins_and_the_public_files_match_it() {
+    // Both read TESTING; the proxy holds their first writes until both have arrived. In
+    // FireFly's order (publish, then a conditional write) the release's files went public
+    // whichever write won, so a READY_TO_TEST record could have public files.
+    use firefly_api::firmware::build::Build;
+    let (table, bucket, public, zip_name) =
+        filed_firmware(&Build::example("0xAB00CD09", "2026.12.09"));
+    let db = Dynalite::shared_moto();
+    let moto = db.endpoint();
+    let s3 = support::s3::client(&moto);
     let (cdn, invalidations) = cloudfront_standin();
     let cdn_url = format!("http://127.0.0.1:{}", cdn.port);
-    let start = |dynamodb: &str| {
-        Function::start(&env_of(
-            STATUS,
-            &[
-                ("DYNAMODB_FIRMWARE_TABLE_NAME", table.as_str()),
-                ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket.as_str()),
-                ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", public.as_str()),
-                ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
-                ("ENVIRONMENT_NAME", "dev"),
-                ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb),
-                ("AWS_ENDPOINT_URL_S3", moto.as_str()),
-                ("AWS_ENDPOINT_URL_CLOUDFRONT", cdn_url.as_str()),
-                ("FIREFLY_TEST_NOW", NOW.to_string().as_str()),
-            ],
-        ))
-    };
+    let start = |dynamodb: &str| start_status(&table, &bucket, &public, dynamodb, &moto, &cdn_url);
     let testing = start(&moto)
         .invoke(&status_event(&zip_name, "TESTING"))
         .http();

@@ -85,6 +85,7 @@ pub struct S3Client {
     region: String,
     base: Base,
     identity: Identity,
+    attempt_timeout: Duration,
 }
 
 impl std::fmt::Debug for S3Client {
@@ -126,7 +127,15 @@ impl S3Client {
             region,
             base,
             identity,
+            attempt_timeout: ATTEMPT_TIMEOUT,
         })
+    }
+
+    /// The same client, each attempt given `timeout` (a function with a long timeout that
+    /// moves whole firmware files: a slow S3 must not be cut off at an API answer's pace).
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
     }
 
     /// The object's URL. Virtual-hosted on AWS (path-style is deprecated there), except for
@@ -399,9 +408,9 @@ impl S3Client {
             crate::telemetry::metric("S3Attempts", crate::telemetry::Unit::Count, 1.0);
             let request = self.signed(method, &url, headers, body.clone())?;
             let outcome =
-                tokio::time::timeout(ATTEMPT_TIMEOUT, self.exchange(request, limit)).await;
+                tokio::time::timeout(self.attempt_timeout, self.exchange(request, limit)).await;
             match outcome {
-                Err(_) => last = format!("{method} timed out after {ATTEMPT_TIMEOUT:?}"),
+                Err(_) => last = format!("{method} timed out after {:?}", self.attempt_timeout),
                 Ok(Err(Exchange::Retry(why))) => last = why,
                 Ok(Err(Exchange::Final(e))) => return Err(e),
                 Ok(Ok(found)) => return Ok(found),
@@ -576,6 +585,94 @@ mod tests {
 
     fn client(pairs: &[(&str, &str)]) -> Result<S3Client, String> {
         S3Client::from_env(&env_of(pairs), http())
+    }
+
+    /// A presigned URL's query, as `(name, value)` pairs sorted.
+    fn query_of(url: &str) -> Vec<(String, String)> {
+        let mut q: Vec<(String, String)> = url
+            .split_once('?')
+            .unwrap()
+            .1
+            .split('&')
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap();
+                (k.to_owned(), v.to_owned())
+            })
+            .collect();
+        q.sort();
+        q
+    }
+
+    #[test]
+    fn a_presigned_get_is_the_one_aws_documents_to_the_signature() {
+        // "Authenticating Requests: Using Query Parameters (AWS Signature Version 4)",
+        // Amazon S3 API Reference: its example, its signature.
+        let identity = aws_credential_types::Credentials::new(
+            "AKIAIOSFODNN7EXAMPLE",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            None,
+            None,
+            "test",
+        )
+        .into();
+        let url = crate::aws::Signer {
+            identity: &identity,
+            region: "us-east-1",
+            service: "s3",
+            settings: s3_settings(),
+        }
+        .presign_get(
+            "https://examplebucket.s3.amazonaws.com/test.txt",
+            std::time::UNIX_EPOCH + Duration::from_secs(1_369_353_600),
+            Duration::from_secs(86_400),
+        )
+        .unwrap();
+        assert!(url.starts_with("https://examplebucket.s3.amazonaws.com/test.txt?"));
+        let expected = [
+            ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
+            (
+                "X-Amz-Credential",
+                "AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request",
+            ),
+            ("X-Amz-Date", "20130524T000000Z"),
+            ("X-Amz-Expires", "86400"),
+            (
+                "X-Amz-Signature",
+                "aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404",
+            ),
+            ("X-Amz-SignedHeaders", "host"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        assert_eq!(query_of(&url), expected);
+    }
+
+    #[test]
+    fn a_presigned_get_carries_the_session_token_and_fireflys_expiry() {
+        let mut pairs = CREDS.to_vec();
+        pairs.push(("AWS_SESSION_TOKEN", "IQoJb3JpZ2lu/+="));
+        let c = client(&pairs).unwrap();
+        let url = c
+            .presign_get(
+                "firefly-firmware",
+                "processed/a b.zip",
+                std::time::SystemTime::now(),
+                Duration::from_secs(900),
+            )
+            .unwrap();
+        assert!(
+            url.starts_with(
+                "https://firefly-firmware.s3.eu-west-1.amazonaws.com/processed/a%20b.zip?"
+            ),
+            "{url}"
+        );
+        let q = query_of(&url);
+        let value = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(value("X-Amz-Expires"), Some("900"));
+        assert_eq!(value("X-Amz-Security-Token"), Some("IQoJb3JpZ2lu%2F%2B%3D"));
+        assert_eq!(value("X-Amz-Signature").map(str::len), Some(64));
     }
 
     #[test]

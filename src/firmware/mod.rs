@@ -236,9 +236,9 @@ pub struct LocalPublic {
 impl Ingest {
     pub fn build(init: &mut Init<'_>) -> Result<Self, StartupError> {
         let store = Firmware::build(init)?.store;
-        let (bucket, bucket_name) = private_bucket(init)?;
+        let (bucket, bucket_name) = private_bucket(init, None)?;
         Ok(Self {
-            public: public_side(init)?,
+            public: public_side(init, None)?,
             store,
             bucket,
             bucket_name,
@@ -251,7 +251,10 @@ impl Ingest {
 
 /// The private bucket and its name: S3's, or the memory bucket every function of a local
 /// run shares (its writes announced as S3 would).
-fn private_bucket(init: &mut Init<'_>) -> Result<(Arc<dyn bucket::Bucket>, String), StartupError> {
+fn private_bucket(
+    init: &mut Init<'_>,
+    attempt: Option<std::time::Duration>,
+) -> Result<(Arc<dyn bucket::Bucket>, String), StartupError> {
     Ok(match init.store_mode() {
         StoreMode::Memory => {
             let name = init
@@ -265,7 +268,10 @@ fn private_bucket(init: &mut Init<'_>) -> Result<(Arc<dyn bucket::Bucket>, Strin
         }
         StoreMode::DynamoDb => {
             let name = init.var(BUCKET_ENV)?;
-            let client = init.s3(&name)?;
+            let mut client = init.s3(&name)?;
+            if let Some(t) = attempt {
+                client = client.with_attempt_timeout(t);
+            }
             (Arc::new(bucket::S3Bucket::new(client, name.clone())), name)
         }
     })
@@ -273,7 +279,10 @@ fn private_bucket(init: &mut Init<'_>) -> Result<(Arc<dyn bucket::Bucket>, Strin
 
 /// The public bucket and the CDN in front of it: S3's and CloudFront's, or the memory
 /// stand-ins a local run shares.
-fn public_side(init: &mut Init<'_>) -> Result<public::Public, StartupError> {
+fn public_side(
+    init: &mut Init<'_>,
+    attempt: Option<std::time::Duration>,
+) -> Result<public::Public, StartupError> {
     Ok(match init.store_mode() {
         StoreMode::Memory => {
             let name = init
@@ -294,7 +303,10 @@ fn public_side(init: &mut Init<'_>) -> Result<public::Public, StartupError> {
             let name = init.var(crate::vars::S3_FIRMWARE_PUBLIC_BUCKET_NAME.name)?;
             let distribution = init.var(crate::vars::CLOUDFRONT_DISTRIBUTION_ID.name)?;
             // Seldom used: no connection of its own opened during init.
-            let s3 = init.s3_cold()?;
+            let mut s3 = init.s3_cold()?;
+            if let Some(t) = attempt {
+                s3 = s3.with_attempt_timeout(t);
+            }
             public::Public {
                 bucket: Arc::new(bucket::S3Bucket::new(s3, name)),
                 cdn: Arc::new(public::CloudFront::new(init.cloudfront()?, distribution)),
@@ -320,8 +332,8 @@ impl status::Releases {
         };
         Ok(Self {
             store,
-            bucket: private_bucket(init)?.0,
-            public: public_side(init)?,
+            bucket: private_bucket(init, Some(status::TRANSFER_ATTEMPT))?.0,
+            public: public_side(init, Some(status::TRANSFER_ATTEMPT))?,
             clock: init.clock(),
             random: init.random(),
             production,
@@ -342,7 +354,7 @@ impl Files {
     pub fn build(init: &mut Init<'_>) -> Result<Self, StartupError> {
         Ok(Self {
             store: Firmware::build(init)?.store,
-            bucket: private_bucket(init)?.0,
+            bucket: private_bucket(init, None)?.0,
             clock: init.clock(),
         })
     }

@@ -66,6 +66,10 @@ pub const PUBLISHED: Published = Published {
 /// one round per file (ten files at 2 s a call take three rounds).
 pub const CONCURRENT_PUTS: usize = 4;
 
+/// One S3 attempt's limit here: whole firmware files move, within a 60 s function, so a
+/// slow S3 (2 s a call) is waited for, not cut off at an API answer's 2 s.
+pub const TRANSFER_ATTEMPT: std::time::Duration = std::time::Duration::from_secs(10);
+
 const CONCURRENTLY: &str = "Status was modified concurrently; please retry.";
 
 pub const ROUTE: Route = Route {
@@ -585,5 +589,42 @@ fn python_str(v: &Value) -> String {
         Value::Null => "None".into(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_that_is_not_a_json_object_is_a_400_never_a_500() {
+        // FireFly's json.loads raised on these, and its handler answered 500.
+        for body in ["not json", "[1, 2]", "\"RELEASED\"", "5", "null", "{"] {
+            let e = wanted_status(body).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(e.message(), "Invalid JSON body", "{body}");
+        }
+        for body in [
+            "",
+            "{}",
+            r#"{"release_status": ""}"#,
+            r#"{"release_status": null}"#,
+        ] {
+            assert_eq!(
+                wanted_status(body).unwrap_err().message(),
+                "Missing required field: release_status",
+                "{body}"
+            );
+        }
+        assert_eq!(
+            wanted_status(r#"{"release_status": 5}"#)
+                .unwrap_err()
+                .message(),
+            "release_status must be a string"
+        );
+        assert_eq!(
+            wanted_status(r#"{"release_status": "TESTING", "x": 1}"#).unwrap(),
+            "TESTING"
+        );
     }
 }

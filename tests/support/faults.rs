@@ -225,7 +225,8 @@ impl Proxy {
 }
 
 /// Sends `req` to dynalite on a fresh connection and returns its answer.
-fn forward(port: u16, req: &Request) -> Reply {
+/// Passes `req` to the server on `port` and brings its answer back.
+pub fn forward(port: u16, req: &Request) -> Reply {
     let Ok(mut up) = TcpStream::connect(("127.0.0.1", port)) else {
         return Reply::Close;
     };
