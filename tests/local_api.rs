@@ -1452,3 +1452,189 @@ fn a_firmware_zip_is_built_uploaded_and_listed_on_the_memory_store() {
 fn a_firmware_zip_is_built_uploaded_listed_and_deleted_through_moto() {
     firmware_pipeline("dynamodb");
 }
+
+/// The lifecycle on a laptop (memory store): a build uploaded, tested and released through
+/// the API, then a simulated controller updates from the CDN stand-in over TLS (checking
+/// every binary's SHA-256), the console's download works through a presigned URL that
+/// firefly-local itself checks, and a delete ends DELETED through the ZIP's own event.
+#[test]
+fn a_release_reaches_a_simulated_controller_and_a_download_is_presigned_on_the_memory_store() {
+    let dir = scratch("release-memory");
+    let api = Local::start(
+        &dir,
+        &["--s3-port", "0", "--cdn-port", "0"],
+        &[("AWS_REGION", "eu-west-1")],
+    );
+    let s3 = s3_endpoint(&api);
+    let token = api.token("alice");
+    let zip = dir.join("fw.zip");
+    for args in [
+        vec![
+            "firmware",
+            "build",
+            "--out",
+            zip.to_str().unwrap(),
+            "--product-hex",
+            "0xAB00CD05",
+            "--version",
+            "2026.12.05",
+        ],
+        vec!["firmware", "upload", zip.to_str().unwrap(), "--s3-url", &s3],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let items = firmware_when(&api, &token, "0xab00cd05", |i| !i.is_empty());
+    let zip_name = items[0]["zip_name"].as_str().unwrap().to_owned();
+    let patch = |to: &str| {
+        api.request(
+            "PATCH",
+            &format!("/firmware/{zip_name}/status"),
+            Some(&token),
+            format!(r#"{{"release_status":"{to}"}}"#).as_bytes(),
+        )
+    };
+    // Nothing released yet: the controller hears 404, as FireFly's OTA says it.
+    let ota = |current: &str| {
+        let out = device(
+            &api,
+            &dir,
+            &[
+                "ota",
+                "--product-hex",
+                "0xAB00CD05",
+                "--current-version",
+                current,
+                "--ca",
+                dir.join("cdn-ca.pem").to_str().unwrap(),
+            ],
+        );
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, _, err) = ota("2026.12.01");
+    assert!(!ok && err.contains("OTA answered 404"), "{err}");
+    assert_eq!(patch("TESTING").status, 200);
+    let released = patch("RELEASED");
+    assert_eq!(released.status, 200, "{released:?}");
+    assert_eq!(released.json()["release_status"], "RELEASED");
+    let (ok, out, err) = ota("2026.12.01");
+    assert!(ok, "{out} {err} {:?}", api.logs());
+    assert!(out.contains("installed 2026.12.05"), "{out}");
+    assert!(
+        out.contains("app https://localhost:")
+            && out.contains("/controller/0xab00cd05/controller/2026.12.05/Controller.ino.bin"),
+        "{out}"
+    );
+    assert!(out.contains("ui https://localhost:"), "{out}");
+    assert_eq!(out.matches("SHA-256 checked").count(), 2, "{out}");
+    let (ok, out, _) = ota("2026.12.05");
+    assert!(ok && out.starts_with("up to date"), "{out}");
+
+    // The console's download: a presigned URL of firefly-local's S3 endpoint.
+    let link = api.request(
+        "GET",
+        &format!("/firmware/{zip_name}/download"),
+        Some(&token),
+        b"",
+    );
+    assert_eq!(link.status, 200, "{link:?}");
+    let url = link.json()["url"].as_str().unwrap().to_owned();
+    assert_eq!(link.json()["expires_in"], 900);
+    assert!(
+        url.starts_with(&format!(
+            "{s3}/firefly-firmware-local/processed/{zip_name}?"
+        )),
+        "{url}"
+    );
+    let (status, body) = plain("GET", &url, b"");
+    assert_eq!(status, 200);
+    assert!(body.starts_with("PK\u{3}\u{4}"), "the ZIP itself");
+    let (status, body) = plain(
+        "GET",
+        &url.replace("X-Firefly-Expires=", "X-Firefly-Expires=9"),
+        b"",
+    );
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("AccessDenied"), "{body}");
+
+    // Revoked: the controller on it hears 409 and keeps what it runs.
+    assert_eq!(patch("REVOKED").status, 200);
+    let (ok, _, err) = ota("2026.12.05");
+    assert!(!ok && err.contains("OTA answered 409"), "{err}");
+    let gone = api.request(
+        "DELETE",
+        &format!("/firmware/{zip_name}"),
+        Some(&token),
+        b"",
+    );
+    assert_eq!(gone.status, 409);
+    assert_eq!(
+        gone.json()["message"],
+        "Firmware is already in state 'REVOKED'"
+    );
+}
+
+#[test]
+fn a_deleted_firmware_ends_deleted_through_its_zips_event_on_the_memory_store() {
+    let dir = scratch("delete-memory");
+    let api = Local::start(
+        &dir,
+        &["--s3-port", "0", "--cdn-port", "0"],
+        &[("AWS_REGION", "eu-west-1")],
+    );
+    let s3 = s3_endpoint(&api);
+    let token = api.token("alice");
+    let zip = dir.join("fw.zip");
+    for args in [
+        vec![
+            "firmware",
+            "build",
+            "--out",
+            zip.to_str().unwrap(),
+            "--product-hex",
+            "0xAB00CD06",
+            "--version",
+            "2026.12.06",
+        ],
+        vec!["firmware", "upload", zip.to_str().unwrap(), "--s3-url", &s3],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let items = firmware_when(&api, &token, "0xab00cd06", |i| !i.is_empty());
+    let zip_name = items[0]["zip_name"].as_str().unwrap().to_owned();
+    let gone = api.request(
+        "DELETE",
+        &format!("/firmware/{zip_name}"),
+        Some(&token),
+        b"",
+    );
+    assert_eq!(gone.status, 202);
+    assert_eq!(gone.json()["message"], "Deletion initiated");
+    let items = firmware_when(&api, &token, "0xab00cd06", |i| {
+        i.first().is_some_and(|r| r["release_status"] == "DELETED")
+    });
+    let statuses: Vec<&str> = items[0]["status_history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["READY_TO_TEST", "DELETING", "DELETED"],
+        "{:?}",
+        api.logs()
+    );
+    let link = api.request(
+        "GET",
+        &format!("/firmware/{zip_name}/download"),
+        Some(&token),
+        b"",
+    );
+    assert_eq!(link.status, 410);
+}

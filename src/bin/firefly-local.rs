@@ -43,6 +43,7 @@ const COMMANDS: &[Command] = &[
         options: &[
             opt("port", "3000"),
             opt("s3-port", "3001"),
+            opt("cdn-port", "3002"),
             opt("store", "memory|dynamodb"),
             opt("config", "FILE"),
             opt("issuer", "URL"),
@@ -55,7 +56,7 @@ const COMMANDS: &[Command] = &[
             opt("users", "FILE"),
             opt("sign-in-as", "USER"),
         ],
-        about: "Serves every route of every function on 127.0.0.1 as API Gateway would, with its JWT authorizer: by default it trusts the local development key (memory store or a loopback DynamoDB only); --issuer/--audience point it at a real Cognito user pool (its JWKS fetched from ISSUER/.well-known/jwks.json, again when a token names an unknown key, or read from --jwks). --store dynamodb uses DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is a features-style profile file, re-read when it changes; --cors-origin lets a browser page at URL call the API, as FireFly's gateway lets its console. The S3 endpoint on --s3-port (path-style; point AWS_ENDPOINT_URL_S3 at it) turns every write into the event S3 would send to the functions it invokes (the firmware pipeline): with --store memory it holds the firmware bucket itself (S3_FIRMWARE_PRIVATE_BUCKET_NAME, default firefly-firmware-local); with --store dynamodb it passes every request on to AWS_ENDPOINT_URL_S3 (moto's S3 on this machine), and the functions' own S3 calls go through it. --redirect-uri turns on a Cognito-style sign-in (authorization code with PKCE, refresh tokens, /logout, the OpenID configuration and JWKS at this address) for --client-id (default firefly-local) and the users in --users (a JSON list of username, email, groups; default one dev user in super_users), chosen on a page or preset with --sign-in-as; its RS256 tokens pass the authorizer on every route.",
+        about: "Serves every route of every function on 127.0.0.1 as API Gateway would, with its JWT authorizer: by default it trusts the local development key (memory store or a loopback DynamoDB only); --issuer/--audience point it at a real Cognito user pool (its JWKS fetched from ISSUER/.well-known/jwks.json, again when a token names an unknown key, or read from --jwks). --store dynamodb uses DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is a features-style profile file, re-read when it changes; --cors-origin lets a browser page at URL call the API, as FireFly's gateway lets its console. The S3 endpoint on --s3-port (path-style; point AWS_ENDPOINT_URL_S3 at it) turns every write into the event S3 would send to the functions it invokes (the firmware pipeline): with --store memory it holds the firmware bucket itself (S3_FIRMWARE_PRIVATE_BUCKET_NAME, default firefly-firmware-local); with --store dynamodb it passes every request on to AWS_ENDPOINT_URL_S3 (moto's S3 on this machine), and the functions' own S3 calls go through it; the download route's presigned URLs point at it, which checks their signature and expiry. With --store memory, released firmware is served over TLS on --cdn-port (a stand-in for CloudFront, under a CA made for the run and written beside --key-file as cdn-ca.pem; OTA's URLs name it unless CLOUDFRONT_DOMAIN is set). --redirect-uri turns on a Cognito-style sign-in (authorization code with PKCE, refresh tokens, /logout, the OpenID configuration and JWKS at this address) for --client-id (default firefly-local) and the users in --users (a JSON list of username, email, groups; default one dev user in super_users), chosen on a page or preset with --sign-in-as; its RS256 tokens pass the authorizer on every route.",
     },
     Command {
         words: "token",
@@ -109,6 +110,23 @@ const COMMANDS: &[Command] = &[
             opt("dir", "DIR"),
         ],
         about: "Restores the device's backup as the firmware does (Content-Length checked, decrypted, its SHA-256 compared with the ETag) and writes the plaintext to --out FILE (default: standard output).",
+    },
+    Command {
+        words: "device ota",
+        args: "--product-hex 0x%08x",
+        options: &[
+            opt("product-hex", "0x%08x"),
+            opt("current-version", "VERSION"),
+            opt("class", "CLASS"),
+            opt("application", "NAME"),
+            opt("application-name", "NAME"),
+            opt("template", "URL"),
+            opt("ca", "FILE"),
+            opt("uuid", "UUID"),
+            opt("url", "URL"),
+            opt("dir", "DIR"),
+        ],
+        about: "Updates as the controller does: fills its OTA URL template (--template, default $$url$$/ota/$$class$$/$$product_hex$$/$$application$$?current_version=$$current_version$$, $$url$$ being --url) with --class (controller), --product-hex, --application (controller) and --current-version (0.0.0), sends its uuid header, takes the entry named --application-name (FireFly Controller), and when its version is greater by the controller's own comparison downloads each binary from the CDN stand-in (trusting --ca, default the cdn-ca.pem `serve` wrote) and checks its SHA-256. Prints what it installed, or that it is up to date.",
     },
     Command {
         words: "device delete-backup",
@@ -378,6 +396,14 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
             return ExitCode::from(2);
         }
     };
+    let cdn_port: u16 = match flags.get("cdn-port").map(|p| p.parse()) {
+        None => s3_port.checked_add(1).filter(|_| s3_port != 0).unwrap_or(0),
+        Some(Ok(p)) => p,
+        Some(Err(_)) => {
+            eprintln!("firefly-local serve: --cdn-port is a port number");
+            return ExitCode::from(2);
+        }
+    };
     let served = runtime.block_on(async move {
         let authorizer = authorizer(flags, key_file, &env)
             .await
@@ -396,13 +422,49 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
             .filter(|u| !u.is_empty());
         let memory = Parts::from_env(&env).map_err(|e| e.to_string())?.store_mode
             == firefly_api::init::StoreMode::Memory;
+        // The CloudFront stand-in (memory store): released files over TLS.
+        let cdn = if memory {
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", cdn_port))
+                .await
+                .map_err(|e| format!("cannot listen on 127.0.0.1:{cdn_port}: {e}"))?;
+            let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+            let ca = firefly_api::local_api::cdn::LocalCa::new()?;
+            let ca_file = key_file.with_file_name("cdn-ca.pem");
+            if let Some(dir) = ca_file.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            std::fs::write(&ca_file, &ca.ca_pem)
+                .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+            Some((listener, port, ca, ca_file))
+        } else {
+            None
+        };
+        let cdn_domain = cdn.as_ref().map(|(_, port, _, _)| format!("localhost:{port}"));
         let app_env = |name: &str| -> Option<String> {
             if !memory && name == firefly_api::vars::AWS_ENDPOINT_URL_S3.name {
                 return Some(s3_url.clone());
             }
+            if name == firefly_api::vars::CLOUDFRONT_DOMAIN.name {
+                return env(name)
+                    .filter(|d| !d.is_empty())
+                    .or_else(|| cdn_domain.clone());
+            }
             env(name)
         };
         let mut parts = Parts::from_env(&app_env).map_err(|e| e.to_string())?;
+        let presigner = Arc::new(s3::Presigner::new(&s3_url)?);
+        let public = Arc::new(firefly_api::firmware::bucket::MemoryBucket::new(
+            &env(firefly_api::vars::S3_FIRMWARE_PUBLIC_BUCKET_NAME.name)
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| firefly_api::firmware::LOCAL_PUBLIC_BUCKET.into()),
+            None,
+        ));
+        if memory {
+            parts.shared.insert(firefly_api::firmware::LocalPublic {
+                bucket: Arc::clone(&public),
+                cdn: Arc::new(firefly_api::firmware::public::MemoryCdn::default()),
+            });
+        }
         let store = if memory {
             let name = env(firefly_api::firmware::BUCKET_ENV)
                 .filter(|n| !n.is_empty())
@@ -415,6 +477,10 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
                 &name,
                 Some(announce),
             ));
+            let p = Arc::clone(&presigner);
+            bucket.presign_with(Arc::new(move |bucket, key, now, expires| {
+                p.url(bucket, key, now, expires)
+            }));
             parts.shared.insert(bucket.clone());
             s3::Store::Memory(bucket)
         } else {
@@ -433,8 +499,15 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
         });
         let app = Arc::new(App::build(ROUTES, None, parts, &app_env).map_err(|e| e.to_string())?);
         tokio::spawn(s3::deliver(Arc::clone(&app), subscriptions, incoming));
-        let endpoint = Arc::new(s3::Endpoint::new(store, events));
+        let endpoint = Arc::new(s3::Endpoint::new(store, events).with_presigner(presigner));
         tokio::spawn(endpoint.run(s3_listener));
+        let cdn_line = cdn.map(|(listener, port, ca, ca_file)| {
+            tokio::spawn(firefly_api::local_api::cdn::run(public, listener, ca.server));
+            format!(
+                "firefly-local: CDN stand-in https://localhost:{port} (released firmware; its CA: {})",
+                ca_file.display()
+            )
+        });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|e| format!("cannot listen on 127.0.0.1:{port}: {e}"))?;
@@ -455,6 +528,9 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
         let server = Arc::new(server);
         eprint!("{}", server.describe(addr));
         eprintln!("firefly-local: S3 endpoint {s3_url} (path-style; its writes reach the functions S3 invokes)");
+        if let Some(line) = cdn_line {
+            eprintln!("{line}");
+        }
         tracing::info!(address = %addr, routes = ROUTES.len(), "firefly-local listening");
         server.run(listener).await.map_err(|e| e.to_string())
     });
@@ -586,7 +662,16 @@ fn device_command(args: &[String]) -> ExitCode {
         Ok(f) => f,
         Err(e) => return refuse(&e),
     };
-    if !["register", "check", "backup", "restore", "delete-backup"].contains(&verb.as_str()) {
+    if ![
+        "register",
+        "check",
+        "backup",
+        "restore",
+        "delete-backup",
+        "ota",
+    ]
+    .contains(&verb.as_str())
+    {
         return refuse(&format!("unknown command {verb:?}"));
     }
     if let Err(e) = check_options(&format!("device {verb}"), &flags) {
@@ -623,6 +708,34 @@ fn device_command(args: &[String]) -> ExitCode {
                         answer.status, answer.body
                     ))
                 }
+            }
+            "ota" => {
+                let Some(product_hex) = flags.get("product-hex") else {
+                    return Err("--product-hex is required (0x%08x, as the controller prints it)".into());
+                };
+                let text = |name: &str, default: &str| flags.get(name).map_or(default, String::as_str).to_owned();
+                let ask = device::OtaAsk {
+                    template: text("template", "$$url$$/ota/$$class$$/$$product_hex$$/$$application$$?current_version=$$current_version$$"),
+                    class: text("class", "controller"),
+                    product_hex: product_hex.to_lowercase(),
+                    application: text("application", "controller"),
+                    current_version: text("current-version", "0.0.0"),
+                    application_name: text("application-name", "FireFly Controller"),
+                };
+                let ca = flags.get("ca").map_or_else(|| state_dir().join("cdn-ca.pem"), PathBuf::from);
+                let uuid = flags.get("uuid").cloned().or_else(|| device::only_device(&dir).ok());
+                match device::ota(&url, &ask, uuid.as_deref(), &ca).await? {
+                    device::Update::UpToDate(v) => {
+                        println!("up to date: {} (offered {v})", ask.current_version);
+                    }
+                    device::Update::Installed { version, binaries } => {
+                        for (partition, url, len) in binaries {
+                            println!("{partition} {url} {len} bytes, SHA-256 checked");
+                        }
+                        println!("installed {version}");
+                    }
+                }
+                Ok(())
             }
             "backup" | "restore" | "delete-backup" => {
                 let uuid = match flags.get("uuid") {

@@ -4,9 +4,11 @@
 //! signs a registration check exactly as the firmware signs it (32 random nonce bytes, a
 //! whole-second UTC timestamp with `Z`, ECDSA P-256 SHA-256, DER, Base64); `backup`
 //! encrypts a file into the firmware's FFCE blob and stores it with the plaintext's SHA-256
-//! as its ETag, and `restore` fetches, decrypts and checks it, as the firmware does.
+//! as its ETag, and `restore` fetches, decrypts and checks it, as the firmware does; `ota`
+//! asks which firmware to install as the controller asks, and downloads and checks it.
 //!
-//! Plain HTTP to a loopback address only: it is a local tool.
+//! Plain HTTP to a loopback address only (and HTTPS to the local CDN stand-in): it is a
+//! local tool.
 
 use crate::clock::{Clock, SystemClock};
 use crate::devices::register::KEY_HEADER;
@@ -362,6 +364,138 @@ pub async fn delete_backup(base: &str, uuid: &str, dir: &Path) -> Result<Answer,
 }
 
 /// One plain HTTP/1 request to a loopback address.
+/// What a controller asks OTA with: the fields its URL template names.
+#[derive(Debug, Clone)]
+pub struct OtaAsk {
+    /// FireFly-Controller's template, with `$$class$$`, `$$product_hex$$`,
+    /// `$$application$$` and `$$current_version$$` (and `$$url$$`, the API's base here).
+    pub template: String,
+    pub class: String,
+    /// `0x%08lx`, as the controller prints its product id.
+    pub product_hex: String,
+    /// Lower case, dashes for spaces, as the controller writes its application's name.
+    pub application: String,
+    pub current_version: String,
+    /// The manifest entry the controller installs (esp32OTA's `application_name`).
+    pub application_name: String,
+}
+
+/// What `ota` found.
+#[derive(Debug)]
+pub enum Update {
+    /// Nothing newer than the running version (the controller stays).
+    UpToDate(String),
+    /// A newer version, each binary downloaded and its SHA-256 checked: `(partition, URL,
+    /// bytes)`.
+    Installed {
+        version: String,
+        binaries: Vec<(String, String, usize)>,
+    },
+}
+
+/// The template filled as the controller fills it.
+pub fn ota_url(base: &str, ask: &OtaAsk) -> String {
+    ask.template
+        .replace("$$url$$", base)
+        .replace("$$class$$", &ask.class)
+        .replace("$$product_hex$$", &ask.product_hex)
+        .replace("$$application$$", &ask.application)
+        .replace("$$current_version$$", &ask.current_version)
+}
+
+/// Asks OTA as the controller does (its `uuid` header, when known), takes the entry named
+/// `application_name`, and when its version is greater by the controller's own
+/// comparison (`%d.%d.%d`, numerically), downloads each binary over HTTPS (trusting
+/// `ca` alone) and checks its SHA-256. Any answer but 200 is an error, as esp32OTA takes it.
+pub async fn ota(
+    base: &str,
+    ask: &OtaAsk,
+    uuid: Option<&str>,
+    ca: &Path,
+) -> Result<Update, String> {
+    let url = ota_url(base, ask);
+    let headers: Vec<(&str, &str)> = uuid.map(|u| vec![("uuid", u)]).unwrap_or_default();
+    let answer = send(Method::GET, &url, &headers, Vec::new()).await?;
+    if answer.status != 200 {
+        return Err(format!("OTA answered {}: {}", answer.status, answer.body));
+    }
+    let entries: Value = serde_json::from_slice(&answer.bytes)
+        .map_err(|e| format!("OTA's answer is not JSON: {e}"))?;
+    let entry = entries
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|e| e["application_name"] == ask.application_name.as_str())
+        })
+        .ok_or_else(|| {
+            format!(
+                "OTA's answer has no {:?} entry: {}",
+                ask.application_name, answer.body
+            )
+        })?;
+    let version = entry["version"].as_str().unwrap_or_default().to_owned();
+    let newer = crate::firmware::ota::numbers(&version)
+        > crate::firmware::ota::numbers(&ask.current_version);
+    if !newer {
+        return Ok(Update::UpToDate(version));
+    }
+    let roots = {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in
+            CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))?
+        {
+            roots
+                .add(cert.map_err(|e| format!("{}: {e}", ca.display()))?)
+                .map_err(|e| format!("{}: {e}", ca.display()))?;
+        }
+        roots
+    };
+    let client = crate::aws::http1::Http1Client::new(roots, Duration::from_secs(5))?;
+    let mut binaries = Vec::new();
+    for b in entry["binaries"].as_array().into_iter().flatten() {
+        let (Some(partition), Some(url), Some(sha256)) = (
+            b["partition"].as_str(),
+            b["url"].as_str(),
+            b["sha256"].as_str(),
+        ) else {
+            return Err(format!("a binary without partition, url or sha256: {b}"));
+        };
+        let uri: http::Uri = url.parse().map_err(|e| format!("{url}: {e}"))?;
+        if uri.scheme_str() != Some("https")
+            || !["localhost", "127.0.0.1"].contains(&uri.host().unwrap_or_default())
+        {
+            return Err(format!(
+                "{url}: the simulator downloads from the local CDN stand-in only (https://localhost:PORT)"
+            ));
+        }
+        let request = Request::builder()
+            .uri(uri)
+            .body(aws_smithy_types::body::SdkBody::empty())
+            .map_err(|e| e.to_string())?;
+        let res = tokio::time::timeout(Duration::from_secs(30), client.send(request))
+            .await
+            .map_err(|_| format!("{url}: no answer within 30 s"))?
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = res.status().as_u16();
+        let body = Limited::new(res.into_body(), 64 << 20)
+            .collect()
+            .await
+            .map_err(|e| format!("{url}: {e}"))?
+            .to_bytes();
+        if status != 200 {
+            return Err(format!("{url}: {status}"));
+        }
+        let got = sha256_hex(&body);
+        if got != sha256 {
+            return Err(format!("{url}: SHA-256 {got}, the manifest says {sha256}"));
+        }
+        binaries.push((partition.to_owned(), url.to_owned(), body.len()));
+    }
+    Ok(Update::Installed { version, binaries })
+}
+
 async fn send(
     method: Method,
     url: &str,

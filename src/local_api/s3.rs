@@ -38,8 +38,108 @@ pub enum Store {
     Upstream(String),
 }
 
+/// Presigned URLs of the memory bucket, made and checked here as S3 makes and checks its
+/// own: the URL names the object and when it expires, and carries an HMAC-SHA256 of both
+/// under a key of this run's, so that a URL works until its expiry, for that object and
+/// that method only (`X-Firefly-Expires`, `X-Firefly-Signature`: not SigV4, which needs
+/// credentials a laptop's memory store has none of).
+pub struct Presigner {
+    key: ring::hmac::Key,
+    base: String,
+}
+
+impl Presigner {
+    /// Signs URLs of the endpoint at `base` (`http://127.0.0.1:PORT`).
+    pub fn new(base: &str) -> Result<Self, String> {
+        let rng = ring::rand::SystemRandom::new();
+        let key = ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &rng)
+            .map_err(|_| "the system random number generator failed".to_owned())?;
+        Ok(Self {
+            key,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    fn signature(&self, bucket: &str, key: &str, expires: u64) -> String {
+        let tag = ring::hmac::sign(
+            &self.key,
+            format!("GET\n/{bucket}/{key}\n{expires}").as_bytes(),
+        );
+        crate::firmware::archive::hex(tag.as_ref())
+    }
+
+    /// A URL anyone may `GET` `bucket/key` at until `expires` after `now`.
+    pub fn url(
+        &self,
+        bucket: &str,
+        key: &str,
+        now: std::time::SystemTime,
+        expires: std::time::Duration,
+    ) -> String {
+        let until = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .saturating_add(expires)
+            .as_secs();
+        format!(
+            "{}/{bucket}/{}?X-Firefly-Expires={until}&X-Firefly-Signature={}",
+            self.base,
+            crate::aws::s3::encode_key(key),
+            self.signature(bucket, key, until)
+        )
+    }
+
+    /// Whether a request that carries a presigned URL's query may have the object: its
+    /// method, object, expiry and signature checked (S3's answers when not).
+    fn check(
+        &self,
+        method: &Method,
+        bucket: &str,
+        key: &str,
+        query: &str,
+        now: std::time::SystemTime,
+    ) -> Result<(), http::Response<Full<Bytes>>> {
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+        };
+        let denied = |message: &str| Err(error(StatusCode::FORBIDDEN, "AccessDenied", message));
+        let (Some(expires), Some(signature)) =
+            (param("X-Firefly-Expires"), param("X-Firefly-Signature"))
+        else {
+            return denied(
+                "Query-string authentication requires the Signature and Expires parameters",
+            );
+        };
+        let Ok(expires) = expires.parse::<u64>() else {
+            return denied("Invalid date (should be seconds since epoch)");
+        };
+        let tag = (0..signature.len() / 2)
+            .map(|i| u8::from_str_radix(signature.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
+            .collect::<Result<Vec<u8>, _>>();
+        let message = format!("GET\n/{bucket}/{key}\n{expires}");
+        let genuine = method == Method::GET
+            && tag.is_ok_and(|t| ring::hmac::verify(&self.key, message.as_bytes(), &t).is_ok());
+        if !genuine {
+            return denied(
+                "The request signature we calculated does not match the signature you provided.",
+            );
+        }
+        let now = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        if now > expires {
+            return denied("Request has expired");
+        }
+        Ok(())
+    }
+}
+
 /// The endpoint.
 pub struct Endpoint {
+    presigner: Option<Arc<Presigner>>,
     store: Store,
     events: mpsc::UnboundedSender<S3Event>,
     client: hyper_util::client::legacy::Client<
@@ -119,6 +219,7 @@ pub async fn deliver(
 impl Endpoint {
     pub fn new(store: Store, events: mpsc::UnboundedSender<S3Event>) -> Self {
         Self {
+            presigner: None,
             store,
             events,
             client: hyper_util::client::legacy::Client::builder(
@@ -127,6 +228,12 @@ impl Endpoint {
             .build_http(),
             sequencer: AtomicU64::new(0),
         }
+    }
+
+    /// Checks the presigned URLs of the memory bucket with `presigner` (its maker).
+    pub fn with_presigner(mut self, presigner: Arc<Presigner>) -> Self {
+        self.presigner = Some(presigner);
+        self
     }
 
     /// Serves connections from `listener` until the process ends.
@@ -154,6 +261,21 @@ impl Endpoint {
         };
         let (bucket, key) = split_path(parts.uri.path());
         let query = parts.uri.query().unwrap_or("");
+        let presigned = query
+            .split('&')
+            .any(|p| p.starts_with("X-Firefly-Signature=") || p.starts_with("X-Firefly-Expires="));
+        if let (true, Some(presigner)) = (presigned, &self.presigner)
+            && let Err(refused) = presigner.check(
+                &parts.method,
+                &bucket,
+                &key,
+                query,
+                std::time::SystemTime::now(),
+            )
+        {
+            tracing::warn!(bucket, key, "a presigned URL refused");
+            return refused;
+        }
         let response = match &self.store {
             Store::Memory(memory) => memory_answer(memory, &parts, &bucket, &key, &body),
             Store::Upstream(base) => self.forward(base, &parts, body.clone()).await,
@@ -450,4 +572,84 @@ pub async fn put(url: &str, body: Vec<u8>) -> Result<(), String> {
         .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
         .unwrap_or_default();
     Err(format!("{url} answered {status}: {text}"))
+}
+
+#[cfg(test)]
+mod presign_tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn a_presigned_url_works_for_its_object_until_it_expires_and_for_nothing_else() {
+        let p = Presigner::new("http://127.0.0.1:3001/").unwrap();
+        let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let url = p.url("fw", "processed/a b.zip", now, Duration::from_secs(900));
+        assert!(url.starts_with("http://127.0.0.1:3001/fw/processed/a%20b.zip?X-Firefly-Expires=1800000900&X-Firefly-Signature="), "{url}");
+        let query = url.split_once('?').unwrap().1;
+        let at = |s: u64| UNIX_EPOCH + Duration::from_secs(s);
+        assert!(
+            p.check(
+                &Method::GET,
+                "fw",
+                "processed/a b.zip",
+                query,
+                at(1_800_000_900)
+            )
+            .is_ok()
+        );
+        let refused = |r: Result<(), http::Response<Full<Bytes>>>| r.unwrap_err().status();
+        assert_eq!(
+            refused(p.check(
+                &Method::GET,
+                "fw",
+                "processed/a b.zip",
+                query,
+                at(1_800_000_901)
+            )),
+            403
+        );
+        assert_eq!(
+            refused(p.check(
+                &Method::GET,
+                "fw",
+                "processed/other.zip",
+                query,
+                at(1_800_000_000)
+            )),
+            403
+        );
+        assert_eq!(
+            refused(p.check(
+                &Method::DELETE,
+                "fw",
+                "processed/a b.zip",
+                query,
+                at(1_800_000_000)
+            )),
+            403
+        );
+        let forged = query.replace("1800000900", "1900000000");
+        assert_eq!(
+            refused(p.check(
+                &Method::GET,
+                "fw",
+                "processed/a b.zip",
+                &forged,
+                at(1_800_000_000)
+            )),
+            403
+        );
+        // Another run's key: its URLs are not this run's.
+        let other = Presigner::new("http://127.0.0.1:3001").unwrap();
+        assert_eq!(
+            refused(other.check(
+                &Method::GET,
+                "fw",
+                "processed/a b.zip",
+                query,
+                at(1_800_000_000)
+            )),
+            403
+        );
+    }
 }

@@ -177,13 +177,18 @@ def test_the_backup_and_firmware_functions_take_the_buckets_and_distribution_nam
         ("firefly-s3-device-backups", "BucketName", "s3-device-backups"):
             {f"firefly-func-api-devices-backup-{m}" for m in ("post", "get", "delete")},
         ("firefly-s3-firmware", "BucketName", "s3-firmware"):
-            {"firefly-func-s3-firmware-uploaded", "firefly-func-s3-firmware-deleted"},
-        # The ingest replaces a released debug build: its public files move to revoked/
-        # and CloudFront forgets them.
+            {"firefly-func-s3-firmware-uploaded", "firefly-func-s3-firmware-deleted",
+             "firefly-func-api-firmware-status-patch", "firefly-func-api-firmware-delete",
+             "firefly-func-api-firmware-download-get"},
+        # A release publishes, a revocation withdraws; the ingest replaces a released debug
+        # build: public files move to revoked/ and CloudFront forgets them.
         ("firefly-s3-firmware-public", "BucketName", "s3-firmware-public"):
-            {"firefly-func-s3-firmware-uploaded"},
+            {"firefly-func-s3-firmware-uploaded", "firefly-func-api-firmware-status-patch"},
         ("firefly-cloudfront-firmware", "DistributionId", "cloudfront-firmware"):
-            {"firefly-func-s3-firmware-uploaded"},
+            {"firefly-func-s3-firmware-uploaded", "firefly-func-api-firmware-status-patch"},
+        # OTA's URLs name the firmware domain.
+        ("firefly-cloudfront-firmware", "FirmwareDomain", "cloudfront-firmware"):
+            {"firefly-func-api-ota-get"},
     }
 
 

@@ -159,6 +159,10 @@ def test_function_matches_the_page_and_the_design(template, routes, function):
     if FUNCTIONS[function]["kind"] == "s3":
         # FireFly's own sizing for its S3 functions: a ZIP checked within 30 s and 128 MB.
         assert (p["Timeout"], p["MemorySize"]) == (30, 128)
+    elif function == "firefly-func-api-firmware-status-patch":
+        # FireFly's 60 s: a release writes every file of a firmware, and completes or undoes
+        # that work whether or not API Gateway (30 s) still waits.
+        assert (p["Timeout"], p["MemorySize"]) == (60, 256)
     else:
         # The DynamoDB client gives up after 3 s; the function must outlive that to answer 503.
         assert 4 <= p["Timeout"] <= 10
@@ -424,7 +428,9 @@ def test_alarms_exist_only_when_asked_for_and_watch_each_route_and_the_function(
     assert throttles["Threshold"] == 1
     duration = next(a for a in found.values() if a.get("MetricName") == "Duration")
     assert duration["ExtendedStatistic"] == "p99"
-    assert duration["Threshold"] == 4800  # 80% of the 6 s timeout
+    timeout = resources[logical]["Properties"]["Timeout"]
+    assert timeout == (60 if function == "firefly-func-api-firmware-status-patch" else 6)
+    assert duration["Threshold"] == timeout * 800  # 80% of the timeout
     rates = [a for a in found.values() if "Metrics" in a]
     assert len(rates) == len(routes)
     for rate, route in zip(rates, routes):
