@@ -130,13 +130,16 @@ pub fn serve(public: &MemoryBucket, method: &Method, path: &str) -> http::Respon
 mod tests {
     use super::*;
 
-    #[test]
-    fn released_files_are_served_with_their_headers_and_revoked_ones_never() {
+    #[tokio::test]
+    async fn released_files_are_served_with_their_headers_and_revoked_ones_never() {
         let public = MemoryBucket::new("public", None);
         let headers = crate::firmware::status::PUBLISHED;
         use crate::firmware::bucket::Bucket as _;
         let key = "controller/0x1/controller/1.0.0/Controller.ino.bin";
-        let _ = public.publish(key, Bytes::from_static(b"app"), headers);
+        public
+            .publish(key, Bytes::from_static(b"app"), headers)
+            .await
+            .unwrap();
         public.put_quietly(&format!("{REVOKED}{key}"), Bytes::from_static(b"old"));
         let r = serve(&public, &Method::GET, &format!("/{key}"));
         assert_eq!(r.status(), 200);
