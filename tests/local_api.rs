@@ -1459,13 +1459,57 @@ fn a_firmware_zip_is_built_uploaded_listed_and_deleted_through_moto() {
 /// firefly-local itself checks, and a delete ends DELETED through the ZIP's own event.
 #[test]
 fn a_release_reaches_a_simulated_controller_and_a_download_is_presigned_on_the_memory_store() {
-    let dir = scratch("release-memory");
-    let api = Local::start(
-        &dir,
-        &["--s3-port", "0", "--cdn-port", "0"],
-        &[("AWS_REGION", "eu-west-1")],
-    );
+    release_walk("memory");
+}
+
+#[test]
+fn a_release_reaches_a_simulated_controller_through_moto() {
+    release_walk("dynamodb");
+}
+
+fn release_walk(store: &str) {
+    let dir = scratch(&format!("release-{store}"));
+    let moto = Dynalite::shared_moto();
+    let endpoint = moto.endpoint();
+    let table = support::unique_table("firmware");
+    let bucket = support::unique_table("firmware").to_ascii_lowercase();
+    let public = support::unique_table("public").to_ascii_lowercase();
+    let (cloudfront, invalidations) = cloudfront_stand_in();
+    let cloudfront_url = format!("http://127.0.0.1:{}", cloudfront.port);
+    let mut env = vec![("AWS_REGION", "eu-west-1")];
+    let mut args = vec!["--s3-port", "0", "--cdn-port", "0"];
+    if store == "dynamodb" {
+        moto.create_firmware_table(&table);
+        support::s3::create_bucket(&endpoint, &bucket);
+        support::s3::enable_versioning(&endpoint, &bucket);
+        support::s3::create_bucket(&endpoint, &public);
+        env.extend([
+            (
+                "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME",
+                "firefly-registration-keys",
+            ),
+            ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
+            ("DYNAMODB_FIRMWARE_TABLE_NAME", table.as_str()),
+            ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket.as_str()),
+            ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", public.as_str()),
+            ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
+            ("AWS_ENDPOINT_URL_CLOUDFRONT", cloudfront_url.as_str()),
+            ("S3_BACKUP_BUCKET_NAME", "firefly-device-backups"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
+            ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("ENVIRONMENT_NAME", "dev"),
+        ]);
+        args.extend(["--store", "dynamodb"]);
+    }
+    let api = Local::start(&dir, &args, &env);
     let s3 = s3_endpoint(&api);
+    let bucket = if store == "dynamodb" {
+        bucket
+    } else {
+        "firefly-firmware-local".into()
+    };
     let token = api.token("alice");
     let zip = dir.join("fw.zip");
     for args in [
@@ -1479,7 +1523,15 @@ fn a_release_reaches_a_simulated_controller_and_a_download_is_presigned_on_the_m
             "--version",
             "2026.12.05",
         ],
-        vec!["firmware", "upload", zip.to_str().unwrap(), "--s3-url", &s3],
+        vec![
+            "firmware",
+            "upload",
+            zip.to_str().unwrap(),
+            "--s3-url",
+            &s3,
+            "--bucket",
+            &bucket,
+        ],
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         assert!(out.status.success(), "{out:?}");
@@ -1545,21 +1597,32 @@ fn a_release_reaches_a_simulated_controller_and_a_download_is_presigned_on_the_m
     let url = link.json()["url"].as_str().unwrap().to_owned();
     assert_eq!(link.json()["expires_in"], 900);
     assert!(
-        url.starts_with(&format!(
-            "{s3}/firefly-firmware-local/processed/{zip_name}?"
-        )),
+        url.starts_with(&format!("{s3}/{bucket}/processed/{zip_name}?")),
         "{url}"
     );
     let (status, body) = plain("GET", &url, b"");
     assert_eq!(status, 200);
     assert!(body.starts_with("PK\u{3}\u{4}"), "the ZIP itself");
-    let (status, body) = plain(
-        "GET",
-        &url.replace("X-Firefly-Expires=", "X-Firefly-Expires=9"),
-        b"",
-    );
-    assert_eq!(status, 403, "{body}");
-    assert!(body.contains("AccessDenied"), "{body}");
+    if store == "memory" {
+        let (status, body) = plain(
+            "GET",
+            &url.replace("X-Firefly-Expires=", "X-Firefly-Expires=9"),
+            b"",
+        );
+        assert_eq!(status, 403, "{body}");
+        assert!(body.contains("AccessDenied"), "{body}");
+    } else {
+        // SigV4, as on AWS.
+        assert!(
+            url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=900"),
+            "{url}"
+        );
+        assert_eq!(
+            invalidations.lock().unwrap().len(),
+            1,
+            "the release's one invalidation"
+        );
+    }
 
     // Revoked: the controller on it hears 409 and keeps what it runs.
     assert_eq!(patch("REVOKED").status, 200);

@@ -60,6 +60,9 @@ pub struct Object {
     pub body: Bytes,
     /// User metadata (`x-amz-meta-*`), names lower-case without the prefix.
     pub metadata: Vec<(String, String)>,
+    /// `Content-Type` and `Cache-Control`, as stored.
+    pub content_type: Option<String>,
+    pub cache_control: Option<String>,
 }
 
 impl Object {
@@ -465,6 +468,15 @@ impl S3Client {
                 Some((name.to_owned(), v.to_str().ok()?.to_owned()))
             })
             .collect();
+        let header = |name: hyper::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header(hyper::header::CONTENT_TYPE);
+        let cache_control = header(hyper::header::CACHE_CONTROL);
         let body = http_body_util::Limited::new(response.into_body(), limit)
             .collect()
             .await
@@ -477,7 +489,12 @@ impl S3Client {
             })?
             .to_bytes();
         if status.is_success() {
-            return Ok(Some(Object { body, metadata }));
+            return Ok(Some(Object {
+                body,
+                metadata,
+                content_type,
+                cache_control,
+            }));
         }
         let text = String::from_utf8_lossy(&body);
         let code = xml_text(&text, "Code").unwrap_or_default();

@@ -56,7 +56,7 @@ const COMMANDS: &[Command] = &[
             opt("users", "FILE"),
             opt("sign-in-as", "USER"),
         ],
-        about: "Serves every route of every function on 127.0.0.1 as API Gateway would, with its JWT authorizer: by default it trusts the local development key (memory store or a loopback DynamoDB only); --issuer/--audience point it at a real Cognito user pool (its JWKS fetched from ISSUER/.well-known/jwks.json, again when a token names an unknown key, or read from --jwks). --store dynamodb uses DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is a features-style profile file, re-read when it changes; --cors-origin lets a browser page at URL call the API, as FireFly's gateway lets its console. The S3 endpoint on --s3-port (path-style; point AWS_ENDPOINT_URL_S3 at it) turns every write into the event S3 would send to the functions it invokes (the firmware pipeline): with --store memory it holds the firmware bucket itself (S3_FIRMWARE_PRIVATE_BUCKET_NAME, default firefly-firmware-local); with --store dynamodb it passes every request on to AWS_ENDPOINT_URL_S3 (moto's S3 on this machine), and the functions' own S3 calls go through it; the download route's presigned URLs point at it, which checks their signature and expiry. With --store memory, released firmware is served over TLS on --cdn-port (a stand-in for CloudFront, under a CA made for the run and written beside --key-file as cdn-ca.pem; OTA's URLs name it unless CLOUDFRONT_DOMAIN is set). --redirect-uri turns on a Cognito-style sign-in (authorization code with PKCE, refresh tokens, /logout, the OpenID configuration and JWKS at this address) for --client-id (default firefly-local) and the users in --users (a JSON list of username, email, groups; default one dev user in super_users), chosen on a page or preset with --sign-in-as; its RS256 tokens pass the authorizer on every route.",
+        about: "Serves every route of every function on 127.0.0.1 as API Gateway would, with its JWT authorizer: by default it trusts the local development key (memory store or a loopback DynamoDB only); --issuer/--audience point it at a real Cognito user pool (its JWKS fetched from ISSUER/.well-known/jwks.json, again when a token names an unknown key, or read from --jwks). --store dynamodb uses DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is a features-style profile file, re-read when it changes; --cors-origin lets a browser page at URL call the API, as FireFly's gateway lets its console. The S3 endpoint on --s3-port (path-style; point AWS_ENDPOINT_URL_S3 at it) turns every write into the event S3 would send to the functions it invokes (the firmware pipeline): with --store memory it holds the firmware bucket itself (S3_FIRMWARE_PRIVATE_BUCKET_NAME, default firefly-firmware-local); with --store dynamodb it passes every request on to AWS_ENDPOINT_URL_S3 (moto's S3 on this machine), and the functions' own S3 calls go through it; the download route's presigned URLs point at it, which checks their signature and expiry. Released firmware (the memory store's, or S3_FIRMWARE_PUBLIC_BUCKET_NAME's in moto's S3) is served over TLS on --cdn-port (a stand-in for CloudFront, under a CA made for the run and written beside --key-file as cdn-ca.pem; OTA's URLs name it unless CLOUDFRONT_DOMAIN is set). --redirect-uri turns on a Cognito-style sign-in (authorization code with PKCE, refresh tokens, /logout, the OpenID configuration and JWKS at this address) for --client-id (default firefly-local) and the users in --users (a JSON list of username, email, groups; default one dev user in super_users), chosen on a page or preset with --sign-in-as; its RS256 tokens pass the authorizer on every route.",
     },
     Command {
         words: "token",
@@ -422,8 +422,8 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
             .filter(|u| !u.is_empty());
         let memory = Parts::from_env(&env).map_err(|e| e.to_string())?.store_mode
             == firefly_api::init::StoreMode::Memory;
-        // The CloudFront stand-in (memory store): released files over TLS.
-        let cdn = if memory {
+        // The CloudFront stand-in: released files over TLS.
+        let cdn = {
             let listener = tokio::net::TcpListener::bind(("127.0.0.1", cdn_port))
                 .await
                 .map_err(|e| format!("cannot listen on 127.0.0.1:{cdn_port}: {e}"))?;
@@ -436,8 +436,6 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
             std::fs::write(&ca_file, &ca.ca_pem)
                 .map_err(|e| format!("{}: {e}", ca_file.display()))?;
             Some((listener, port, ca, ca_file))
-        } else {
-            None
         };
         let cdn_domain = cdn.as_ref().map(|(_, port, _, _)| format!("localhost:{port}"));
         let app_env = |name: &str| -> Option<String> {
@@ -484,7 +482,9 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
             parts.shared.insert(bucket.clone());
             s3::Store::Memory(bucket)
         } else {
-            let upstream = upstream_s3.ok_or("--store dynamodb needs AWS_ENDPOINT_URL_S3")?;
+            let upstream = upstream_s3
+                .clone()
+                .ok_or("--store dynamodb needs AWS_ENDPOINT_URL_S3")?;
             s3::Store::Upstream(upstream.trim_end_matches('/').to_owned())
         };
         let memory_name = match &store {
@@ -501,8 +501,20 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
         tokio::spawn(s3::deliver(Arc::clone(&app), subscriptions, incoming));
         let endpoint = Arc::new(s3::Endpoint::new(store, events).with_presigner(presigner));
         tokio::spawn(endpoint.run(s3_listener));
+        let source = if memory {
+            firefly_api::local_api::cdn::Source::Memory(public)
+        } else {
+            // Moto's S3 itself, signed with the environment's credentials (the functions'
+            // own), as CloudFront reads its origin.
+            let http = firefly_api::aws::transport(&env)?;
+            firefly_api::local_api::cdn::Source::Upstream {
+                s3: Box::new(firefly_api::aws::s3::S3Client::from_env(&env, http)?),
+                bucket: env(firefly_api::vars::S3_FIRMWARE_PUBLIC_BUCKET_NAME.name)
+                    .unwrap_or_default(),
+            }
+        };
         let cdn_line = cdn.map(|(listener, port, ca, ca_file)| {
-            tokio::spawn(firefly_api::local_api::cdn::run(public, listener, ca.server));
+            tokio::spawn(firefly_api::local_api::cdn::run(source, listener, ca.server));
             format!(
                 "firefly-local: CDN stand-in https://localhost:{port} (released firmware; its CA: {})",
                 ca_file.display()

@@ -1,5 +1,6 @@
 //! `firefly-local serve`'s stand-in for CloudFront in front of FireFly's public firmware
-//! bucket: the released files of the memory store, over TLS (OTA's URLs are `https://`, as
+//! bucket: the released files (of the memory store, or of the public bucket in moto's S3),
+//! over TLS (OTA's URLs are `https://`, as
 //! FireFly's tests require and the controllers fetch them), under a CA made for the run.
 //! Its certificate (`ca.pem`, written where `serve` says) is what the device simulator is
 //! told to trust (`firefly-local device ota --ca`).
@@ -62,23 +63,97 @@ impl LocalCa {
     }
 }
 
-/// Serves `public` over TLS on `listener` until the process ends.
+/// Where the released files are.
+pub enum Source {
+    /// The memory store's public bucket.
+    Memory(Arc<MemoryBucket>),
+    /// The public bucket of an S3 server on this machine (moto's), read with `s3`.
+    Upstream {
+        s3: Box<crate::aws::s3::S3Client>,
+        bucket: String,
+    },
+}
+
+impl Source {
+    async fn answer(&self, method: &Method, path: &str) -> http::Response<Full<Bytes>> {
+        match self {
+            Self::Memory(public) => serve(public, method, path),
+            Self::Upstream { s3, bucket } => relay(s3, bucket, method, path).await,
+        }
+    }
+}
+
+/// An upstream S3's object as the distribution serves it (read with the bucket's
+/// credentials, as CloudFront's origin access reads it): its body and the two headers a
+/// published file carries.
+async fn relay(
+    s3: &crate::aws::s3::S3Client,
+    bucket: &str,
+    method: &Method,
+    path: &str,
+) -> http::Response<Full<Bytes>> {
+    let key = crate::s3_event::unquote_plus(&path.trim_start_matches('/').replace('+', "%2B"));
+    if method != Method::GET && method != Method::HEAD {
+        return status(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+    }
+    if key.starts_with(REVOKED) {
+        return status(StatusCode::FORBIDDEN, "revoked files are not served\n");
+    }
+    match s3.get_object_limited(bucket, &key, 64 << 20).await {
+        Ok(None) => status(StatusCode::NOT_FOUND, "no such released file\n"),
+        Err(e) => {
+            tracing::warn!(bucket, key, error = %e, "CDN stand-in: the S3 server failed");
+            status(StatusCode::BAD_GATEWAY, "the S3 server failed\n")
+        }
+        Ok(Some(object)) => {
+            let length = object.body.len();
+            let mut r = http::Response::new(Full::new(if method == Method::HEAD {
+                Bytes::new()
+            } else {
+                object.body
+            }));
+            let h = r.headers_mut();
+            h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
+            for (name, value) in [
+                (http::header::CONTENT_TYPE, object.content_type),
+                (http::header::CACHE_CONTROL, object.cache_control),
+            ] {
+                if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                    h.insert(name, v);
+                }
+            }
+            r
+        }
+    }
+}
+
+fn status(s: StatusCode, text: &str) -> http::Response<Full<Bytes>> {
+    let mut r = http::Response::new(Full::new(Bytes::from(text.to_owned())));
+    *r.status_mut() = s;
+    r
+}
+
+/// Serves `source` over TLS on `listener` until the process ends.
 pub async fn run(
-    public: Arc<MemoryBucket>,
+    source: Source,
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
 ) -> std::io::Result<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let source = Arc::new(source);
     loop {
         let (stream, _) = listener.accept().await?;
-        let (acceptor, public) = (acceptor.clone(), Arc::clone(&public));
+        let (acceptor, source) = (acceptor.clone(), Arc::clone(&source));
         tokio::spawn(async move {
             let Ok(stream) = acceptor.accept(stream).await else {
                 return;
             };
             let service = service_fn(move |req: http::Request<Incoming>| {
-                let answer = serve(&public, req.method(), req.uri().path());
-                async move { Ok::<_, std::convert::Infallible>(answer) }
+                let source = Arc::clone(&source);
+                async move {
+                    let answer = source.answer(req.method(), req.uri().path()).await;
+                    Ok::<_, std::convert::Infallible>(answer)
+                }
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -89,11 +164,6 @@ pub async fn run(
 
 /// One request's answer.
 pub fn serve(public: &MemoryBucket, method: &Method, path: &str) -> http::Response<Full<Bytes>> {
-    let status = |s: StatusCode, text: &str| {
-        let mut r = http::Response::new(Full::new(Bytes::from(text.to_owned())));
-        *r.status_mut() = s;
-        r
-    };
     if method != Method::GET && method != Method::HEAD {
         return status(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
     }

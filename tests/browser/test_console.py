@@ -1,7 +1,8 @@
 """The browser test: headless Chromium (Debian's chromium and chromium-driver) drives
 tests/browser/console.html, a stand-in for FireFly's console, against firefly-local: PKCE
-sign-in through the Cognito-style sign-in, then mint, list keys and list devices, each a
-cross-origin call with its CORS preflight. Bounded in time; no error in the browser console.
+sign-in through the Cognito-style sign-in, then mint, list keys and list devices, and on the
+Firmware page list, open, release and download a build, each a cross-origin call with its
+CORS preflight. Bounded in time; no error in the browser console.
 
 Run by scripts/browser (in scripts/check)."""
 import functools
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -58,7 +60,19 @@ def api(page_server, tmp_path):
     first = proc.stderr.readline()
     match = re.search(r"serving (http://127\.0\.0\.1:\d+)", first)
     assert match, first
+    s3 = None
+    for line in proc.stderr:
+        found = re.search(r"S3 endpoint (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            s3 = found.group(1)
+            break
+    assert s3, "no S3 endpoint line"
     threading.Thread(target=proc.stderr.read, daemon=True).start()
+    # A build for the Firmware page, uploaded as FireFly's CI uploads it.
+    zip_file = tmp_path / "fw.zip"
+    subprocess.run([BIN, "firmware", "build", "--out", str(zip_file), "--product-hex", "0x32322304",
+                    "--version", "2026.12.07"], check=True, capture_output=True)
+    subprocess.run([BIN, "firmware", "upload", str(zip_file), "--s3-url", s3], check=True, capture_output=True)
     yield match.group(1)
     proc.terminate()
     proc.wait(timeout=10)
@@ -79,7 +93,7 @@ def browser():
     driver.quit()
 
 
-def test_the_console_signs_in_mints_lists_keys_and_lists_devices(page_server, api, browser):
+def test_the_console_signs_in_mints_lists_keys_and_devices_and_releases_a_firmware(page_server, api, browser):
     browser.get(f"{page_server}/console.html?api={api}")
     status = lambda d: d.find_element(By.ID, "status").text
     WebDriverWait(browser, 30).until(lambda d: status(d) == "done" or status(d).startswith("error"))
@@ -88,6 +102,15 @@ def test_the_console_signs_in_mints_lists_keys_and_lists_devices(page_server, ap
     assert re.fullmatch(r"[A-Z0-9]{6}", key), key
     assert key in browser.find_element(By.ID, "keys").text.split(",")
     assert browser.find_element(By.ID, "devices").text == "0"
+    # The Firmware page: the build listed, released (three history entries), its download
+    # a presigned URL of firefly-local's S3 endpoint that serves the ZIP.
+    assert browser.find_element(By.ID, "firmware").text == "2026.12.07:READY_TO_TEST"
+    assert browser.find_element(By.ID, "released").text == "RELEASED:3"
+    expires, url = browser.find_element(By.ID, "download").text.split(" ", 1)
+    assert expires == "900"
+    with urllib.request.urlopen(url, timeout=10) as zip_answer:
+        assert zip_answer.status == 200
+        assert zip_answer.read(4) == b"PK\x03\x04"
     # Nothing went wrong in the page: no CORS refusal, no failed request, no script error.
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert errors == [], errors
