@@ -96,7 +96,10 @@ def browser():
 def test_the_console_signs_in_mints_lists_keys_and_devices_and_releases_a_firmware(page_server, api, browser):
     browser.get(f"{page_server}/console.html?api={api}")
     status = lambda d: d.find_element(By.ID, "status").text
-    WebDriverWait(browser, 30).until(lambda d: status(d) == "done" or status(d).startswith("error"))
+    try:
+        WebDriverWait(browser, 30).until(lambda d: status(d) == "done" or status(d).startswith("error"))
+    except Exception:
+        raise AssertionError(f"the page is at {status(browser)!r}: {browser.get_log('browser')}")
     assert status(browser) == "done"
     key = browser.find_element(By.ID, "minted").text
     assert re.fullmatch(r"[A-Z0-9]{6}", key), key
