@@ -79,17 +79,17 @@ pub const ROUTE: Route = Route {
         Param {
             name: Class::NAME,
             description: "The device class (`controller`), any case",
-            schema: r#"{"type": "string", "minLength": 1}"#,
+            schema: PART_SCHEMA,
         },
         Param {
             name: ProductHex::NAME,
             description: "The product, as `0x%08lx`, any case",
-            schema: r#"{"type": "string", "minLength": 1}"#,
+            schema: PART_SCHEMA,
         },
         Param {
             name: Application::NAME,
             description: "The application (`controller`), any case",
-            schema: r#"{"type": "string", "minLength": 1}"#,
+            schema: PART_SCHEMA,
         },
     ],
     headers: &[],
@@ -100,11 +100,15 @@ pub const ROUTE: Route = Route {
     endpoint: crate::endpoint!(ota, Ota::build),
 };
 
+/// What [`part`] accepts, as the OpenAPI document says it: 1 to 128 characters, no `#`,
+/// `/`, `\\` or control character, and not `.` or `..`.
+const PART_SCHEMA: &str = r#"{"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^([^#/.\\\\\\x00-\\x1f\\u007f-\\u009f][^#/\\\\\\x00-\\x1f\\u007f-\\u009f]{0,127}|\\.[^#/.\\\\\\x00-\\x1f\\u007f-\\u009f][^#/\\\\\\x00-\\x1f\\u007f-\\u009f]{0,126}|\\.\\.[^#/\\\\\\x00-\\x1f\\u007f-\\u009f]{1,126})$"}"#;
+
 /// A path part as it reaches the record's key (`class#hex#application`, lower-cased) and
 /// the URLs: refused when it could not name one.
 fn part(text: &str, message: &'static str) -> Result<String, ApiError> {
     let bad = text.is_empty()
-        || text.len() > 128
+        || text.chars().count() > 128
         || text == "."
         || text == ".."
         || text
