@@ -172,6 +172,7 @@ fn main() {
                 "CLOUDFRONT_DISTRIBUTION_ID".into(),
                 "EDFDVBD6EXAMPLE".into(),
             ));
+            e.push(("CLOUDFRONT_DOMAIN".into(), "firmware.example.com".into()));
             // Nothing listening for DynamoDB: nothing for S3 either.
             if endpoint == closed {
                 e.retain(|(k, _)| k != "AWS_ENDPOINT_URL_S3");

@@ -149,6 +149,9 @@ pub const BUCKET_LEVEL_ACTIONS: &[&str] = &["s3:ListBucket", "s3:ListBucketVersi
 pub struct Use {
     pub resource: &'static Resource,
     pub actions: &'static [&'static str],
+    /// A bucket's keys its object actions are limited to (`processed/*`), as FireFly's
+    /// templates limit some functions; empty: every key of the bucket.
+    pub objects: &'static [&'static str],
 }
 
 /// The resource a route lists in its `uses` when it reads settings.
@@ -166,6 +169,7 @@ pub const APPCONFIG_ACTIONS: &[&str] = &[
 pub const READS_APPCONFIG: Use = Use {
     resource: &APPCONFIG,
     actions: APPCONFIG_ACTIONS,
+    objects: &[],
 };
 
 /// The environment a function that reads settings gets, as template expressions: FireFly's

@@ -21,11 +21,13 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &crate::devices::TABLE,
             actions: &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            objects: &[],
         },
         crate::devices::NONCE_USE,
         Use {
             resource: &super::BUCKET,
             actions: &["s3:DeleteObject"],
+            objects: &[],
         },
         READS_APPCONFIG,
     ],

@@ -25,6 +25,7 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &super::BUCKET,
             actions: &["s3:GetObject", "s3:ListBucket"],
+            objects: &[],
         },
         READS_APPCONFIG,
     ],

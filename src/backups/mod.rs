@@ -42,6 +42,7 @@ pub const BUCKET: Resource = Resource::Bucket {
 pub const READS_DEVICE: Use = Use {
     resource: &crate::devices::TABLE,
     actions: &["dynamodb:GetItem"],
+    objects: &[],
 };
 
 /// The answers every backup route shares (the 413 is POST's alone).

@@ -24,6 +24,7 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &crate::devices::TABLE,
             actions: &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            objects: &[],
         },
         crate::devices::NONCE_USE,
         // HeadObject (to compare If-None-Match with what is stored) reads with GetObject;
@@ -31,6 +32,7 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &super::BUCKET,
             actions: &["s3:PutObject", "s3:GetObject", "s3:ListBucket"],
+            objects: &[],
         },
         READS_APPCONFIG,
     ],

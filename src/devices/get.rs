@@ -20,6 +20,7 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &super::TABLE,
             actions: &["dynamodb:Scan"],
+            objects: &[],
         },
         READS_APPCONFIG,
     ],

@@ -71,6 +71,7 @@ pub const REPLAYED: ApiError = ApiError::Refused {
 pub const NONCE_USE: Use = Use {
     resource: &crate::registration_keys::TABLE,
     actions: &["dynamodb:PutItem"],
+    objects: &[],
 };
 
 impl Devices {

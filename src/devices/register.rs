@@ -27,10 +27,12 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &crate::registration_keys::TABLE,
             actions: &["dynamodb:GetItem", "dynamodb:DeleteItem"],
+            objects: &[],
         },
         Use {
             resource: &super::TABLE,
             actions: &["dynamodb:PutItem"],
+            objects: &[],
         },
         READS_APPCONFIG,
     ],

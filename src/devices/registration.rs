@@ -22,6 +22,7 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &super::TABLE,
             actions: &["dynamodb:GetItem"],
+            objects: &[],
         },
         super::NONCE_USE,
         READS_APPCONFIG,

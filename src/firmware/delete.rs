@@ -35,10 +35,13 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &super::TABLE,
             actions: &["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"],
+            objects: &[],
         },
         Use {
             resource: &super::BUCKET,
             actions: &["s3:DeleteObject"],
+            // Only filed ZIPs are deleted (FireFly's grant): never an upload in flight.
+            objects: &["processed/*", "errors/*"],
         },
         READS_APPCONFIG,
     ],

@@ -29,11 +29,14 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &super::TABLE,
             actions: &["dynamodb:Query"],
+            objects: &[],
         },
         // ListBucket: a ZIP past its 30 days reads as missing (410), not AccessDenied.
         Use {
             resource: &super::BUCKET,
             actions: &["s3:ListBucket", "s3:GetObject"],
+            // A presigned URL can reach only what the role may read: filed ZIPs.
+            objects: &["processed/*", "errors/*"],
         },
         READS_APPCONFIG,
     ],

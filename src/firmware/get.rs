@@ -23,6 +23,7 @@ const USES: &[Use] = &[
     Use {
         resource: &super::TABLE,
         actions: &["dynamodb:Query", "dynamodb:Scan"],
+        objects: &[],
     },
     READS_APPCONFIG,
 ];

@@ -123,6 +123,7 @@ pub const UPLOADED: Route = Route {
         Use {
             resource: &TABLE,
             actions: &["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"],
+            objects: &[],
         },
         Use {
             resource: &BUCKET,
@@ -136,6 +137,7 @@ pub const UPLOADED: Route = Route {
                 "s3:DeleteObject",
                 "s3:DeleteObjectVersion",
             ],
+            objects: &[],
         },
         // A released debug build an upload replaces is revoked first: its public files
         // move to revoked/ (a copy reads and writes), CloudFront forgets them.
@@ -147,10 +149,12 @@ pub const UPLOADED: Route = Route {
                 "s3:PutObject",
                 "s3:DeleteObject",
             ],
+            objects: &[],
         },
         Use {
             resource: &DISTRIBUTION,
             actions: &["cloudfront:CreateInvalidation"],
+            objects: &[],
         },
         READS_APPCONFIG,
     ],
@@ -184,11 +188,13 @@ pub const DELETED: Route = Route {
         Use {
             resource: &TABLE,
             actions: &["dynamodb:Query", "dynamodb:GetItem", "dynamodb:UpdateItem"],
+            objects: &[],
         },
         // Nothing is read from the bucket: it is here for its notification.
         Use {
             resource: &BUCKET,
             actions: &[],
+            objects: &[],
         },
         READS_APPCONFIG,
     ],

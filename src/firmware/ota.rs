@@ -41,10 +41,12 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &super::TABLE,
             actions: &["dynamodb:Query"],
+            objects: &[],
         },
         Use {
             resource: &super::DOMAIN,
             actions: &[],
+            objects: &[],
         },
         READS_APPCONFIG,
     ],

@@ -80,10 +80,13 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &super::TABLE,
             actions: &["dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"],
+            objects: &[],
         },
         Use {
             resource: &super::BUCKET,
             actions: &["s3:GetObject"],
+            // Only released ZIPs are read (FireFly's grant).
+            objects: &["processed/*"],
         },
         Use {
             resource: &super::PUBLIC_BUCKET,
@@ -93,14 +96,17 @@ pub const ROUTE: Route = Route {
                 "s3:PutObject",
                 "s3:DeleteObject",
             ],
+            objects: &[],
         },
         Use {
             resource: &super::DISTRIBUTION,
             actions: &["cloudfront:CreateInvalidation"],
+            objects: &[],
         },
         Use {
             resource: &super::ENVIRONMENT,
             actions: &[],
+            objects: &[],
         },
         READS_APPCONFIG,
     ],

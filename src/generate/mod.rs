@@ -50,6 +50,10 @@ pub struct Function<'r> {
     pub routes: Vec<&'r Route>,
 }
 
+/// A role's grant on one resource: its actions, and the keys a bucket's object actions are
+/// limited to (empty: every key).
+pub type Grant = (&'static Resource, Vec<&'static str>, Vec<&'static str>);
+
 impl Function<'_> {
     /// `firefly-func-api-registration-keys-post` → `registration-keys-post`;
     /// `firefly-func-s3-firmware-uploaded` → `s3-firmware-uploaded`.
@@ -108,12 +112,27 @@ impl Function<'_> {
 
     /// Its role's grants: actions by resource, in first-use order, each action once.
     pub fn grants(&self) -> Vec<(&'static Resource, Vec<&'static str>)> {
-        let mut grants: Vec<(&'static Resource, Vec<&'static str>)> = Vec::new();
+        self.scoped_grants()
+            .into_iter()
+            .map(|(r, actions, _)| (r, actions))
+            .collect()
+    }
+
+    /// [`Function::grants`] with the keys each bucket's object actions are limited to:
+    /// the union of its routes' `objects`, or every key (empty) when one route needs it.
+    pub fn scoped_grants(&self) -> Vec<Grant> {
+        // (resource, actions, keys: None until a use on its objects names some).
+        type Scoped = (
+            &'static Resource,
+            Vec<&'static str>,
+            Option<Vec<&'static str>>,
+        );
+        let mut grants: Vec<Scoped> = Vec::new();
         for u in self.routes.iter().flat_map(|r| r.uses) {
-            let i = match grants.iter().position(|(r, _)| *r == u.resource) {
+            let i = match grants.iter().position(|(r, _, _)| *r == u.resource) {
                 Some(i) => i,
                 None => {
-                    grants.push((u.resource, Vec::new()));
+                    grants.push((u.resource, Vec::new(), None));
                     grants.len() - 1
                 }
             };
@@ -122,8 +141,30 @@ impl Function<'_> {
                     grants[i].1.push(a);
                 }
             }
+            // Only a use with object actions widens or narrows the objects.
+            let on_objects = u
+                .actions
+                .iter()
+                .any(|a| !crate::deploy::BUCKET_LEVEL_ACTIONS.contains(a));
+            if on_objects {
+                grants[i].2 = match grants[i].2.take() {
+                    Some(keys) if keys.is_empty() || u.objects.is_empty() => Some(Vec::new()),
+                    Some(mut keys) => {
+                        for k in u.objects {
+                            if !keys.contains(k) {
+                                keys.push(k);
+                            }
+                        }
+                        Some(keys)
+                    }
+                    None => Some(u.objects.to_vec()),
+                };
+            }
         }
         grants
+            .into_iter()
+            .map(|(r, a, o)| (r, a, o.unwrap_or_default()))
+            .collect()
     }
 
     /// What it deploys with unless an operator says otherwise (`scripts/deploy/settings.json`): its
@@ -222,6 +263,7 @@ pub fn pascal(s: &str) -> String {
 pub fn iam_statements(
     resource: &Resource,
     actions: &[&'static str],
+    objects: &[&'static str],
 ) -> Vec<(Vec<String>, Vec<&'static str>)> {
     match resource {
         Resource::DynamoTable { name, .. } => {
@@ -235,7 +277,7 @@ pub fn iam_statements(
             vec![(arns, actions.to_vec())]
         }
         Resource::Bucket { parameter, .. } => {
-            let (bucket, objects): (Vec<&'static str>, Vec<&'static str>) = actions
+            let (bucket, on_objects): (Vec<&'static str>, Vec<&'static str>) = actions
                 .iter()
                 .partition(|a| crate::deploy::BUCKET_LEVEL_ACTIONS.contains(a));
             let mut out = Vec::new();
@@ -247,12 +289,13 @@ pub fn iam_statements(
                     bucket,
                 ));
             }
-            if !objects.is_empty() {
+            if !on_objects.is_empty() {
+                let keys: &[&str] = if objects.is_empty() { &["*"] } else { objects };
                 out.push((
-                    vec![format!(
-                        "!Sub arn:${{AWS::Partition}}:s3:::${{{parameter}}}/*"
-                    )],
-                    objects,
+                    keys.iter()
+                        .map(|k| format!("!Sub arn:${{AWS::Partition}}:s3:::${{{parameter}}}/{k}"))
+                        .collect(),
+                    on_objects,
                 ));
             }
             out
@@ -398,7 +441,7 @@ fn route_manifest(route: &Route) -> Value {
     let iam: Vec<Value> = route
         .uses
         .iter()
-        .flat_map(|u| iam_statements(u.resource, u.actions))
+        .flat_map(|u| iam_statements(u.resource, u.actions, u.objects))
         .map(|(resources, actions)| match resources.as_slice() {
             [one] => json!({"actions": actions, "resource": one}),
             _ => json!({"actions": actions, "resource": resources}),
@@ -568,6 +611,75 @@ mod tests {
     }
 
     #[test]
+    fn a_buckets_object_grants_are_the_union_of_its_routes_keys_or_every_key() {
+        use crate::deploy::Use;
+        use crate::firmware::BUCKET;
+        const fn using(actions: &'static [&'static str], objects: &'static [&'static str]) -> Use {
+            Use {
+                resource: &BUCKET,
+                actions,
+                objects,
+            }
+        }
+        static NARROW: [Use; 1] = [using(&["s3:GetObject"], &["processed/*"])];
+        static OTHER: [Use; 1] = [using(&["s3:DeleteObject"], &["errors/*"])];
+        static LISTS: [Use; 1] = [using(&["s3:ListBucket"], &[])];
+        static WHOLE: [Use; 1] = [using(&["s3:PutObject"], &[])];
+        static ROUTES: [Route; 6] = [
+            Route {
+                uses: &NARROW,
+                ..Route::unbuilt("GET /a", "firefly-func-api-narrow")
+            },
+            Route {
+                uses: &OTHER,
+                ..Route::unbuilt("DELETE /a", "firefly-func-api-narrow")
+            },
+            // Listing is on the bucket: it neither widens nor narrows the keys.
+            Route {
+                uses: &LISTS,
+                ..Route::unbuilt("GET /b", "firefly-func-api-narrow")
+            },
+            Route {
+                uses: &NARROW,
+                ..Route::unbuilt("GET /c", "firefly-func-api-whole")
+            },
+            Route {
+                uses: &WHOLE,
+                ..Route::unbuilt("PUT /c", "firefly-func-api-whole")
+            },
+            Route {
+                uses: &LISTS,
+                ..Route::unbuilt("GET /d", "firefly-func-api-whole")
+            },
+        ];
+        let fs = functions(&ROUTES);
+        let keys = |f: &Function<'_>| f.scoped_grants().remove(0).2;
+        assert_eq!(keys(&fs[0]), ["processed/*", "errors/*"]);
+        assert!(keys(&fs[1]).is_empty(), "one route needs every key");
+        let statements = iam_statements(
+            &BUCKET,
+            &["s3:GetObject", "s3:ListBucket"],
+            &["processed/*"],
+        );
+        assert_eq!(
+            statements,
+            [
+                (
+                    vec!["!Sub arn:${AWS::Partition}:s3:::${FirmwareBucketName}".to_owned()],
+                    vec!["s3:ListBucket"]
+                ),
+                (
+                    vec![
+                        "!Sub arn:${AWS::Partition}:s3:::${FirmwareBucketName}/processed/*"
+                            .to_owned()
+                    ],
+                    vec!["s3:GetObject"]
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn functions_group_routes_and_merge_their_grants() {
         // A table of its own: two routes of one function, with different actions on the
         // same table, and a function that uses nothing.
@@ -578,6 +690,7 @@ mod tests {
                 uses: &[Use {
                     resource: &TABLE,
                     actions: &["dynamodb:GetItem"],
+                    objects: &[],
                 }],
                 ..Route::unbuilt("GET /things/{id}", "firefly-func-api-things")
             },
@@ -586,6 +699,7 @@ mod tests {
                     Use {
                         resource: &TABLE,
                         actions: &["dynamodb:PutItem", "dynamodb:GetItem"],
+                        objects: &[],
                     },
                     READS_APPCONFIG,
                 ],
@@ -650,6 +764,7 @@ mod tests {
             uses: &[Use {
                 resource: &crate::devices::TABLE,
                 actions: &["dynamodb:GetItem"],
+                objects: &[],
             }],
             endpoint: crate::endpoint!(things),
             ..Route::unbuilt("GET /things/{id}", "firefly-func-api-things-get")
@@ -667,6 +782,7 @@ mod tests {
             uses: &[Use {
                 resource: &crate::firmware::BUCKET,
                 actions: &["s3:GetObject"],
+                objects: &[],
             }],
             endpoint: crate::s3_endpoint!(
                 thing_arrived,

@@ -277,7 +277,7 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
             "\n    Metadata:\n      cfn-lint:\n        config:\n          ignore_checks: [W1031]"
         },
     );
-    for (resource, actions) in f.grants() {
+    for (resource, actions, objects) in f.scoped_grants() {
         let sid = match resource {
             Resource::DynamoTable { name, .. } => format!("{}Table", pascal(name)),
             Resource::Bucket { parameter, .. }
@@ -286,7 +286,7 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
             | Resource::Setting { parameter, .. } => parameter.to_string(),
             Resource::AppConfig => "ReadAppConfig".into(),
         };
-        let statements = iam_statements(resource, &actions);
+        let statements = iam_statements(resource, &actions, &objects);
         let several = statements.len() > 1;
         for (arns, actions) in statements {
             let sid = match (several, arns.iter().any(|a| a.ends_with("/*"))) {

@@ -25,6 +25,7 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &super::TABLE,
             actions: &["dynamodb:DeleteItem"],
+            objects: &[],
         },
         READS_APPCONFIG,
     ],

@@ -26,6 +26,7 @@ pub const ROUTE: Route = Route {
         Use {
             resource: &super::TABLE,
             actions: &["dynamodb:PutItem"],
+            objects: &[],
         },
         READS_APPCONFIG,
     ],

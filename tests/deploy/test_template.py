@@ -237,8 +237,16 @@ def test_bucket_actions_go_on_the_bucket_and_object_actions_on_its_objects(templ
         if action.startswith("s3:"):
             assert len(subs) == len(resources), (action, resources)
             for arn in subs:
-                assert re.fullmatch(r"arn:\$\{AWS::Partition\}:s3:::\$\{[A-Za-z]+\}(/\*)?", arn), arn
+                assert re.fullmatch(r"arn:\$\{AWS::Partition\}:s3:::\$\{[A-Za-z]+\}(/([a-z]+/)?\*)?", arn), arn
                 assert arn.endswith("/*") == (action not in BUCKET_LEVEL), (action, arn)
+        # FireFly's templates narrow three functions to the ZIPs they act on.
+        narrowed = {"firefly-func-api-firmware-status-patch": ("s3:GetObject", ["processed/*"]),
+                    "firefly-func-api-firmware-delete": ("s3:DeleteObject", ["processed/*", "errors/*"]),
+                    "firefly-func-api-firmware-download-get": ("s3:GetObject", ["processed/*", "errors/*"])}
+        if narrowed.get(function, ("",))[0] == action:
+            private = [a for a in subs if a.startswith("arn:${AWS::Partition}:s3:::${FirmwareBucketName}")]
+            keys = narrowed[function][1]
+            assert private == [f"arn:${{AWS::Partition}}:s3:::${{FirmwareBucketName}}/{k}" for k in keys], subs
         if action.startswith("cloudfront:"):
             assert subs == ["arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${CloudFrontDistributionId}"], resources
 
