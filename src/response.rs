@@ -28,6 +28,11 @@ impl Response {
         )
     }
 
+    /// FireFly's `{"message": ...}` answer with its own status (a 409, a 410, a 422).
+    pub fn message(status: StatusCode, text: &str) -> Self {
+        Self::json(status, &serde_json::json!({ "message": text }))
+    }
+
     /// No body (204): the empty string, with `Content-Type: application/json` still set,
     /// as every FireFly function answers; never cached, like every response.
     pub fn empty(status: StatusCode) -> Self {

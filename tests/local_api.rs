@@ -1229,48 +1229,86 @@ fn cloudfront_stand_in() -> (http::Server, Arc<Mutex<Vec<http::Request>>>) {
     (server, seen)
 }
 
+/// What a firmware walk through `serve` needs, on the memory store or on moto: the
+/// environment and options of `serve`, the names of the table and buckets (moto's, made
+/// as FireFly's stacks make them), and the CloudFront API stand-in.
+struct FirmwareWorld {
+    env: Vec<(&'static str, String)>,
+    args: Vec<&'static str>,
+    table: String,
+    bucket: String,
+    public: String,
+    _cloudfront: http::Server,
+    invalidations: Arc<Mutex<Vec<http::Request>>>,
+}
+
+impl FirmwareWorld {
+    fn new(store: &str) -> Self {
+        let moto = Dynalite::shared_moto();
+        let endpoint = moto.endpoint();
+        let table = support::unique_table("firmware");
+        let bucket = support::unique_table("firmware").to_ascii_lowercase();
+        let public = support::unique_table("public").to_ascii_lowercase();
+        let (cloudfront, invalidations) = cloudfront_stand_in();
+        let mut env = vec![("AWS_REGION", "eu-west-1".to_owned())];
+        let mut args = vec!["--s3-port", "0", "--cdn-port", "0"];
+        if store == "dynamodb" {
+            moto.create_firmware_table(&table);
+            support::s3::create_bucket(&endpoint, &bucket);
+            support::s3::enable_versioning(&endpoint, &bucket);
+            support::s3::create_bucket(&endpoint, &public);
+            env.extend([
+                (
+                    "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME",
+                    "firefly-registration-keys".to_owned(),
+                ),
+                ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices".to_owned()),
+                ("DYNAMODB_FIRMWARE_TABLE_NAME", table.clone()),
+                ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket.clone()),
+                ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", public.clone()),
+                ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE".to_owned()),
+                (
+                    "AWS_ENDPOINT_URL_CLOUDFRONT",
+                    format!("http://127.0.0.1:{}", cloudfront.port),
+                ),
+                ("S3_BACKUP_BUCKET_NAME", "firefly-device-backups".to_owned()),
+                ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.clone()),
+                ("AWS_ENDPOINT_URL_S3", endpoint.clone()),
+                ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+                ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+                ("ENVIRONMENT_NAME", "dev".to_owned()),
+            ]);
+            args.extend(["--store", "dynamodb"]);
+        }
+        let bucket = if store == "dynamodb" {
+            bucket
+        } else {
+            "firefly-firmware-local".into()
+        };
+        Self {
+            env,
+            args,
+            table,
+            bucket,
+            public,
+            _cloudfront: cloudfront,
+            invalidations,
+        }
+    }
+
+    fn start(&self, dir: &Path) -> Local {
+        let env: Vec<(&str, &str)> = self.env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Local::start(dir, &self.args, &env)
+    }
+}
+
 fn firmware_pipeline(store: &str) {
     let dir = scratch(&format!("firmware-{store}"));
     let moto = Dynalite::shared_moto();
-    let endpoint = moto.endpoint();
-    let table = support::unique_table("firmware");
-    let bucket = support::unique_table("firmware").to_ascii_lowercase();
-    let public = support::unique_table("public").to_ascii_lowercase();
-    let (cloudfront, invalidations) = cloudfront_stand_in();
-    let cloudfront_url = format!("http://127.0.0.1:{}", cloudfront.port);
-    let mut env = vec![("AWS_REGION", "eu-west-1")];
-    let mut args = vec!["--s3-port", "0"];
-    if store == "dynamodb" {
-        moto.create_firmware_table(&table);
-        support::s3::create_bucket(&endpoint, &bucket);
-        support::s3::enable_versioning(&endpoint, &bucket);
-        support::s3::create_bucket(&endpoint, &public);
-        env.extend([
-            (
-                "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME",
-                "firefly-registration-keys",
-            ),
-            ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
-            ("DYNAMODB_FIRMWARE_TABLE_NAME", table.as_str()),
-            ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket.as_str()),
-            ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", public.as_str()),
-            ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
-            ("AWS_ENDPOINT_URL_CLOUDFRONT", cloudfront_url.as_str()),
-            ("S3_BACKUP_BUCKET_NAME", "firefly-device-backups"),
-            ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
-            ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-        ]);
-        args.extend(["--store", "dynamodb"]);
-    }
-    let api = Local::start(&dir, &args, &env);
+    let world = FirmwareWorld::new(store);
+    let api = world.start(&dir);
     let s3 = s3_endpoint(&api);
-    let bucket = if store == "dynamodb" {
-        bucket
-    } else {
-        "firefly-firmware-local".into()
-    };
+    let (table, bucket, public) = (&world.table, &world.bucket, &world.public);
     let token = api.token("alice");
     // firmware build, then firmware upload: FireFly's CI's ZIP, put as its CI puts it.
     let zip = dir.join("fw.zip");
@@ -1298,7 +1336,7 @@ fn firmware_pipeline(store: &str) {
             "--s3-url",
             &s3,
             "--bucket",
-            &bucket,
+            bucket,
         ])
         .output()
         .unwrap();
@@ -1321,7 +1359,7 @@ fn firmware_pipeline(store: &str) {
     // The ZIP leaves processed/ (in a versioned bucket, moto itself would send nothing):
     // the deleted function hears of it and the record becomes DELETED.
     support::dynamo::block_on(
-        support::s3::client(&s3).delete_object(&bucket, &format!("processed/{zip_name}")),
+        support::s3::client(&s3).delete_object(bucket, &format!("processed/{zip_name}")),
     )
     .unwrap();
     let items = firmware_when(&api, &token, "0xab00cd03", |i| {
@@ -1334,11 +1372,11 @@ fn firmware_pipeline(store: &str) {
             &api,
             &dir,
             &s3,
-            &bucket,
+            bucket,
             moto,
-            &table,
-            &public,
-            &invalidations,
+            table,
+            public,
+            &world.invalidations,
         );
     }
 }
@@ -1469,47 +1507,11 @@ fn a_release_reaches_a_simulated_controller_through_moto() {
 
 fn release_walk(store: &str) {
     let dir = scratch(&format!("release-{store}"));
-    let moto = Dynalite::shared_moto();
-    let endpoint = moto.endpoint();
-    let table = support::unique_table("firmware");
-    let bucket = support::unique_table("firmware").to_ascii_lowercase();
-    let public = support::unique_table("public").to_ascii_lowercase();
-    let (cloudfront, invalidations) = cloudfront_stand_in();
-    let cloudfront_url = format!("http://127.0.0.1:{}", cloudfront.port);
-    let mut env = vec![("AWS_REGION", "eu-west-1")];
-    let mut args = vec!["--s3-port", "0", "--cdn-port", "0"];
-    if store == "dynamodb" {
-        moto.create_firmware_table(&table);
-        support::s3::create_bucket(&endpoint, &bucket);
-        support::s3::enable_versioning(&endpoint, &bucket);
-        support::s3::create_bucket(&endpoint, &public);
-        env.extend([
-            (
-                "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME",
-                "firefly-registration-keys",
-            ),
-            ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
-            ("DYNAMODB_FIRMWARE_TABLE_NAME", table.as_str()),
-            ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket.as_str()),
-            ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", public.as_str()),
-            ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
-            ("AWS_ENDPOINT_URL_CLOUDFRONT", cloudfront_url.as_str()),
-            ("S3_BACKUP_BUCKET_NAME", "firefly-device-backups"),
-            ("AWS_ENDPOINT_URL_DYNAMODB", endpoint.as_str()),
-            ("AWS_ENDPOINT_URL_S3", endpoint.as_str()),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("ENVIRONMENT_NAME", "dev"),
-        ]);
-        args.extend(["--store", "dynamodb"]);
-    }
-    let api = Local::start(&dir, &args, &env);
+    let world = FirmwareWorld::new(store);
+    let api = world.start(&dir);
     let s3 = s3_endpoint(&api);
-    let bucket = if store == "dynamodb" {
-        bucket
-    } else {
-        "firefly-firmware-local".into()
-    };
+    let bucket = &world.bucket;
+    let invalidations = &world.invalidations;
     let token = api.token("alice");
     let zip = dir.join("fw.zip");
     for args in [

@@ -15,12 +15,12 @@ use super::status::TTL_SECONDS;
 use super::store::{Change, Claim, Revert};
 use super::{ERRORS, Files, PROCESSED};
 use crate::deploy::{READS_APPCONFIG, Use};
-use crate::handler::{Deadline, HandlerResult, Path, PathParam as _};
+use crate::handler::{Deadline, HandlerResult, Path};
 use crate::identity::Caller;
 use crate::response::Response;
-use crate::route::{Answer, Param, Route};
+use crate::route::{Answer, Route};
 use lambda_http::http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 const FUNCTION: &str = "firefly-func-api-firmware-delete";
 
@@ -67,11 +67,7 @@ pub const ROUTE: Route = Route {
         Answer::new(503, "DynamoDB or S3 unavailable (nothing changed)"),
     ],
     scopes: &[],
-    params: &[Param {
-        name: ZipName::NAME,
-        description: "The ZIP's name, as the record's zip_name holds it",
-        schema: r#"{"type": "string", "minLength": 1}"#,
-    }],
+    params: &[super::get::ZIP_PARAM],
     headers: &[],
     alarms: &[],
     reserved_concurrency: None,
@@ -79,10 +75,6 @@ pub const ROUTE: Route = Route {
     request: None,
     endpoint: crate::endpoint!(delete, Files::build),
 };
-
-fn message(status: StatusCode, text: &str) -> Response {
-    Response::json(status, &json!({ "message": text }))
-}
 
 /// The handler.
 pub async fn delete(
@@ -115,13 +107,13 @@ pub(crate) async fn remove(files: &Files, zip_name: &str) -> HandlerResult {
         .unwrap_or(found);
     let status = text(&record, "release_status");
     if SETTLED.contains(&status.as_str()) {
-        return Ok(message(
+        return Ok(Response::message(
             StatusCode::CONFLICT,
             &format!("Firmware is already in state '{status}'"),
         ));
     }
     if Claim::of(&record).is_some() {
-        return Ok(message(
+        return Ok(Response::message(
             StatusCode::CONFLICT,
             "Firmware status is being changed; please retry.",
         ));
@@ -150,7 +142,7 @@ pub(crate) async fn remove(files: &Files, zip_name: &str) -> HandlerResult {
         .await?
         .is_none()
     {
-        return Ok(message(
+        return Ok(Response::message(
             StatusCode::CONFLICT,
             "Status was modified concurrently; please retry.",
         ));
@@ -179,5 +171,8 @@ pub(crate) async fn remove(files: &Files, zip_name: &str) -> HandlerResult {
         return Err(e.into());
     }
     tracing::info!(zip_name, was = %status, now = to, "firmware deletion initiated");
-    Ok(message(StatusCode::ACCEPTED, "Deletion initiated"))
+    Ok(Response::message(
+        StatusCode::ACCEPTED,
+        "Deletion initiated",
+    ))
 }

@@ -8,10 +8,10 @@
 use super::get::{ZipName, not_found, plain_zip_name};
 use super::{ERRORS, Files, PROCESSED};
 use crate::deploy::{READS_APPCONFIG, Use};
-use crate::handler::{Deadline, HandlerResult, Path, PathParam as _};
+use crate::handler::{Deadline, HandlerResult, Path};
 use crate::identity::Caller;
 use crate::response::Response;
-use crate::route::{Answer, Param, Route};
+use crate::route::{Answer, Route};
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, UNIX_EPOCH};
@@ -65,11 +65,7 @@ pub const ROUTE: Route = Route {
         Answer::new(503, "DynamoDB or S3 unavailable"),
     ],
     scopes: &[],
-    params: &[Param {
-        name: ZipName::NAME,
-        description: "The ZIP's name, as the record's zip_name holds it",
-        schema: r#"{"type": "string", "minLength": 1}"#,
-    }],
+    params: &[super::get::ZIP_PARAM],
     headers: &[],
     alarms: &[],
     reserved_concurrency: None,
@@ -77,10 +73,6 @@ pub const ROUTE: Route = Route {
     request: None,
     endpoint: crate::endpoint!(download, Files::build),
 };
-
-fn message(status: StatusCode, text: &str) -> Response {
-    Response::json(status, &json!({ "message": text }))
-}
 
 /// The handler.
 pub async fn download(
@@ -104,10 +96,20 @@ pub(crate) async fn presign(files: &Files, zip_name: &str) -> HandlerResult {
         .and_then(Value::as_str)
         .unwrap_or_default();
     match status {
-        "DELETED" => return Ok(message(StatusCode::GONE, "Firmware has been deleted")),
-        "DELETING" => return Ok(message(StatusCode::GONE, "Firmware is being deleted")),
+        "DELETED" => {
+            return Ok(Response::message(
+                StatusCode::GONE,
+                "Firmware has been deleted",
+            ));
+        }
+        "DELETING" => {
+            return Ok(Response::message(
+                StatusCode::GONE,
+                "Firmware is being deleted",
+            ));
+        }
         "PROCESSING" => {
-            return Ok(message(
+            return Ok(Response::message(
                 StatusCode::CONFLICT,
                 "Firmware is still being processed",
             ));
@@ -118,7 +120,7 @@ pub(crate) async fn presign(files: &Files, zip_name: &str) -> HandlerResult {
     let key = format!("{prefix}{zip_name}");
     if !files.bucket.exists(&key).await? {
         tracing::warn!(zip_name, status, "the record's ZIP is no longer stored");
-        return Ok(message(
+        return Ok(Response::message(
             StatusCode::GONE,
             "Firmware ZIP is no longer stored (ZIPs are kept 30 days)",
         ));

@@ -85,11 +85,7 @@ pub const ITEM: Route = Route {
         Answer::new(503, "DynamoDB unavailable"),
     ],
     scopes: &[],
-    params: &[Param {
-        name: ZipName::NAME,
-        description: "The ZIP's name, as the record's zip_name holds it",
-        schema: r#"{"type": "string", "minLength": 1}"#,
-    }],
+    params: &[ZIP_PARAM],
     headers: &[],
     alarms: &[],
     reserved_concurrency: None,
@@ -119,6 +115,13 @@ impl FromRequest for Filter {
         })
     }
 }
+
+/// The `{zip_name}` parameter, as every route of one ZIP documents it.
+pub const ZIP_PARAM: Param = Param {
+    name: ZipName::NAME,
+    description: "The ZIP's name, as the record's zip_name holds it",
+    schema: r#"{"type": "string", "minLength": 1}"#,
+};
 
 /// The `{zip_name}` of the path.
 pub struct ZipName(pub String);
@@ -224,5 +227,5 @@ pub fn not_found(zip_name: &str) -> Response {
     } else {
         "Firmware not found".to_owned()
     };
-    Response::json(StatusCode::NOT_FOUND, &json!({ "message": message }))
+    Response::message(StatusCode::NOT_FOUND, &message)
 }

@@ -218,6 +218,19 @@ pub const DELETED: Route = Route {
     ),
 };
 
+/// Python's truth, for FireFly's `if item.get(...)` and `if not value`.
+pub(crate) fn truthy(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::Null => false,
+        Value::Bool(b) => *b,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::Number(n) => n.as_f64() != Some(0.0),
+    }
+}
+
 /// What the ingest functions share.
 #[derive(Clone)]
 pub struct Ingest {

@@ -249,26 +249,10 @@ fn manifest(item: &Item, domain: &str, class: &str, product_hex: &str) -> Option
         "commit": item.get("commit").cloned().unwrap_or(Value::Null),
         "binaries": binaries,
     });
-    if let Some(url) = item.get("release_url").filter(|u| truthy(u)) {
+    if let Some(url) = item.get("release_url").filter(|u| super::truthy(u)) {
         m["release_url"] = url.clone();
     }
     Some(m)
-}
-
-/// Python's truth, for FireFly's `if item.get(...)`.
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-        Value::Number(n) => n.as_f64() != Some(0.0),
-    }
-}
-
-fn message(status: StatusCode, text: String) -> Response {
-    Response::json(status, &json!({ "message": text }))
 }
 
 /// The handler.
@@ -296,9 +280,9 @@ pub async fn ota(
         )
     });
     let none_released = || {
-        message(
+        Response::message(
             StatusCode::NOT_FOUND,
-            format!(
+            &format!(
                 "No released firmware found for class='{class}' product_hex='{product_hex}' application='{application}'"
             ),
         )
@@ -314,9 +298,9 @@ pub async fn ota(
         return Ok(Response::json(StatusCode::OK, &all));
     };
     let no_longer = || {
-        message(
+        Response::message(
             StatusCode::CONFLICT,
-            format!(
+            &format!(
                 "Current version '{current}' is no longer released and no newer version is available"
             ),
         )
@@ -344,18 +328,18 @@ pub async fn ota(
         return Ok(no_longer());
     };
     let version = text(item, "version").unwrap_or_default();
-    if !item.get("firmware_type").is_some_and(truthy) {
+    if !item.get("firmware_type").is_some_and(super::truthy) {
         tracing::error!(pk = %pk, version, "a released record has no firmware_type");
-        return Ok(message(
+        return Ok(Response::message(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "Firmware record missing firmware_type".into(),
+            "Firmware record missing firmware_type",
         ));
     }
     let Some(m) = manifest(item, &ota.domain, &class, &product_hex) else {
         tracing::error!(pk = %pk, version, "a released record names no main binary");
-        return Ok(message(
+        return Ok(Response::message(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "No main firmware binary found in released record".into(),
+            "No main firmware binary found in released record",
         ));
     };
     tracing::debug!(pk = %pk, current = %current, offered = version, "OTA answered");

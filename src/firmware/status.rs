@@ -32,7 +32,7 @@ use crate::error::ApiError;
 use crate::handler::{Body, Deadline, HandlerResult, Path};
 use crate::identity::Caller;
 use crate::response::Response;
-use crate::route::{Answer, Param, Route};
+use crate::route::{Answer, Route};
 use bytes::Bytes;
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
@@ -150,11 +150,7 @@ pub const ROUTE: Route = Route {
         Answer::new(503, "DynamoDB, S3 or CloudFront unavailable"),
     ],
     scopes: &[],
-    params: &[Param {
-        name: ZipName::NAME,
-        description: "The ZIP's name, as the record's zip_name holds it",
-        schema: r#"{"type": "string", "minLength": 1}"#,
-    }],
+    params: &[super::get::ZIP_PARAM],
     headers: &[],
     alarms: &[],
     reserved_concurrency: None,
@@ -164,8 +160,6 @@ pub const ROUTE: Route = Route {
     ),
     endpoint: crate::endpoint!(patch, Releases::build),
 };
-
-use crate::handler::PathParam as _;
 
 /// What the status function needs.
 #[derive(Clone)]
@@ -205,15 +199,11 @@ fn wanted_status(body: &str) -> Result<String, ApiError> {
             message: "Invalid JSON body",
         });
     };
-    match fields.get("release_status") {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        // FireFly's test of presence is Python's truth: null, "", 0, false, [] and {} are
-        // missing.
-        None | Some(Value::Null) | Some(Value::String(_)) => Err(missing()),
-        Some(Value::Bool(false)) => Err(missing()),
-        Some(Value::Number(n)) if n.as_f64() == Some(0.0) => Err(missing()),
-        Some(Value::Array(a)) if a.is_empty() => Err(missing()),
-        Some(Value::Object(o)) if o.is_empty() => Err(missing()),
+    // FireFly's test of presence is Python's truth: null, "", 0, false, [] and {} are
+    // missing.
+    match fields.get("release_status").filter(|v| super::truthy(v)) {
+        None => Err(missing()),
+        Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(ApiError::BadRequest {
             message: "release_status must be a string",
         }),
@@ -224,11 +214,6 @@ fn missing() -> ApiError {
     ApiError::BadRequest {
         message: "Missing required field: release_status",
     }
-}
-
-/// An answer with a message.
-fn message(status: StatusCode, text: &str) -> Response {
-    Response::json(status, &json!({ "message": text }))
 }
 
 /// The record as answered: without `pk` and without a claim.
@@ -306,14 +291,14 @@ impl Releases {
             let now = self.clock.now_epoch_seconds();
             if let Some(claim) = Claim::of(&record) {
                 if claim.at >= now - i64::from(TIMEOUT_S) {
-                    return Ok(message(StatusCode::CONFLICT, CONCURRENTLY));
+                    return Ok(Response::message(StatusCode::CONFLICT, CONCURRENTLY));
                 }
                 tracing::warn!(zip_name, pk = %pk, version = %version, from = %claim.from, to = %claim.to, "a change left part way by a stopped invocation: settling it first");
                 self.settle(&record, &claim).await?;
                 continue;
             }
             if wanted == "RELEASED" && version == DEBUG_VERSION && self.production {
-                return Ok(message(
+                return Ok(Response::message(
                     StatusCode::CONFLICT,
                     "DEBUG firmware cannot be transitioned to RELEASED.",
                 ));
@@ -345,14 +330,14 @@ impl Releases {
                 match self.claimed(&record, claim).await {
                     Ok(done) => done,
                     Err(Stop::Gone) => {
-                        return Ok(message(
+                        return Ok(Response::message(
                             StatusCode::GONE,
                             "Firmware ZIP is no longer stored (ZIPs are kept 30 days); it cannot be released",
                         ));
                     }
                     Err(Stop::Unverified(why)) => {
                         tracing::warn!(zip_name, reason = %why, "release refused: the ZIP fails verification");
-                        return Ok(message(
+                        return Ok(Response::message(
                             StatusCode::UNPROCESSABLE_ENTITY,
                             &format!("Firmware cannot be released: {why}"),
                         ));
@@ -378,10 +363,10 @@ impl Releases {
                     );
                     answered(item)
                 }
-                None => message(StatusCode::CONFLICT, CONCURRENTLY),
+                None => Response::message(StatusCode::CONFLICT, CONCURRENTLY),
             });
         }
-        Ok(message(StatusCode::CONFLICT, CONCURRENTLY))
+        Ok(Response::message(StatusCode::CONFLICT, CONCURRENTLY))
     }
 
     fn claim_id(&self) -> Result<String, ApiError> {

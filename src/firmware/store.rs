@@ -367,10 +367,7 @@ impl FirmwareStore for DynamoFirmwareStore {
                         put.expression_attribute_values(name, AttributeValue::S((*status).into()));
                 }
             }
-            match put.send().await {
-                Ok(_) => Ok(true),
-                Err(e) => classify(e, &self.table, WORKFLOW).map(|()| false),
-            }
+            self.written(put.send().await)
         })
     }
 
@@ -411,12 +408,10 @@ impl FirmwareStore for DynamoFirmwareStore {
                 .expression_attribute_values(":entry", AttributeValue::L(vec![entry]))
                 .send()
                 .await;
-            match out {
-                Ok(_) => Ok(true),
-                Err(e) => classify(e, &self.table, WORKFLOW).map(|()| false),
-            }
+            self.written(out)
         })
     }
+
     fn claim(
         &self,
         pk: String,
@@ -437,10 +432,7 @@ impl FirmwareStore for DynamoFirmwareStore {
                 .expression_attribute_values(":claim", to_attribute(&claim.to_value()))
                 .send()
                 .await;
-            match out {
-                Ok(_) => Ok(true),
-                Err(e) => classify(e, &self.table, WORKFLOW).map(|()| false),
-            }
+            self.written(out)
         })
     }
 
@@ -546,10 +538,7 @@ impl FirmwareStore for DynamoFirmwareStore {
                 )
                 .send()
                 .await;
-            match out {
-                Ok(_) => Ok(true),
-                Err(e) => classify(e, &self.table, WORKFLOW).map(|()| false),
-            }
+            self.written(out)
         })
     }
 
@@ -581,6 +570,26 @@ impl FirmwareStore for DynamoFirmwareStore {
 }
 
 impl DynamoFirmwareStore {
+    /// A conditional write's outcome: written, or its condition failed (`false`).
+    fn written<O, E>(
+        &self,
+        out: Result<
+            O,
+            aws_sdk_dynamodb::error::SdkError<
+                E,
+                aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+            >,
+        >,
+    ) -> Result<bool, StoreError>
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) => classify(e, &self.table, WORKFLOW).map(|()| false),
+        }
+    }
+
     fn update(
         &self,
         pk: String,

@@ -310,22 +310,11 @@ fn ready_record(
     );
     // FireFly copies these when they are truthy.
     for field in ["bootloader_addr", "release_url"] {
-        if let Some(v) = m.get(field).filter(|v| truthy(v)) {
+        if let Some(v) = m.get(field).filter(|v| super::truthy(v)) {
             item.insert(field.into(), v.clone());
         }
     }
     item
-}
-
-fn truthy(v: &Value) -> bool {
-    match v {
-        Value::Null => false,
-        Value::Bool(b) => *b,
-        Value::String(s) => !s.is_empty(),
-        Value::Array(a) => !a.is_empty(),
-        Value::Object(o) => !o.is_empty(),
-        Value::Number(n) => n.as_f64() != Some(0.0),
-    }
 }
 
 /// FireFly's ERROR record: filed under what the manifest names, as far as it is read
