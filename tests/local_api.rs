@@ -1505,6 +1505,34 @@ fn a_release_reaches_a_simulated_controller_through_moto() {
     release_walk("dynamodb");
 }
 
+/// A build of `hex` at `version` made and uploaded as FireFly's CI does, once it is filed:
+/// its ZIP's name.
+fn filed(api: &Local, dir: &Path, s3: &str, bucket: &str, hex: &str, version: &str) -> String {
+    let zip = dir.join(format!("{version}.zip"));
+    let zip = zip.to_str().unwrap();
+    for args in [
+        vec![
+            "firmware",
+            "build",
+            "--out",
+            zip,
+            "--product-hex",
+            hex,
+            "--version",
+            version,
+        ],
+        vec![
+            "firmware", "upload", zip, "--s3-url", s3, "--bucket", bucket,
+        ],
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    let token = api.token("alice");
+    let items = firmware_when(api, &token, &hex.to_lowercase(), |i| !i.is_empty());
+    items[0]["zip_name"].as_str().unwrap().to_owned()
+}
+
 fn release_walk(store: &str) {
     let dir = scratch(&format!("release-{store}"));
     let world = FirmwareWorld::new(store);
@@ -1513,33 +1541,7 @@ fn release_walk(store: &str) {
     let bucket = &world.bucket;
     let invalidations = &world.invalidations;
     let token = api.token("alice");
-    let zip = dir.join("fw.zip");
-    for args in [
-        vec![
-            "firmware",
-            "build",
-            "--out",
-            zip.to_str().unwrap(),
-            "--product-hex",
-            "0xAB00CD05",
-            "--version",
-            "2026.12.05",
-        ],
-        vec![
-            "firmware",
-            "upload",
-            zip.to_str().unwrap(),
-            "--s3-url",
-            &s3,
-            "--bucket",
-            &bucket,
-        ],
-    ] {
-        let out = Command::new(BIN).args(&args).output().unwrap();
-        assert!(out.status.success(), "{out:?}");
-    }
-    let items = firmware_when(&api, &token, "0xab00cd05", |i| !i.is_empty());
-    let zip_name = items[0]["zip_name"].as_str().unwrap().to_owned();
+    let zip_name = filed(&api, &dir, &s3, bucket, "0xAB00CD05", "2026.12.05");
     let patch = |to: &str| {
         api.request(
             "PATCH",
@@ -1646,32 +1648,11 @@ fn release_walk(store: &str) {
 #[test]
 fn a_deleted_firmware_ends_deleted_through_its_zips_event_on_the_memory_store() {
     let dir = scratch("delete-memory");
-    let api = Local::start(
-        &dir,
-        &["--s3-port", "0", "--cdn-port", "0"],
-        &[("AWS_REGION", "eu-west-1")],
-    );
+    let world = FirmwareWorld::new("memory");
+    let api = world.start(&dir);
     let s3 = s3_endpoint(&api);
     let token = api.token("alice");
-    let zip = dir.join("fw.zip");
-    for args in [
-        vec![
-            "firmware",
-            "build",
-            "--out",
-            zip.to_str().unwrap(),
-            "--product-hex",
-            "0xAB00CD06",
-            "--version",
-            "2026.12.06",
-        ],
-        vec!["firmware", "upload", zip.to_str().unwrap(), "--s3-url", &s3],
-    ] {
-        let out = Command::new(BIN).args(&args).output().unwrap();
-        assert!(out.status.success(), "{out:?}");
-    }
-    let items = firmware_when(&api, &token, "0xab00cd06", |i| !i.is_empty());
-    let zip_name = items[0]["zip_name"].as_str().unwrap().to_owned();
+    let zip_name = filed(&api, &dir, &s3, &world.bucket, "0xAB00CD06", "2026.12.06");
     let gone = api.request(
         "DELETE",
         &format!("/firmware/{zip_name}"),

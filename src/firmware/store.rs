@@ -298,29 +298,8 @@ impl FirmwareStore for DynamoFirmwareStore {
     }
 
     fn all_by_zip(&self, zip_name: String) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
-        Box::pin(async move {
-            let mut start: Key = None;
-            let mut items = Vec::new();
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name("zip_name-index")
-                    .key_condition_expression("#z = :z")
-                    .expression_attribute_names("#z", "zip_name")
-                    .expression_attribute_values(":z", AttributeValue::S(zip_name.clone()))
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| refused(e, &self.table, WORKFLOW, "query"))?;
-                items.extend(out.items().iter().map(from_item));
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    return Ok(items);
-                }
-            }
-        })
+        // An index is read eventually, never consistently.
+        Box::pin(self.query_all(Some("zip_name-index"), "zip_name", zip_name, false))
     }
 
     fn get(&self, pk: String, version: String) -> BoxFuture<'_, Result<Option<Item>, StoreError>> {
@@ -543,33 +522,44 @@ impl FirmwareStore for DynamoFirmwareStore {
     }
 
     fn versions(&self, pk: String) -> BoxFuture<'_, Result<Vec<Item>, StoreError>> {
-        Box::pin(async move {
-            let mut start: Key = None;
-            let mut items = Vec::new();
-            loop {
-                let out = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .key_condition_expression("#pk = :pk")
-                    .expression_attribute_names("#pk", "pk")
-                    .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| refused(e, &self.table, WORKFLOW, "query"))?;
-                items.extend(out.items().iter().map(from_item));
-                start = out.last_evaluated_key;
-                if start.is_none() {
-                    return Ok(items);
-                }
-            }
-        })
+        // Consistent: a status just changed is what OTA answers by.
+        Box::pin(self.query_all(None, "pk", pk, true))
     }
 }
 
 impl DynamoFirmwareStore {
+    /// Every item whose `key` is `value` (in `index`, or the table), every page.
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        key: &str,
+        value: String,
+        consistent: bool,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut start: Key = None;
+        let mut items = Vec::new();
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression("#k = :k")
+                .expression_attribute_names("#k", key)
+                .expression_attribute_values(":k", AttributeValue::S(value.clone()))
+                .consistent_read(consistent)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| refused(e, &self.table, WORKFLOW, "query"))?;
+            items.extend(out.items().iter().map(from_item));
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     /// A conditional write's outcome: written, or its condition failed (`false`).
     fn written<O, E>(
         &self,
