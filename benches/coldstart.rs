@@ -196,6 +196,25 @@ fn main() {
         s.size = std::fs::metadata(&b.path).unwrap().len();
         s.zipped = zipped_size(&b.path, &work);
         s.init_instructions = callgrind_init(&b.path, &env(&endpoint, &tls), &work);
+        // The cold request and a warm invoke as instructions: init and the first answer,
+        // then one more.
+        let tag = b.name.replace(|c: char| !c.is_ascii_alphanumeric(), "-");
+        let first = callgrind_through(
+            &b.path,
+            &env(&endpoint, &tls),
+            &work,
+            1,
+            &format!("{tag}-1"),
+        );
+        let second = callgrind_through(
+            &b.path,
+            &env(&endpoint, &tls),
+            &work,
+            2,
+            &format!("{tag}-2"),
+        );
+        s.cold_instructions = first;
+        s.warm_instructions = second.saturating_sub(first);
         results.push(s);
     }
     // One discarded round first: dynalite's JIT and the page cache warm up on it, not on
@@ -746,8 +765,21 @@ fn spawn(program: &Path, args: &[&str], env: &[(String, String)], api: &RuntimeA
 }
 
 fn callgrind_init(bin: &Path, env: &[(String, String)], work: &Path) -> u64 {
+    callgrind_through(bin, env, work, 0, "init")
+}
+
+/// Instructions from exec through `invokes` answered events (`event()`), to the next
+/// `GET /next` (callgrind: as deterministic as init's count). Its profile stays in `work`
+/// as `callgrind-<tag>.out`, for `callgrind_annotate`.
+fn callgrind_through(
+    bin: &Path,
+    env: &[(String, String)],
+    work: &Path,
+    invokes: usize,
+    tag: &str,
+) -> u64 {
     let api = runtime_api();
-    let out = work.join("callgrind.out");
+    let out = work.join(format!("callgrind-{tag}.out"));
     let _ = std::fs::remove_file(&out);
     let out_arg = format!("--callgrind-out-file={}", out.display());
     let mut args = vec!["--tool=callgrind", out_arg.as_str(), bin.to_str().unwrap()];
@@ -756,6 +788,15 @@ fn callgrind_init(bin: &Path, env: &[(String, String)], work: &Path) -> u64 {
     api.next_seen
         .recv_timeout(Duration::from_secs(120))
         .expect("the first GET /next under valgrind");
+    for _ in 0..invokes {
+        api.events.send(event()).unwrap();
+        api.answers
+            .recv_timeout(Duration::from_secs(120))
+            .expect("an answer under valgrind");
+        api.next_seen
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the next GET /next under valgrind");
+    }
     // SIGTERM: valgrind writes the profile as the process dies.
     run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
     let _ = child.wait();
@@ -843,6 +884,10 @@ struct Stats {
     size: u64,
     zipped: u64,
     init_instructions: u64,
+    /// Init and the first answer (callgrind).
+    cold_instructions: u64,
+    /// The second answer alone (callgrind).
+    warm_instructions: u64,
     init_ms: Vec<f64>,
     cold_ms: Vec<f64>,
     /// From the first `GET /next` to the first answer: the first invoke alone.
@@ -883,6 +928,20 @@ fn report(results: &[Stats]) {
             results
                 .iter()
                 .map(|s| s.init_instructions as f64 / 1e6)
+                .collect(),
+        ),
+        (
+            "cold request instructions, init and the first answer (M)",
+            results
+                .iter()
+                .map(|s| s.cold_instructions as f64 / 1e6)
+                .collect(),
+        ),
+        (
+            "warm invoke instructions (M)",
+            results
+                .iter()
+                .map(|s| s.warm_instructions as f64 / 1e6)
                 .collect(),
         ),
         (
@@ -929,7 +988,8 @@ fn report(results: &[Stats]) {
     )
     .unwrap();
     writeln!(out, "|---|{}", "---|".repeat(names.len() + ratios.len())).unwrap();
-    for (label, v) in rows {
+    // A measure a comparison did not take (instructions of the requests: the main table's).
+    for (label, v) in rows.into_iter().filter(|(_, v)| v.iter().any(|x| *x != 0.0)) {
         let values: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
         let ratios: Vec<String> = v
             .iter()
