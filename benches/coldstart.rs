@@ -989,7 +989,10 @@ fn report(results: &[Stats]) {
     .unwrap();
     writeln!(out, "|---|{}", "---|".repeat(names.len() + ratios.len())).unwrap();
     // A measure a comparison did not take (instructions of the requests: the main table's).
-    for (label, v) in rows.into_iter().filter(|(_, v)| v.iter().any(|x| *x != 0.0)) {
+    for (label, v) in rows
+        .into_iter()
+        .filter(|(_, v)| v.iter().any(|x| *x != 0.0))
+    {
         let values: Vec<String> = v.iter().map(|x| format!("{x:.3}")).collect();
         let ratios: Vec<String> = v
             .iter()
