@@ -173,6 +173,10 @@ fn main() {
                 "EDFDVBD6EXAMPLE".into(),
             ));
             e.push(("CLOUDFRONT_DOMAIN".into(), "firmware.example.com".into()));
+            e.push((
+                "DYNAMODB_USERS_TABLE_NAME".into(),
+                "firefly-users-bench".into(),
+            ));
             // Nothing listening for DynamoDB: nothing for S3 either.
             if endpoint == closed {
                 e.retain(|(k, _)| k != "AWS_ENDPOINT_URL_S3");

@@ -5,6 +5,7 @@
 //! caller check and the handler, to one response.
 
 use crate::clock::{Clock, SystemClock};
+use crate::cognito_event::{CognitoCall, Refused};
 use crate::deploy::Env;
 use crate::endpoint::Built;
 use crate::error::{ApiError, StartupError};
@@ -13,7 +14,7 @@ use crate::identity::Caller;
 use crate::init::{Init, Parts, StoreMode};
 use crate::random::{SecureRandom, SystemRandom};
 use crate::response::Response;
-use crate::route::{Kind, Route};
+use crate::route::{Kind, Route, Trigger};
 use crate::routing::{Resolved, RouteTable, strip_stage};
 use crate::s3_event::{Failed, S3Call, S3Event};
 use crate::telemetry;
@@ -367,6 +368,72 @@ impl App {
         result
     }
 
+    /// The entry point of a Cognito trigger: the event to `function`'s handler. `Ok`: the
+    /// event to give back; `Err`: the message Cognito shows. Logs one line (without the
+    /// person's attributes) and the invocation's metrics.
+    pub async fn handle_cognito(
+        &self,
+        function: &str,
+        invocation: &Invocation<'_>,
+        event: &serde_json::Value,
+    ) -> Result<serde_json::Value, Refused> {
+        let started = Instant::now();
+        let found = self
+            .table
+            .routes()
+            .iter()
+            .zip(&self.endpoints)
+            .find_map(|(r, e)| match (e, r.trigger()) {
+                (Some(Built::Cognito(h)), Trigger::Cognito(t)) if r.function == function => {
+                    Some((r, h, t))
+                }
+                _ => None,
+            });
+        let Some((entry, handler, trigger)) = found else {
+            tracing::error!(
+                function,
+                this_function = self.function(),
+                "a Cognito event for a function this process does not serve as a Cognito trigger"
+            );
+            return Err(Refused::new(crate::cognito_event::UNAVAILABLE));
+        };
+        let source = event
+            .get("triggerSource")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("-");
+        let context = telemetry::RequestContext::new(
+            function,
+            invocation.request_id,
+            // Cognito's own id of the call is not sent: the pool's name for the source.
+            source,
+            invocation.trace_id,
+            entry.key,
+        );
+        let work = async {
+            telemetry::set_route(entry.key, entry.function);
+            let call = CognitoCall {
+                request_id: invocation.request_id,
+                deadline: invocation.deadline,
+                limit: crate::cognito_event::limit_from_now(trigger.limit_ms),
+                event,
+            };
+            let result = handler.call(&call).await;
+            let latency_us = started.elapsed().as_micros() as u64;
+            match &result {
+                Ok(_) => tracing::info!(trigger_source = source, latency_us, "trigger allowed"),
+                Err(e) => {
+                    tracing::info!(trigger_source = source, latency_us, reason = %e, "trigger refused")
+                }
+            }
+            result
+        };
+        let result = telemetry::in_request(Arc::clone(&context), work).await;
+        // A refusal is the trigger's answer, not a failure of the function: 403.
+        let status = if result.is_ok() { 200 } else { 403 };
+        telemetry::emit_request_metrics(&context, status, started.elapsed());
+        result
+    }
+
     /// API Gateway sent us another function's route: a wiring mistake in a template.
     fn misrouted(&self, route: &Route) -> ApiError {
         tracing::error!(
@@ -598,6 +665,18 @@ mod tests {
                 app.handle_s3(route.function, &invocation, &event)
                     .await
                     .unwrap_or_else(|e| panic!("{path}: {e}"));
+                continue;
+            }
+            if route.kind() == Kind::Cognito {
+                // A trigger's example is the event its pool sends; an administrator's user
+                // is admitted whatever the invitations.
+                let event: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let invocation = Invocation::default();
+                let answer = app
+                    .handle_cognito(route.function, &invocation, &event)
+                    .await
+                    .unwrap_or_else(|e| panic!("{path}: {e}"));
+                assert_eq!(answer["response"]["autoConfirmUser"], true, "{path}");
                 continue;
             }
             let event: ApiGatewayV2httpRequest = serde_json::from_str(&text).unwrap();

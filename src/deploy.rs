@@ -65,6 +65,16 @@ pub enum Resource {
         allowed: &'static [&'static str],
         default: &'static str,
     },
+    /// A Cognito user pool, made by its own stack (FireFly's `firefly-cognito`); its ID comes
+    /// from a template parameter, which `scripts/deploy/resolve` reads from that stack's
+    /// output.
+    UserPool {
+        parameter: &'static str,
+        output: &'static str,
+        env: &'static str,
+        stack: &'static str,
+        workflow: &'static str,
+    },
     /// The AppConfig profile, read through the AppConfig Lambda extension
     /// ([`crate::config`]): `APP_CONFIG_ENV`, actions on `*`.
     AppConfig,
@@ -92,6 +102,7 @@ impl Resource {
             Self::Bucket { parameter, env, .. }
             | Self::Distribution { parameter, env, .. }
             | Self::StackValue { parameter, env, .. }
+            | Self::UserPool { parameter, env, .. }
             | Self::Setting { parameter, env, .. } => vec![(*env, format!("!Ref {parameter}"))],
             Self::AppConfig => TEMPLATE_ENV
                 .iter()
@@ -127,6 +138,13 @@ impl Resource {
                 stack,
                 workflow,
             } => (parameter, stack, output, workflow, env, "domain"),
+            Self::UserPool {
+                parameter,
+                output,
+                env,
+                stack,
+                workflow,
+            } => (parameter, stack, output, workflow, env, "userpool"),
             Self::DynamoTable { .. } | Self::AppConfig | Self::Setting { .. } => return None,
         };
         Some(FromStack {
@@ -188,6 +206,20 @@ pub enum Trigger {
     Api,
     /// S3 notifications of a bucket: the entry's `key` names it in logs and metrics.
     S3(S3Notification),
+    /// A user pool's trigger: the entry's `key` names it in logs and metrics.
+    Cognito(CognitoTrigger),
+}
+
+/// The trigger of a user pool that invokes a Cognito function: FireFly's pool stack owns
+/// its `LambdaConfig`; the function's stack grants Cognito the invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CognitoTrigger {
+    /// The pool: one of the entry's `uses`.
+    pub pool: &'static Resource,
+    /// Its key in the pool's `LambdaConfig` (`PreSignUp`).
+    pub config: &'static str,
+    /// How long Cognito waits for an answer (5 s for every trigger).
+    pub limit_ms: u64,
 }
 
 /// The notification of a bucket that invokes an S3 function: FireFly's bucket stack owns

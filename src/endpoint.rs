@@ -1,8 +1,9 @@
 //! An entry of the table's handler: what invokes it (its kind), its auth, and how it is
-//! built, and the two macros that make one ([`crate::endpoint!`] for an API route,
-//! [`crate::s3_endpoint!`] for a function S3 invokes). Its own module because it joins the
-//! two handler shapes ([`crate::handler`], [`crate::s3_event`]), neither of which knows
-//! the other.
+//! built, and the macros that make one ([`crate::endpoint!`] for an API route,
+//! [`crate::s3_endpoint!`] for a function S3 invokes, [`crate::cognito_endpoint!`] for a
+//! user pool's trigger). Its own module because it joins the handler shapes
+//! ([`crate::handler`], [`crate::s3_event`], [`crate::cognito_event`]), none of which knows
+//! the others.
 
 /// An entry's handler as the table holds it: what invokes it (the function's kind), its
 /// auth, and how it is built. The macro that makes it ([`crate::endpoint!`],
@@ -19,6 +20,7 @@ pub struct Endpoint {
 pub enum Built {
     Http(Box<dyn crate::handler::Erased>),
     S3(Box<dyn crate::s3_event::ErasedS3>),
+    Cognito(Box<dyn crate::cognito_event::ErasedCognito>),
 }
 
 impl Endpoint {
@@ -80,6 +82,24 @@ macro_rules! s3_endpoint {
                     $handler,
                     ($state)(init)?,
                 )))
+            },
+        }
+    };
+}
+
+/// A Cognito trigger's entry point: `cognito_endpoint!(handler, state, TRIGGER)`, with
+/// `state` a function from `&mut Init` to the handler's state and `TRIGGER` the
+/// [`crate::route::CognitoTrigger`] that invokes it.
+#[macro_export]
+macro_rules! cognito_endpoint {
+    ($handler:expr, $state:expr, $trigger:expr) => {
+        $crate::endpoint::Endpoint {
+            auth: $crate::handler::Auth::None,
+            trigger: $crate::deploy::Trigger::Cognito($trigger),
+            build: |init| {
+                Ok($crate::endpoint::Built::Cognito(
+                    $crate::cognito_event::bind($handler, ($state)(init)?),
+                ))
             },
         }
     };

@@ -20,6 +20,7 @@ pub mod app;
 pub mod aws;
 pub mod backups;
 pub mod clock;
+pub mod cognito_event;
 pub mod config;
 pub mod deploy;
 pub mod devices;
@@ -51,4 +52,5 @@ pub mod synthetic;
 pub mod telemetry;
 #[cfg(feature = "test-hooks")]
 pub mod test_hooks;
+pub mod users;
 pub mod vars;

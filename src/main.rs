@@ -133,6 +133,17 @@ async fn serve(env: &firefly_api::deploy::Env<'_>) -> ExitCode {
                 app.handle_s3(app.function(), &invocation, &payload).await?;
                 Ok(serde_json::Value::Null)
             }
+            Kind::Cognito => {
+                let payload: serde_json::Value = serde_json::from_str(event.payload.get())
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "the event is not JSON");
+                        lambda_runtime::Error::from(format!("not a Cognito trigger event: {e}"))
+                    })?;
+                // A refusal's message is what Cognito shows the person signing up.
+                app.handle_cognito(app.function(), &invocation, &payload)
+                    .await
+                    .map_err(|refused| lambda_runtime::Error::from(refused.message))
+            }
         }
     });
     match lambda_runtime::run(handler).await {

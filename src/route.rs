@@ -52,13 +52,14 @@ pub struct Param {
     pub schema: &'static str,
 }
 
-pub use crate::deploy::{S3Notification, Trigger};
+pub use crate::deploy::{CognitoTrigger, S3Notification, Trigger};
 
 /// A function's kind: what its entries' triggers have in common.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Api,
     S3,
+    Cognito,
 }
 
 impl Trigger {
@@ -66,6 +67,7 @@ impl Trigger {
         match self {
             Self::Api => Kind::Api,
             Self::S3(_) => Kind::S3,
+            Self::Cognito(_) => Kind::Cognito,
         }
     }
 }
@@ -76,6 +78,7 @@ impl Kind {
         match self {
             Self::Api => "firefly-func-api-",
             Self::S3 => "firefly-func-s3-",
+            Self::Cognito => "firefly-func-cognito-",
         }
     }
 
@@ -85,6 +88,8 @@ impl Kind {
         match self {
             Self::Api => 6,
             Self::S3 => 30,
+            // FireFly's 5 s: Cognito itself waits no longer.
+            Self::Cognito => 5,
         }
     }
 
@@ -95,6 +100,7 @@ impl Kind {
         match self {
             Self::Api => 256,
             Self::S3 => 128,
+            Self::Cognito => 128,
         }
     }
 
@@ -102,6 +108,7 @@ impl Kind {
         match self {
             Self::Api => "api",
             Self::S3 => "s3",
+            Self::Cognito => "cognito",
         }
     }
 }

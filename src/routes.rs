@@ -5,7 +5,7 @@
 //! (README, "Adding a route").
 
 use crate::route::Route;
-use crate::{backups, devices, firmware, health, registration_keys};
+use crate::{backups, devices, firmware, health, registration_keys, users};
 
 pub static ROUTES: &[Route] = &[
     registration_keys::post::ROUTE,
@@ -26,4 +26,5 @@ pub static ROUTES: &[Route] = &[
     firmware::ota::ROUTE,
     firmware::UPLOADED,
     firmware::DELETED,
+    users::presignup::ROUTE,
 ];

@@ -34,6 +34,8 @@ vars! {
     FIREFLY_FUNCTION_NAME => ("Overrides `AWS_LAMBDA_FUNCTION_NAME` for local runs (`cargo lambda watch` names the function after the binary).", "-", "app, config, main");
     DYNAMODB_REGISTRATION_KEYS_TABLE_NAME => ("FireFly's registration-keys table (`firefly-registration-keys`), for the functions whose routes use it. A function reads only the variables its own routes declare; missing, a start-up error names the route that needs it, never a fallback.", "-", "registration_keys, devices");
     DYNAMODB_DEVICES_TABLE_NAME => ("FireFly's devices table (`firefly-devices`), for the device routes.", "-", "devices");
+    DYNAMODB_USERS_TABLE_NAME => ("FireFly's invitations table (`firefly-users`: `email`, `invited_by`, `created_at`, `expires_at`), for the users functions and the pre-sign-up trigger.", "-", "users");
+    COGNITO_USER_POOL_ID => ("FireFly's user pool (template parameter `UserPoolId`, the output `UserPoolId` of FireFly's `firefly-cognito` stack): the pool whose trigger the pre-sign-up function is.", "-", "users");
     DYNAMODB_FIRMWARE_TABLE_NAME => ("FireFly's firmware table (`firefly-firmware`), for the firmware routes.", "-", "firmware");
     S3_BACKUP_BUCKET_NAME => ("FireFly's device-backup bucket (template parameter `BackupBucketName`, the output `BucketName` of FireFly's `firefly-s3-device-backups` stack), for the backup routes.", "-", "backups");
     S3_FIRMWARE_PRIVATE_BUCKET_NAME => ("FireFly's private firmware bucket (template parameter `FirmwareBucketName`, the output `BucketName` of FireFly's `firefly-s3-firmware` stack), for the firmware ingest functions.", "-", "firmware");

@@ -1845,3 +1845,82 @@ fn two_status_changes_at_once_one_wins_and_the_public_files_match_it() {
     let history = record["status_history"].as_l().unwrap();
     assert_eq!(history.len(), 3, "one entry per change that happened");
 }
+
+const PRE_SIGNUP: &str = "firefly-func-cognito-pre-signup";
+
+#[test]
+fn the_pre_sign_up_trigger_admits_only_invited_people_and_says_why_to_the_rest() {
+    let db = Dynalite::shared();
+    let table = unique_table("users");
+    db.create_users_table(&table);
+    let invite = |email: &str, expires_at: i64| {
+        db.put_item(
+            &table,
+            [
+                ("email".to_owned(), AttributeValue::S(email.into())),
+                (
+                    "invited_by".to_owned(),
+                    AttributeValue::S("ida@example.com".into()),
+                ),
+                (
+                    "created_at".to_owned(),
+                    AttributeValue::S("2026-11-26T22:00:00+00:00".into()),
+                ),
+                (
+                    "expires_at".to_owned(),
+                    AttributeValue::N(expires_at.to_string()),
+                ),
+            ]
+            .into(),
+        )
+    };
+    invite("ada@example.com", NOW + 3600);
+    invite("old@example.com", NOW - 1);
+    let env = env_of(
+        PRE_SIGNUP,
+        &[
+            ("DYNAMODB_USERS_TABLE_NAME", table.as_str()),
+            ("COGNITO_USER_POOL_ID", "eu-west-1_AbCdEfGhI"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", db.endpoint().as_str()),
+            ("FIREFLY_TEST_NOW", NOW.to_string().as_str()),
+        ],
+    );
+    let mut f = Function::start(&env);
+    let event = |source: &str, email: &str| {
+        let mut e = example("cognito-pre-signup");
+        e["triggerSource"] = source.into();
+        e["request"]["userAttributes"]["email"] = email.into();
+        e
+    };
+    // An administrator's user: confirmed at once.
+    let Outcome::Response(admitted) = f.invoke(&example("cognito-pre-signup")) else {
+        panic!("{:?}", f.logs())
+    };
+    assert_eq!(admitted["response"]["autoConfirmUser"], true);
+    // Invited (any case, any spaces): the event back, unchanged.
+    let asked = event("PreSignUp_ExternalProvider", " Ada@Example.com");
+    let Outcome::Response(back) = f.invoke(&asked) else {
+        panic!("{:?}", f.logs())
+    };
+    assert_eq!(back, asked);
+    // The rest: refused, with the message Cognito shows them.
+    for (email, message) in [
+        (
+            "eve@example.com",
+            "this account has not been granted access",
+        ),
+        ("old@example.com", "this invitation has expired"),
+        ("", "no email address was provided"),
+    ] {
+        let Outcome::Error(e) = f.invoke(&event("PreSignUp_ExternalProvider", email)) else {
+            panic!("{email:?} was admitted")
+        };
+        assert!(e.to_string().contains(message), "{e}");
+    }
+    // No email reaches the logs (FireFly logged each at INFO).
+    let logs = f.logs().join("\n");
+    assert!(logs.contains("trigger refused"), "{logs}");
+    for email in ["ada@example.com", "eve@example.com", "old@example.com"] {
+        assert!(!logs.to_lowercase().contains(email), "{email} logged");
+    }
+}

@@ -59,7 +59,11 @@ fn every_route_uses_what_its_function_is_granted_and_nothing_is_wildcarded() {
             // Only the bucket whose notification invokes an S3 function may be listed for
             // its name alone (the permission's SourceArn): nothing is granted on it. A
             // value or a setting is never granted anything.
-            let notifier = matches!(route.trigger(), firefly_api::route::Trigger::S3(n) if n.bucket == u.resource);
+            let notifier = match route.trigger() {
+                firefly_api::route::Trigger::S3(n) => n.bucket == u.resource,
+                firefly_api::route::Trigger::Cognito(c) => c.pool == u.resource,
+                firefly_api::route::Trigger::Api => false,
+            };
             let value = matches!(
                 u.resource,
                 Resource::StackValue { .. } | Resource::Setting { .. }
@@ -82,6 +86,7 @@ fn every_route_uses_what_its_function_is_granted_and_nothing_is_wildcarded() {
                     Resource::Bucket { .. } => service == "s3",
                     Resource::Distribution { .. } => service == "cloudfront",
                     Resource::AppConfig => service == "appconfig",
+                    Resource::UserPool { .. } => service == "cognito-idp",
                     Resource::StackValue { .. } | Resource::Setting { .. } => false,
                 };
                 assert!(fits, "{}: {a} on {:?}", route.key, u.resource);

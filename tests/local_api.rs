@@ -428,6 +428,7 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
             // Every route is served: the device routes name their table too (unused here).
             ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
             ("DYNAMODB_FIRMWARE_TABLE_NAME", "firefly-firmware"),
+            ("DYNAMODB_USERS_TABLE_NAME", "firefly-users"),
             ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", "firefly-firmware"),
             ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", "firefly-firmware-public"),
             ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
@@ -1078,6 +1079,7 @@ fn backs_up_and_restores(store: &str) {
             ("DYNAMODB_DEVICES_TABLE_NAME", devices.as_str()),
             // Every route is served: the firmware routes name their table (unused here).
             ("DYNAMODB_FIRMWARE_TABLE_NAME", "firefly-firmware"),
+            ("DYNAMODB_USERS_TABLE_NAME", "firefly-users"),
             ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", "firefly-firmware"),
             ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", "firefly-firmware-public"),
             ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
@@ -1264,6 +1266,7 @@ impl FirmwareWorld {
                 ),
                 ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices".to_owned()),
                 ("DYNAMODB_FIRMWARE_TABLE_NAME", table.clone()),
+                ("DYNAMODB_USERS_TABLE_NAME", "firefly-users".to_owned()),
                 ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket.clone()),
                 ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", public.clone()),
                 ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE".to_owned()),

@@ -73,7 +73,15 @@ impl Function<'_> {
     pub fn s3_notification(&self) -> Option<S3Notification> {
         self.routes.iter().find_map(|r| match r.trigger() {
             Trigger::S3(n) => Some(n),
-            Trigger::Api => None,
+            Trigger::Api | Trigger::Cognito(_) => None,
+        })
+    }
+
+    /// A Cognito function's trigger.
+    pub fn cognito_trigger(&self) -> Option<crate::deploy::CognitoTrigger> {
+        self.routes.iter().find_map(|r| match r.trigger() {
+            Trigger::Cognito(t) => Some(t),
+            Trigger::Api | Trigger::S3(_) => None,
         })
     }
 
@@ -308,6 +316,13 @@ pub fn iam_statements(
         )],
         Resource::AppConfig => vec![(vec!["*".into()], actions.to_vec())],
         Resource::StackValue { .. } | Resource::Setting { .. } => vec![],
+        Resource::UserPool { parameter, .. } if !actions.is_empty() => vec![(
+            vec![format!(
+                "!Sub arn:${{AWS::Partition}}:cognito-idp:${{AWS::Region}}:${{AWS::AccountId}}:userpool/${{{parameter}}}"
+            )],
+            actions.to_vec(),
+        )],
+        Resource::UserPool { .. } => vec![],
     }
 }
 
@@ -356,6 +371,14 @@ pub fn check(routes: &'static [Route]) -> Result<(), String> {
         {
             return Err(format!(
                 "function {}: its notification's bucket is not in its uses",
+                f.name
+            ));
+        }
+        if let Some(c) = f.cognito_trigger()
+            && !f.routes[0].uses.iter().any(|u| u.resource == c.pool)
+        {
+            return Err(format!(
+                "function {}: its trigger's user pool is not in its uses",
                 f.name
             ));
         }
@@ -463,6 +486,21 @@ fn route_manifest(route: &Route) -> Value {
             "function": route.function,
             "summary": route.summary,
             "notification": {"bucketParameter": bucket, "events": n.events, "prefixes": n.prefixes, "suffix": n.suffix},
+            "iam": iam,
+            "environment": env,
+        });
+    }
+    if let Trigger::Cognito(c) = route.trigger() {
+        let pool = match c.pool {
+            Resource::UserPool { parameter, .. } => *parameter,
+            _ => "",
+        };
+        return json!({
+            "$comment": HEADER,
+            "kind": "cognito",
+            "function": route.function,
+            "summary": route.summary,
+            "trigger": {"poolParameter": pool, "lambdaConfig": c.config, "limitMs": c.limit_ms},
             "iam": iam,
             "environment": env,
         });

@@ -283,7 +283,8 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
             Resource::Bucket { parameter, .. }
             | Resource::Distribution { parameter, .. }
             | Resource::StackValue { parameter, .. }
-            | Resource::Setting { parameter, .. } => parameter.to_string(),
+            | Resource::Setting { parameter, .. }
+            | Resource::UserPool { parameter, .. } => parameter.to_string(),
             Resource::AppConfig => "ReadAppConfig".into(),
         };
         let statements = iam_statements(resource, &actions, &objects);
@@ -378,6 +379,11 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
                 Kind::Api.memory_mb(),
                 Kind::Api.timeout_s()
             ),
+            Kind::Cognito => format!(
+                "      # FireFly's 128 MB and 5 s: Cognito waits 5 s for a trigger, and one read of the\n      # invitations table is all the work.\n      MemorySize: {}\n      Timeout: {}",
+                Kind::Cognito.memory_mb(),
+                Kind::Cognito.timeout_s()
+            ),
             Kind::S3 => format!(
                 "      # FireFly's 128 MB and 30 s: a 4 MiB firmware ZIP is checked in a fraction of\n      # both (docs/performance.md, \"Firmware ingest\").\n      MemorySize: {}\n      Timeout: {}",
                 Kind::S3.memory_mb(),
@@ -396,6 +402,12 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
     }
     if let Some(n) = f.s3_notification() {
         s3_permission(t, f, &n);
+        function_alarms(t, f);
+        t.push('\n');
+        return Ok(());
+    }
+    if let Some(c) = f.cognito_trigger() {
+        cognito_permission(t, f, &c);
         function_alarms(t, f);
         t.push('\n');
         return Ok(());
@@ -485,6 +497,30 @@ fn s3_permission(t: &mut String, f: &Function<'_>, n: &crate::route::S3Notificat
       FunctionName: !Ref {l}Function
       Principal: s3.amazonaws.com
       SourceArn: !Sub "arn:${{AWS::Partition}}:s3:::${{{parameter}}}"
+      SourceAccount: !Ref AWS::AccountId
+"#
+    );
+}
+
+/// Cognito's permission to invoke a trigger of the pool (the pool stack's `LambdaConfig`
+/// names the function; FireFly's pool stack also grants one, without `SourceAccount`).
+fn cognito_permission(t: &mut String, f: &Function<'_>, c: &crate::deploy::CognitoTrigger) {
+    let l = f.logical();
+    let parameter = match c.pool {
+        Resource::UserPool { parameter, .. } => *parameter,
+        _ => "",
+    };
+    let _ = write!(
+        t,
+        r#"
+  {l}CognitoPermission:
+    Type: AWS::Lambda::Permission
+    Condition: Is{l}
+    Properties:
+      Action: lambda:InvokeFunction
+      FunctionName: !Ref {l}Function
+      Principal: cognito-idp.amazonaws.com
+      SourceArn: !Sub "arn:${{AWS::Partition}}:cognito-idp:${{AWS::Region}}:${{AWS::AccountId}}:userpool/${{{parameter}}}"
       SourceAccount: !Ref AWS::AccountId
 "#
     );

@@ -162,7 +162,7 @@ pub fn subscriptions(
         .iter()
         .filter_map(|r| match r.trigger() {
             Trigger::S3(n) => bucket_name(n.bucket).map(|b| (b, r.function, r)),
-            Trigger::Api => None,
+            Trigger::Api | Trigger::Cognito(_) => None,
         })
         .collect()
 }

@@ -36,6 +36,10 @@ PREREQUISITES = {
     "firefly-s3-firmware-public": {"BucketName": "acme-firefly-firmware-public"},
     "firefly-cloudfront-firmware": {"DistributionId": "E2QWRUHAPOMQZL", "DistributionDomain": "d111111abcdef8.cloudfront.net",
                                     "FirmwareDomain": "firmware.example.com"},
+    # templates/dynamodb-users.yaml and cognito.yaml: the invitations, and the user pool
+    # whose pre-sign-up trigger is ours.
+    "firefly-dynamodb-users": {"UsersTableName": "firefly-users"},
+    "firefly-cognito": {"UserPoolId": "eu-west-1_AbCdEfGhI", "UserPoolClientId": "3n4b5urk1ft4fl3mg5e62d9ado"},
 }
 
 

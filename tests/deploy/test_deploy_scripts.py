@@ -189,6 +189,8 @@ def test_the_backup_and_firmware_functions_take_the_buckets_and_distribution_nam
         # OTA's URLs name the firmware domain.
         ("firefly-cloudfront-firmware", "FirmwareDomain", "cloudfront-firmware"):
             {"firefly-func-api-ota-get"},
+        # The pool whose pre-sign-up trigger is ours (its permission's SourceArn).
+        ("firefly-cognito", "UserPoolId", "cognito"): {"firefly-func-cognito-pre-signup"},
     }
 
 
@@ -422,6 +424,24 @@ def test_a_function_s3_invokes_needs_no_api_and_names_its_bucket_on_a_first_inst
     assert "FirmwareBucketName=acme-first-install" in result.stdout.splitlines()
     assert not any(l.startswith("ApiId=") for l in result.stdout.splitlines())
     assert "naming the bucket from S3_FIRMWARE_PRIVATE_BUCKET_NAME" in result.stderr
+
+
+def test_the_pre_sign_up_trigger_needs_no_api_and_names_its_pool_on_a_first_install(aws):
+    function = "firefly-func-cognito-pre-signup"
+    assert TABLE[function]["kind"] == "cognito"
+    all_stacks(aws["cfn"], skip=("firefly-api-gateway", "firefly-cognito"))
+    result = run("resolve", aws["env"], function)
+    assert result.returncode != 0
+    assert "firefly-cognito not found" in result.stderr
+    assert "firefly-api-gateway" not in result.stderr
+    # The pool stack takes the trigger's ARN (PreSignUpLambdaArn), so on a first install
+    # the function comes first, the pool named by FireFly's variable meanwhile.
+    env = dict(aws["env"], COGNITO_USER_POOL_ID="eu-west-1_FirstInst")
+    result = run("resolve", env, function)
+    assert result.returncode == 0, result.stderr
+    assert "UserPoolId=eu-west-1_FirstInst" in result.stdout.splitlines()
+    assert not any(l.startswith(("ApiId=", "AuthorizerId=")) for l in result.stdout.splitlines())
+    assert "naming the user pool from COGNITO_USER_POOL_ID" in result.stderr
 
 
 SETTING_USERS = [f for f in FUNCTIONS if TABLE[f]["settings"]]

@@ -159,6 +159,9 @@ def test_function_matches_the_page_and_the_design(template, routes, function):
     if FUNCTIONS[function]["kind"] == "s3":
         # FireFly's own sizing for its S3 functions: a ZIP checked within 30 s and 128 MB.
         assert (p["Timeout"], p["MemorySize"]) == (30, 128)
+    elif FUNCTIONS[function]["kind"] == "cognito":
+        # FireFly's 5 s and 128 MB: Cognito waits 5 s for a trigger.
+        assert (p["Timeout"], p["MemorySize"]) == (5, 128)
     elif function == "firefly-func-api-firmware-status-patch":
         # FireFly's 60 s: a release writes every file of a firmware, and completes or undoes
         # that work whether or not API Gateway (30 s) still waits.
@@ -333,6 +336,19 @@ def test_every_route_of_this_function_is_wired_with_its_authorization(template, 
         assert p["SourceArn"] == {"Fn::Sub": f"arn:${{AWS::Partition}}:s3:::${{{bucket}}}"}
         assert p["SourceAccount"] == {"Ref": "AWS::AccountId"}
         return
+    if FUNCTIONS[function]["kind"] == "cognito":
+        # No API parts: Cognito may invoke it, from its user pool, in this account only.
+        assert api_routes == {} and of(resources, "AWS::ApiGatewayV2::Integration") == {}
+        fn_id, _ = the(resources, "AWS::Serverless::Function")
+        _, permission = the(resources, "AWS::Lambda::Permission")
+        p = permission["Properties"]
+        pool = mine[0]["trigger"]["poolParameter"]
+        assert mine[0]["trigger"]["lambdaConfig"] == "PreSignUp"
+        assert p["Principal"] == "cognito-idp.amazonaws.com"
+        assert p["FunctionName"] == {"Ref": fn_id}
+        assert p["SourceArn"] == {"Fn::Sub": f"arn:${{AWS::Partition}}:cognito-idp:${{AWS::Region}}:${{AWS::AccountId}}:userpool/${{{pool}}}"}
+        assert p["SourceAccount"] == {"Ref": "AWS::AccountId"}
+        return
     assert sorted(r["Properties"]["RouteKey"] for r in api_routes.values()) == sorted(r["routeKey"] for r in mine)
     integration_name, integration = the(resources, "AWS::ApiGatewayV2::Integration")
     fn_id, _ = the(resources, "AWS::Serverless::Function")
@@ -437,7 +453,8 @@ def test_alarms_exist_only_when_asked_for_and_watch_each_route_and_the_function(
     duration = next(a for a in found.values() if a.get("MetricName") == "Duration")
     assert duration["ExtendedStatistic"] == "p99"
     timeout = resources[logical]["Properties"]["Timeout"]
-    assert timeout == (60 if function == "firefly-func-api-firmware-status-patch" else 6)
+    kind = FUNCTIONS[function]["kind"]
+    assert timeout == (60 if function == "firefly-func-api-firmware-status-patch" else 5 if kind == "cognito" else 6)
     assert duration["Threshold"] == timeout * 800  # 80% of the timeout
     rates = [a for a in found.values() if "Metrics" in a]
     assert len(rates) == len(routes)

@@ -111,6 +111,16 @@ impl Dynalite {
     /// does: hash key `key` (S), on demand. (Its TTL on `ttl` is a setting dynalite lacks;
     /// nothing here relies on DynamoDB deleting anything.)
     pub fn create_table(&self, name: &str) {
+        self.create_table_keyed(name, "key");
+    }
+
+    /// Creates the invitations table as FireFly's dynamodb-users stack does: hash key
+    /// `email` (S), on demand.
+    pub fn create_users_table(&self, name: &str) {
+        self.create_table_keyed(name, "email");
+    }
+
+    fn create_table_keyed(&self, name: &str, key: &str) {
         let client = self.client();
         block_on(
             client
@@ -118,14 +128,14 @@ impl Dynalite {
                 .table_name(name)
                 .attribute_definitions(
                     AttributeDefinition::builder()
-                        .attribute_name("key")
+                        .attribute_name(key)
                         .attribute_type(ScalarAttributeType::S)
                         .build()
                         .unwrap(),
                 )
                 .key_schema(
                     KeySchemaElement::builder()
-                        .attribute_name("key")
+                        .attribute_name(key)
                         .key_type(KeyType::Hash)
                         .build()
                         .unwrap(),
