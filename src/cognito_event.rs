@@ -7,9 +7,8 @@
 //! Cognito waits 5 s for a trigger ([`crate::deploy::CognitoTrigger::limit_ms`]), so the
 //! trigger's [`Deadline`] is the sooner of Lambda's and Cognito's.
 
-use crate::handler::{BoxFuture, Deadline, RequestId};
+use crate::handler::{Deadline, RequestId};
 use serde_json::Value;
-use std::marker::PhantomData;
 use std::time::{Duration, SystemTime};
 
 /// What the person signing up is told when the trigger itself failed (a table unreachable):
@@ -94,71 +93,12 @@ pub fn limit_from_now(limit_ms: u64) -> SystemTime {
     SystemTime::now() + Duration::from_millis(limit_ms)
 }
 
-/// A trigger's handler: `async fn(state, extractors...) -> TriggerResult`.
-pub trait CognitoHandler<S, Args>: Copy + Send + Sync + 'static {
-    fn call(self, state: S, call: &CognitoCall<'_>) -> BoxFuture<'static, TriggerResult>;
-}
-
-macro_rules! impl_cognito_handler {
-    ($($a:ident),*) => {
-        #[allow(non_snake_case, unused_variables)]
-        impl<S, F, Fut, $($a,)*> CognitoHandler<S, ($($a,)*)> for F
-        where
-            F: Fn(S, $($a,)*) -> Fut + Copy + Send + Sync + 'static,
-            Fut: Future<Output = TriggerResult> + Send + 'static,
-            S: Send + 'static,
-            $($a: FromCognito,)*
-        {
-            fn call(self, state: S, call: &CognitoCall<'_>) -> BoxFuture<'static, TriggerResult> {
-                $(
-                    let $a = match $a::from_cognito(call) {
-                        Ok(v) => v,
-                        Err(e) => return Box::pin(std::future::ready(Err(e))),
-                    };
-                )*
-                Box::pin(self(state, $($a,)*))
-            }
-        }
-    };
-}
-
-impl_cognito_handler!();
-impl_cognito_handler!(A1);
-impl_cognito_handler!(A1, A2);
-impl_cognito_handler!(A1, A2, A3);
-
-/// A trigger's handler bound to its state, as the table holds it.
-pub trait ErasedCognito: Send + Sync {
-    fn call(&self, call: &CognitoCall<'_>) -> BoxFuture<'static, TriggerResult>;
-}
-
-struct Bound<S, A, H> {
-    state: S,
-    handler: H,
-    args: PhantomData<fn() -> A>,
-}
-
-impl<S, A, H> ErasedCognito for Bound<S, A, H>
-where
-    S: Clone + Send + Sync + 'static,
-    H: CognitoHandler<S, A>,
-{
-    fn call(&self, call: &CognitoCall<'_>) -> BoxFuture<'static, TriggerResult> {
-        self.handler.call(self.state.clone(), call)
-    }
-}
-
-pub fn bind<S, A, H>(handler: H, state: S) -> Box<dyn ErasedCognito>
-where
-    S: Clone + Send + Sync + 'static,
-    A: 'static,
-    H: CognitoHandler<S, A>,
-{
-    Box::new(Bound {
-        state,
-        handler,
-        args: PhantomData,
-    })
+crate::event_handlers! {
+    call: CognitoCall,
+    result: TriggerResult,
+    from: FromCognito::from_cognito,
+    handler: CognitoHandler,
+    erased: ErasedCognito,
 }
 
 #[cfg(test)]

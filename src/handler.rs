@@ -303,6 +303,93 @@ pub const fn auth_of<S, A, H: Handler<S, A>>(_: &H) -> Auth {
     H::AUTH
 }
 
+/// The handler machinery of an event kind that is not an API call, written once: a handler
+/// trait for `async fn(state, extractors...) -> RESULT` with up to three extractors (each
+/// a `FROM` of the kind's `CALL`), the handler as the table holds it (`ERASED`), and
+/// `bind`. [`crate::s3_event`] and [`crate::cognito_event`] each expand it once.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! event_handlers {
+    (
+        call: $call:ident,
+        result: $result:ty,
+        from: $from:ident :: $from_fn:ident,
+        handler: $handler:ident,
+        erased: $erased:ident $(,)?
+    ) => {
+        /// A handler of this kind: `async fn(state, extractors...)`, up to three extractors.
+        pub trait $handler<S, Args>: Copy + Send + Sync + 'static {
+            fn call(self, state: S, call: &$call<'_>) -> $crate::handler::BoxFuture<'static, $result>;
+        }
+
+        $crate::__event_handler_impl!($handler, $call, $result, $from, $from_fn;);
+        $crate::__event_handler_impl!($handler, $call, $result, $from, $from_fn; A1);
+        $crate::__event_handler_impl!($handler, $call, $result, $from, $from_fn; A1, A2);
+        $crate::__event_handler_impl!($handler, $call, $result, $from, $from_fn; A1, A2, A3);
+
+        /// A handler bound to its state, as the table holds it.
+        pub trait $erased: Send + Sync {
+            fn call(&self, call: &$call<'_>) -> $crate::handler::BoxFuture<'static, $result>;
+        }
+
+        struct Bound<S, A, H> {
+            state: S,
+            handler: H,
+            args: std::marker::PhantomData<fn() -> A>,
+        }
+
+        impl<S, A, H> $erased for Bound<S, A, H>
+        where
+            S: Clone + Send + Sync + 'static,
+            H: $handler<S, A>,
+        {
+            fn call(&self, call: &$call<'_>) -> $crate::handler::BoxFuture<'static, $result> {
+                self.handler.call(self.state.clone(), call)
+            }
+        }
+
+        /// The handler with its state, for the table.
+        pub fn bind<S, A, H>(handler: H, state: S) -> Box<dyn $erased>
+        where
+            S: Clone + Send + Sync + 'static,
+            A: 'static,
+            H: $handler<S, A>,
+        {
+            Box::new(Bound {
+                state,
+                handler,
+                args: std::marker::PhantomData,
+            })
+        }
+    };
+}
+
+/// One arity of [`event_handlers!`]'s handler trait.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __event_handler_impl {
+    ($handler:ident, $call:ident, $result:ty, $from:ident, $from_fn:ident; $($a:ident),*) => {
+        #[allow(non_snake_case, unused_variables)]
+        impl<S, F, Fut, $($a,)*> $handler<S, ($($a,)*)> for F
+        where
+            F: Fn(S, $($a,)*) -> Fut + Copy + Send + Sync + 'static,
+            Fut: std::future::Future<Output = $result> + Send + 'static,
+            S: Send + 'static,
+            $($a: $from,)*
+        {
+            fn call(self, state: S, call: &$call<'_>) -> $crate::handler::BoxFuture<'static, $result> {
+                $(
+                    let $a = match $a::$from_fn(call) {
+                        Ok(v) => v,
+                        Err(e) => return Box::pin(std::future::ready(Err(e))),
+                    };
+                )*
+                Box::pin(self(state, $($a,)*))
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

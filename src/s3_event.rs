@@ -9,10 +9,8 @@
 //! this one, and an HTTP extractor (a caller, a path) cannot be named by an S3 handler:
 //! it does not implement [`FromS3`].
 
-use crate::handler::{BoxFuture, Deadline, RequestId, Stopped};
+use crate::handler::{Deadline, RequestId, Stopped};
 use serde::Deserialize;
-use std::future::Future;
-use std::marker::PhantomData;
 use std::time::SystemTime;
 
 /// The notification event as S3 sends it (only what the handlers read; real records carry
@@ -236,72 +234,12 @@ impl FromS3 for RequestId {
     }
 }
 
-/// An S3 handler: `async fn(state, extractors...) -> EventResult`, up to three extractors.
-pub trait S3Handler<S, Args>: Copy + Send + Sync + 'static {
-    fn call(self, state: S, call: &S3Call<'_>) -> BoxFuture<'static, EventResult>;
-}
-
-macro_rules! impl_s3_handler {
-    ($($a:ident),*) => {
-        #[allow(non_snake_case, unused_variables)]
-        impl<S, F, Fut, $($a,)*> S3Handler<S, ($($a,)*)> for F
-        where
-            F: Fn(S, $($a,)*) -> Fut + Copy + Send + Sync + 'static,
-            Fut: Future<Output = EventResult> + Send + 'static,
-            S: Send + 'static,
-            $($a: FromS3,)*
-        {
-            fn call(self, state: S, call: &S3Call<'_>) -> BoxFuture<'static, EventResult> {
-                $(
-                    let $a = match $a::from_s3(call) {
-                        Ok(v) => v,
-                        Err(e) => return Box::pin(std::future::ready(Err(e))),
-                    };
-                )*
-                Box::pin(self(state, $($a,)*))
-            }
-        }
-    };
-}
-
-impl_s3_handler!();
-impl_s3_handler!(A1);
-impl_s3_handler!(A1, A2);
-impl_s3_handler!(A1, A2, A3);
-
-/// A built S3 handler with its state, types erased.
-pub trait ErasedS3: Send + Sync {
-    fn call(&self, call: &S3Call<'_>) -> BoxFuture<'static, EventResult>;
-}
-
-struct Bound<S, A, H> {
-    state: S,
-    handler: H,
-    args: PhantomData<fn() -> A>,
-}
-
-impl<S, A, H> ErasedS3 for Bound<S, A, H>
-where
-    S: Clone + Send + Sync + 'static,
-    H: S3Handler<S, A>,
-{
-    fn call(&self, call: &S3Call<'_>) -> BoxFuture<'static, EventResult> {
-        self.handler.call(self.state.clone(), call)
-    }
-}
-
-/// Binds an S3 handler to its state (what [`crate::s3_endpoint!`] builds at start-up).
-pub fn bind<S, A, H>(handler: H, state: S) -> Box<dyn ErasedS3>
-where
-    S: Clone + Send + Sync + 'static,
-    A: 'static,
-    H: S3Handler<S, A>,
-{
-    Box::new(Bound {
-        state,
-        handler,
-        args: PhantomData,
-    })
+crate::event_handlers! {
+    call: S3Call,
+    result: EventResult,
+    from: FromS3::from_s3,
+    handler: S3Handler,
+    erased: ErasedS3,
 }
 
 #[cfg(test)]
