@@ -77,6 +77,27 @@ pub const DISTRIBUTION: Resource = Resource::Distribution {
     workflow: "cloudfront-firmware",
 };
 
+/// What changing the public side ([`public::Public`]) needs of the public bucket: the
+/// folder listed, files written, copied to `revoked/` (a copy reads and writes) and
+/// deleted.
+pub const CHANGES_PUBLIC_FILES: Use = Use {
+    resource: &PUBLIC_BUCKET,
+    actions: &[
+        "s3:ListBucket",
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:DeleteObject",
+    ],
+    objects: &[],
+};
+
+/// What telling CloudFront to forget a version's files needs.
+pub const INVALIDATES: Use = Use {
+    resource: &DISTRIBUTION,
+    actions: &["cloudfront:CreateInvalidation"],
+    objects: &[],
+};
+
 /// The domain OTA's URLs name: FireFly's firmware domain, from its CloudFront stack.
 pub const DOMAIN: Resource = Resource::StackValue {
     parameter: "CloudFrontDomain",
@@ -140,22 +161,9 @@ pub const UPLOADED: Route = Route {
             objects: &[],
         },
         // A released debug build an upload replaces is revoked first: its public files
-        // move to revoked/ (a copy reads and writes), CloudFront forgets them.
-        Use {
-            resource: &PUBLIC_BUCKET,
-            actions: &[
-                "s3:ListBucket",
-                "s3:GetObject",
-                "s3:PutObject",
-                "s3:DeleteObject",
-            ],
-            objects: &[],
-        },
-        Use {
-            resource: &DISTRIBUTION,
-            actions: &["cloudfront:CreateInvalidation"],
-            objects: &[],
-        },
+        // move to revoked/, CloudFront forgets them.
+        CHANGES_PUBLIC_FILES,
+        INVALIDATES,
         READS_APPCONFIG,
     ],
     answers: &[],

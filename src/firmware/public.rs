@@ -120,26 +120,74 @@ pub fn prefix(record: &Item) -> Result<String, String> {
     ))
 }
 
+/// Why a change of the public side stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PublicError {
+    /// The record cannot name a public folder.
+    #[error("{0}")]
+    Key(String),
+    #[error(transparent)]
+    S3(#[from] crate::aws::s3::S3Error),
+    #[error(transparent)]
+    Cdn(#[from] CloudFrontError),
+}
+
+impl From<PublicError> for Failed {
+    fn from(e: PublicError) -> Self {
+        Self(e.to_string())
+    }
+}
+
 impl Public {
     /// A revocation's effects on the public side: each file under the record's folder moved
     /// to `revoked/` (a copy, then the delete: a retry moves what is left), then one
-    /// invalidation of the folder. The number of files moved.
-    pub async fn revoke(&self, record: &Item, reference: &str) -> Result<usize, Failed> {
-        let prefix = prefix(record).map_err(Failed)?;
-        let mut moved = 0;
+    /// invalidation of the folder. `moved` gets each file's name as it moves, so that a
+    /// revocation stopped part way can be put back ([`Public::restore`]).
+    pub async fn revoke(
+        &self,
+        record: &Item,
+        reference: &str,
+        moved: &mut Vec<String>,
+    ) -> Result<(), PublicError> {
+        let prefix = prefix(record).map_err(PublicError::Key)?;
         for key in self.bucket.list(&prefix).await? {
-            let name = key.rsplit('/').next().unwrap_or(&key);
+            let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
             let to = format!("{REVOKED}{prefix}{name}");
             // Gone since the listing: another attempt moved it.
             if self.bucket.copy(&key, None, &to).await? {
                 self.bucket.delete(&key, None).await?;
-                moved += 1;
+                moved.push(name);
             }
         }
         self.cdn
             .invalidate(&format!("/{prefix}*"), reference)
             .await?;
-        Ok(moved)
+        Ok(())
+    }
+
+    /// Puts back the files a revocation moved (`moved`, as [`Public::revoke`] named them).
+    pub async fn restore(&self, record: &Item, moved: &[String]) -> Result<(), PublicError> {
+        let prefix = prefix(record).map_err(PublicError::Key)?;
+        for name in moved {
+            let revoked = format!("{REVOKED}{prefix}{name}");
+            if self
+                .bucket
+                .copy(&revoked, None, &format!("{prefix}{name}"))
+                .await?
+            {
+                self.bucket.delete(&revoked, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every file of the record's folder (a release that did not complete).
+    pub async fn withdraw(&self, record: &Item) -> Result<(), PublicError> {
+        let prefix = prefix(record).map_err(PublicError::Key)?;
+        for key in self.bucket.list(&prefix).await? {
+            self.bucket.delete(&key, None).await?;
+        }
+        Ok(())
     }
 }
 
@@ -186,7 +234,12 @@ mod tests {
             bucket: bucket.clone(),
             cdn: cdn.clone(),
         };
-        assert_eq!(public.revoke(&record("9999.99.99"), "r").await.unwrap(), 2);
+        let mut moved = Vec::new();
+        public
+            .revoke(&record("9999.99.99"), "r", &mut moved)
+            .await
+            .unwrap();
+        assert_eq!(moved, ["Controller.ino.bin", "ui.bin"]);
         let mut keys = bucket.keys("");
         keys.sort();
         assert_eq!(
@@ -200,7 +253,12 @@ mod tests {
         assert_eq!(cdn.invalidated(), [format!("/{folder}*")]);
         // Again (a retry after a crash past the moves): nothing left to move, CloudFront
         // told again under the same reference.
-        assert_eq!(public.revoke(&record("9999.99.99"), "r").await.unwrap(), 0);
+        let mut again = Vec::new();
+        public
+            .revoke(&record("9999.99.99"), "r", &mut again)
+            .await
+            .unwrap();
+        assert!(again.is_empty());
         assert_eq!(bucket.keys(REVOKED).len(), 2);
     }
 }

@@ -23,7 +23,7 @@
 use super::archive::{self, Limits};
 use super::bucket::{Bucket, Published};
 use super::get::{ZipName, not_found};
-use super::public::{self, Public, REVOKED};
+use super::public::{self, Public};
 use super::store::{CLAIM, Change, Claim, FirmwareStore};
 use super::{DEBUG_VERSION, PROCESSED};
 use crate::deploy::{READS_APPCONFIG, Use};
@@ -88,21 +88,8 @@ pub const ROUTE: Route = Route {
             // Only released ZIPs are read (FireFly's grant).
             objects: &["processed/*"],
         },
-        Use {
-            resource: &super::PUBLIC_BUCKET,
-            actions: &[
-                "s3:ListBucket",
-                "s3:GetObject",
-                "s3:PutObject",
-                "s3:DeleteObject",
-            ],
-            objects: &[],
-        },
-        Use {
-            resource: &super::DISTRIBUTION,
-            actions: &["cloudfront:CreateInvalidation"],
-            objects: &[],
-        },
+        super::CHANGES_PUBLIC_FILES,
+        super::INVALIDATES,
         Use {
             resource: &super::ENVIRONMENT,
             actions: &[],
@@ -253,6 +240,16 @@ stop_from!(
     crate::aws::cloudfront::CloudFrontError
 );
 
+impl From<public::PublicError> for Stop {
+    fn from(e: public::PublicError) -> Self {
+        match e {
+            public::PublicError::Key(why) => Self::Unverified(why),
+            public::PublicError::S3(e) => e.into(),
+            public::PublicError::Cdn(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::aws::cloudfront::CloudFrontError> for ApiError {
     fn from(e: crate::aws::cloudfront::CloudFrontError) -> Self {
         match e {
@@ -395,7 +392,11 @@ impl Releases {
         let mut moved = Vec::new();
         let work = match claim.to.as_str() {
             "RELEASED" => self.publish(record, &claim.id).await,
-            _ => self.revoke(record, &claim.id, &mut moved).await,
+            _ => self
+                .public
+                .revoke(record, &claim.id, &mut moved)
+                .await
+                .map_err(Stop::from),
         };
         if let Err(stop) = work {
             self.undo(record, &claim, &moved).await;
@@ -489,61 +490,15 @@ impl Releases {
         Ok(())
     }
 
-    /// A revocation's work: each file of the version moved to `revoked/` (`moved` says
-    /// which, for an undo), then one invalidation.
-    async fn revoke(
-        &self,
-        record: &Item,
-        reference: &str,
-        moved: &mut Vec<String>,
-    ) -> Result<(), Stop> {
-        let prefix = public::prefix(record).map_err(Stop::Unverified)?;
-        for key in self.public.bucket.list(&prefix).await? {
-            let name = key.rsplit('/').next().unwrap_or(&key).to_owned();
-            if self
-                .public
-                .bucket
-                .copy(&key, None, &format!("{REVOKED}{prefix}{name}"))
-                .await?
-            {
-                self.public.bucket.delete(&key, None).await?;
-                moved.push(name);
-            }
-        }
-        self.public
-            .cdn
-            .invalidate(&format!("/{prefix}*"), reference)
-            .await?;
-        Ok(())
-    }
-
     /// Undoes a change's work, as far as it got: a release's files removed, a revocation's
     /// moved back. Best effort: what fails is logged, and the claim it leaves (when the
     /// caller cannot remove it) is settled by the next change.
     async fn undo(&self, record: &Item, claim: &Claim, moved: &[String]) {
-        let Ok(prefix) = public::prefix(record) else {
-            return;
+        let result = if claim.to == "RELEASED" {
+            self.public.withdraw(record).await
+        } else {
+            self.public.restore(record, moved).await
         };
-        let bucket = &self.public.bucket;
-        let result: Result<(), crate::aws::s3::S3Error> = async {
-            if claim.to == "RELEASED" {
-                for key in bucket.list(&prefix).await? {
-                    bucket.delete(&key, None).await?;
-                }
-            } else {
-                for name in moved {
-                    let revoked = format!("{REVOKED}{prefix}{name}");
-                    if bucket
-                        .copy(&revoked, None, &format!("{prefix}{name}"))
-                        .await?
-                    {
-                        bucket.delete(&revoked, None).await?;
-                    }
-                }
-            }
-            Ok(())
-        }
-        .await;
         match result {
             Ok(()) => {
                 tracing::info!(zip_name = field(record, "zip_name"), to = %claim.to, "a transition's work undone")

@@ -231,8 +231,9 @@ async fn replace_debug(ingest: &Ingest, record: Item, zip_name: &str) -> EventRe
         _ => return Err(changed()),
     }
     // The new upload's name: a retry's invalidation is the same one.
-    let moved = ingest.public.revoke(&old, zip_name).await?;
-    tracing::info!(pk = %pk, version = %version, moved, "the replaced debug build's public files moved to revoked/");
+    let mut moved = Vec::new();
+    ingest.public.revoke(&old, zip_name, &mut moved).await?;
+    tracing::info!(pk = %pk, version = %version, moved = moved.len(), "the replaced debug build's public files moved to revoked/");
     if !ingest.store.put_unless(record, &["RELEASED"]).await? {
         return Err(changed());
     }
