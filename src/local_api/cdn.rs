@@ -74,56 +74,64 @@ pub enum Source {
     },
 }
 
-impl Source {
-    async fn answer(&self, method: &Method, path: &str) -> http::Response<Full<Bytes>> {
-        match self {
-            Self::Memory(public) => serve(public, method, path),
-            Self::Upstream { s3, bucket } => relay(s3, bucket, method, path).await,
-        }
-    }
-}
+/// A released file as the source holds it: its bytes, `Content-Type` and `Cache-Control`.
+type Released = (Bytes, Option<String>, Option<String>);
 
-/// An upstream S3's object as the distribution serves it (read with the bucket's
-/// credentials, as CloudFront's origin access reads it): its body and the two headers a
-/// published file carries.
-async fn relay(
-    s3: &crate::aws::s3::S3Client,
-    bucket: &str,
-    method: &Method,
-    path: &str,
-) -> http::Response<Full<Bytes>> {
-    let key = crate::s3_event::unquote_plus(&path.trim_start_matches('/').replace('+', "%2B"));
-    if method != Method::GET && method != Method::HEAD {
-        return status(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
-    }
-    if key.starts_with(REVOKED) {
-        return status(StatusCode::FORBIDDEN, "revoked files are not served\n");
-    }
-    match s3.get_object_limited(bucket, &key, 64 << 20).await {
-        Ok(None) => status(StatusCode::NOT_FOUND, "no such released file\n"),
-        Err(e) => {
-            tracing::warn!(bucket, key, error = %e, "CDN stand-in: the S3 server failed");
-            status(StatusCode::BAD_GATEWAY, "the S3 server failed\n")
+impl Source {
+    /// The file at `key`; `None`: none. The error is an operator's text.
+    async fn fetch(&self, key: &str) -> Result<Option<Released>, String> {
+        match self {
+            Self::Memory(public) => Ok(public.object(key).map(|(body, _)| {
+                let headers = public.published(key);
+                (
+                    body,
+                    headers.map(|p| p.content_type.to_owned()),
+                    headers.map(|p| p.cache_control.to_owned()),
+                )
+            })),
+            // Read with the bucket's credentials, as CloudFront's origin access reads it.
+            Self::Upstream { s3, bucket } => s3
+                .get_object_limited(bucket, key, 64 << 20)
+                .await
+                .map(|found| found.map(|o| (o.body, o.content_type, o.cache_control)))
+                .map_err(|e| e.to_string()),
         }
-        Ok(Some(object)) => {
-            let length = object.body.len();
-            let mut r = http::Response::new(Full::new(if method == Method::HEAD {
-                Bytes::new()
-            } else {
-                object.body
-            }));
-            let h = r.headers_mut();
-            h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
-            for (name, value) in [
-                (http::header::CONTENT_TYPE, object.content_type),
-                (http::header::CACHE_CONTROL, object.cache_control),
-            ] {
-                if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
-                    h.insert(name, v);
-                }
+    }
+
+    /// One request's answer, as the distribution serves the bucket.
+    pub async fn answer(&self, method: &Method, path: &str) -> http::Response<Full<Bytes>> {
+        if method != Method::GET && method != Method::HEAD {
+            return status(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
+        }
+        let key = crate::s3_event::unquote_plus(&path.trim_start_matches('/').replace('+', "%2B"));
+        if key.starts_with(REVOKED) {
+            return status(StatusCode::FORBIDDEN, "revoked files are not served\n");
+        }
+        let (body, content_type, cache_control) = match self.fetch(&key).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return status(StatusCode::NOT_FOUND, "no such released file\n"),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "CDN stand-in: the S3 server failed");
+                return status(StatusCode::BAD_GATEWAY, "the S3 server failed\n");
             }
-            r
+        };
+        let length = body.len();
+        let mut r = http::Response::new(Full::new(if method == Method::HEAD {
+            Bytes::new()
+        } else {
+            body
+        }));
+        let h = r.headers_mut();
+        h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
+        for (name, value) in [
+            (http::header::CONTENT_TYPE, content_type),
+            (http::header::CACHE_CONTROL, cache_control),
+        ] {
+            if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                h.insert(name, v);
+            }
         }
+        r
     }
 }
 
@@ -162,47 +170,13 @@ pub async fn run(
     }
 }
 
-/// One request's answer.
-pub fn serve(public: &MemoryBucket, method: &Method, path: &str) -> http::Response<Full<Bytes>> {
-    if method != Method::GET && method != Method::HEAD {
-        return status(StatusCode::METHOD_NOT_ALLOWED, "GET only\n");
-    }
-    let key = crate::s3_event::unquote_plus(&path.trim_start_matches('/').replace('+', "%2B"));
-    if key.starts_with(REVOKED) {
-        return status(StatusCode::FORBIDDEN, "revoked files are not served\n");
-    }
-    let Some((body, _)) = public.object(&key) else {
-        return status(StatusCode::NOT_FOUND, "no such released file\n");
-    };
-    let headers = public.published(&key);
-    let length = body.len();
-    let mut r = http::Response::new(Full::new(if method == Method::HEAD {
-        Bytes::new()
-    } else {
-        body
-    }));
-    let h = r.headers_mut();
-    h.insert(http::header::CONTENT_LENGTH, HeaderValue::from(length));
-    if let Some(p) = headers {
-        h.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(p.content_type),
-        );
-        h.insert(
-            http::header::CACHE_CONTROL,
-            HeaderValue::from_static(p.cache_control),
-        );
-    }
-    r
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[tokio::test]
     async fn released_files_are_served_with_their_headers_and_revoked_ones_never() {
-        let public = MemoryBucket::new("public", None);
+        let public = Arc::new(MemoryBucket::new("public", None));
         let headers = crate::firmware::status::PUBLISHED;
         use crate::firmware::bucket::Bucket as _;
         let key = "controller/0x1/controller/1.0.0/Controller.ino.bin";
@@ -211,13 +185,14 @@ mod tests {
             .await
             .unwrap();
         public.put_quietly(&format!("{REVOKED}{key}"), Bytes::from_static(b"old"));
-        let r = serve(&public, &Method::GET, &format!("/{key}"));
+        let cdn = Source::Memory(public.clone());
+        let r = cdn.answer(&Method::GET, &format!("/{key}")).await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], headers.content_type);
         assert_eq!(r.headers()["cache-control"], headers.cache_control);
-        let revoked = serve(&public, &Method::GET, &format!("/{REVOKED}{key}"));
+        let revoked = cdn.answer(&Method::GET, &format!("/{REVOKED}{key}")).await;
         assert_eq!(revoked.status(), 403);
-        assert_eq!(serve(&public, &Method::GET, "/nothing").status(), 404);
+        assert_eq!(cdn.answer(&Method::GET, "/nothing").await.status(), 404);
         assert!(LocalCa::new().unwrap().ca_pem.contains("BEGIN CERTIFICATE"));
     }
 }
