@@ -303,6 +303,21 @@ impl App {
         handler.call(&req).await
     }
 
+    /// `function`'s entry of one kind, as `pick` takes it from the built handler and the
+    /// entry's trigger (a function that is not an API call has one entry).
+    fn entry_of<'a, T>(
+        &'a self,
+        function: &str,
+        pick: impl Fn(&'a Built, Trigger) -> Option<T>,
+    ) -> Option<(&'static Route, T)> {
+        self.table
+            .routes()
+            .iter()
+            .zip(&self.endpoints)
+            .filter(|(r, _)| r.function == function)
+            .find_map(|(r, e)| Some((r, pick(e.as_ref()?, r.trigger())?)))
+    }
+
     /// The entry point of an S3 function: every record of `event` to `function`'s handler
     /// (this process's own function on Lambda; any S3 function of a local run). `Err`:
     /// Lambda retries the invocation. Logs one line, and the invocation's metrics.
@@ -313,15 +328,10 @@ impl App {
         event: &S3Event,
     ) -> Result<(), Failed> {
         let started = Instant::now();
-        let found = self
-            .table
-            .routes()
-            .iter()
-            .zip(&self.endpoints)
-            .find_map(|(r, e)| match e {
-                Some(Built::S3(h)) if r.function == function => Some((r, h)),
-                _ => None,
-            });
+        let found = self.entry_of(function, |built, _| match built {
+            Built::S3(h) => Some(h),
+            _ => None,
+        });
         let Some((entry, handler)) = found else {
             tracing::error!(
                 function,
@@ -378,18 +388,11 @@ impl App {
         event: &serde_json::Value,
     ) -> Result<serde_json::Value, Refused> {
         let started = Instant::now();
-        let found = self
-            .table
-            .routes()
-            .iter()
-            .zip(&self.endpoints)
-            .find_map(|(r, e)| match (e, r.trigger()) {
-                (Some(Built::Cognito(h)), Trigger::Cognito(t)) if r.function == function => {
-                    Some((r, h, t))
-                }
-                _ => None,
-            });
-        let Some((entry, handler, trigger)) = found else {
+        let found = self.entry_of(function, |built, trigger| match (built, trigger) {
+            (Built::Cognito(h), Trigger::Cognito(t)) => Some((h, t)),
+            _ => None,
+        });
+        let Some((entry, (handler, trigger))) = found else {
             tracing::error!(
                 function,
                 this_function = self.function(),
