@@ -179,6 +179,19 @@ impl<'a> Init<'a> {
         })
     }
 
+    /// The process's Cognito user-pool client (no connection opened during init). The
+    /// route must use a user pool.
+    pub fn cognito(&mut self) -> Result<crate::aws::cognito::CognitoClient, StartupError> {
+        if !self.uses(|r| matches!(r, Resource::UserPool { .. })) {
+            return Err(self.error("asks for Cognito but uses no user pool"));
+        }
+        let env = self.env;
+        let http = self.http()?;
+        self.shared(|init| {
+            crate::aws::cognito::CognitoClient::from_env(env, http).map_err(|e| init.error(e))
+        })
+    }
+
     /// Opens a connection during init, once every route is built
     /// ([`crate::app::App::warm_up`]).
     fn warm(&mut self, warm: crate::aws::Warm) {

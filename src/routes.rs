@@ -27,4 +27,8 @@ pub static ROUTES: &[Route] = &[
     firmware::UPLOADED,
     firmware::DELETED,
     users::presignup::ROUTE,
+    users::get::ROUTE,
+    users::post::ROUTE,
+    users::patch::ROUTE,
+    users::delete::ROUTE,
 ];

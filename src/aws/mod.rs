@@ -5,6 +5,7 @@
 //! for the client and bring their own table names.
 
 pub mod cloudfront;
+pub mod cognito;
 pub mod errors;
 pub mod http1;
 pub mod s3;
