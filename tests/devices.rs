@@ -1924,3 +1924,427 @@ fn the_pre_sign_up_trigger_admits_only_invited_people_and_says_why_to_the_rest()
         assert!(!logs.to_lowercase().contains(email), "{email} logged");
     }
 }
+
+// ---- The users routes on Cognito (moto's) and the invitations table ----
+
+const USERS_GET: &str = "firefly-func-api-users-get";
+const USERS_POST: &str = "firefly-func-api-users-post";
+const USERS_PATCH: &str = "firefly-func-api-users-patch";
+const USERS_DELETE: &str = "firefly-func-api-users-delete";
+
+/// moto's Cognito, through the binary's own client.
+fn cognito() -> firefly_api::aws::cognito::CognitoClient {
+    let endpoint = Dynalite::shared_moto().endpoint();
+    let env = move |k: &str| match k {
+        "AWS_REGION" => Some("eu-west-1".to_owned()),
+        "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".to_owned()),
+        "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER" => Some(endpoint.clone()),
+        _ => None,
+    };
+    let http = firefly_api::aws::transport(&env).unwrap();
+    firefly_api::aws::cognito::CognitoClient::from_env(&env, http).unwrap()
+}
+
+fn idp(op: &str, input: Value) -> Value {
+    support::dynamo::block_on(cognito().call(op, &input)).unwrap()
+}
+
+/// A pool as FireFly's cognito stack makes it (its `super_users` group), with `people`
+/// (username, email, super) created by an administrator.
+fn pool_with(people: &[(&str, &str, bool)]) -> String {
+    let pool = idp("CreateUserPool", json!({"PoolName": unique_table("pool")}))["UserPool"]["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    idp(
+        "CreateGroup",
+        json!({"UserPoolId": pool, "GroupName": "super_users"}),
+    );
+    for (username, email, is_super) in people {
+        idp(
+            "AdminCreateUser",
+            json!({"UserPoolId": pool, "Username": username, "MessageAction": "SUPPRESS",
+                   "UserAttributes": [{"Name": "email", "Value": email}, {"Name": "name", "Value": username}]}),
+        );
+        if *is_super {
+            idp(
+                "AdminAddUserToGroup",
+                json!({"UserPoolId": pool, "Username": username, "GroupName": "super_users"}),
+            );
+        }
+    }
+    pool
+}
+
+fn users_function(function: &str, pool: &str, table: &str) -> Function {
+    let moto = Dynalite::shared_moto().endpoint();
+    Function::start(&env_of(
+        function,
+        &[
+            ("DYNAMODB_USERS_TABLE_NAME", table),
+            ("COGNITO_USER_POOL_ID", pool),
+            ("AWS_ENDPOINT_URL_DYNAMODB", moto.as_str()),
+            ("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER", moto.as_str()),
+            ("FIREFLY_TEST_NOW", NOW.to_string().as_str()),
+        ],
+    ))
+}
+
+/// An event of a users route, from a super user (ann) unless `groups` says otherwise.
+fn users_event(name: &str, email: Option<&str>, body: Option<&str>, groups: &str) -> Value {
+    let mut e = example(name);
+    let claims = &mut e["requestContext"]["authorizer"]["jwt"]["claims"];
+    claims["cognito:groups"] = groups.into();
+    claims["email"] = "ann@example.com".into();
+    if let Some(email) = email {
+        e["pathParameters"]["email"] = email.into();
+    }
+    if let Some(body) = body {
+        e["body"] = body.into();
+    }
+    e
+}
+
+fn supers_of(pool: &str) -> Vec<String> {
+    let mut names: Vec<String> = idp(
+        "ListUsersInGroup",
+        json!({"UserPoolId": pool, "GroupName": "super_users"}),
+    )["Users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["Username"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn the_users_routes_manage_the_pool_and_the_invitations_as_fireflys_console_reads_them() {
+    let db = Dynalite::shared_moto();
+    let table = unique_table("users");
+    db.create_users_table(&table);
+    let pool = pool_with(&[
+        ("ann", "ann@example.com", true),
+        ("bob", "Bob@Example.com", false),
+    ]);
+    let mut get = users_function(USERS_GET, &pool, &table);
+    let mut post = users_function(USERS_POST, &pool, &table);
+    let mut patch = users_function(USERS_PATCH, &pool, &table);
+    let mut delete = users_function(USERS_DELETE, &pool, &table);
+    let mut list = || {
+        let r = get
+            .invoke(&users_event("users-get", None, None, "[super_users]"))
+            .http();
+        assert_eq!(r.status, 200, "{r:?}");
+        r.json()["users"].as_array().unwrap().clone()
+    };
+
+    // The console's list: the pool's users by email, super status from the group.
+    let users = list();
+    assert_eq!(users.len(), 2, "{users:?}");
+    assert_eq!(users[0]["email"], "ann@example.com");
+    assert_eq!(users[0]["is_super"], true);
+    assert_eq!(users[0]["name"], "ann");
+    assert_eq!(users[1]["email"], "bob@example.com", "lower-cased");
+    assert_eq!(users[1]["is_super"], false);
+    for u in &users {
+        assert!(u["status"].is_string() && u["created"].is_string(), "{u}");
+        assert!(u.get("invited_by").is_some(), "{u}");
+    }
+
+    // Not a super user: 403 on every route, before anything else is read.
+    for (f, name, email, body) in [
+        (
+            &mut post,
+            "users-post",
+            None,
+            Some(r#"{"email":"x@example.com"}"#),
+        ),
+        (
+            &mut patch,
+            "users-email-patch",
+            Some("bob@example.com"),
+            Some(r#"{"is_super":true}"#),
+        ),
+        (
+            &mut delete,
+            "users-email-delete",
+            Some("bob@example.com"),
+            None,
+        ),
+    ] {
+        let r = f.invoke(&users_event(name, email, body, "[]")).http();
+        refused(&r, 403, "Forbidden");
+    }
+
+    // Invite: 201 with the address as stored; the same again while it lives: 409.
+    let r = post
+        .invoke(&users_event(
+            "users-post",
+            None,
+            Some(r#"{"email":" Cy@Example.com "}"#),
+            "[super_users]",
+        ))
+        .http();
+    assert_eq!(
+        (r.status, r.json()),
+        (201, json!({"email": "cy@example.com"})),
+        "{r:?}"
+    );
+    let r = post
+        .invoke(&users_event(
+            "users-post",
+            None,
+            Some(r#"{"email":"cy@example.com"}"#),
+            "[super_users]",
+        ))
+        .http();
+    refused(
+        &r,
+        409,
+        "User 'cy@example.com' is already in the allowed list",
+    );
+    let users = list();
+    let cy = users
+        .iter()
+        .find(|u| u["email"] == "cy@example.com")
+        .unwrap();
+    assert_eq!(cy["status"], "INVITED");
+    assert_eq!(cy["is_super"], false);
+    assert_eq!(cy["invited_by"], "ann@example.com");
+    let item = db.get_by(&table, "email", "cy@example.com").unwrap();
+    assert_eq!(n(&item, "expires_at"), NOW + 24 * 3600);
+
+    // An expired invitation is renewed at once (FireFly's 409 lasted until the TTL sweep),
+    // and is not listed meanwhile.
+    db.put_item(
+        &table,
+        [
+            (
+                "email".to_owned(),
+                AttributeValue::S("dan@example.com".into()),
+            ),
+            (
+                "invited_by".to_owned(),
+                AttributeValue::S("ann@example.com".into()),
+            ),
+            (
+                "created_at".to_owned(),
+                AttributeValue::S("2026-11-20T10:00:00+00:00".into()),
+            ),
+            (
+                "expires_at".to_owned(),
+                AttributeValue::N((NOW - 1).to_string()),
+            ),
+        ]
+        .into(),
+    );
+    assert!(!list().iter().any(|u| u["email"] == "dan@example.com"));
+    let r = post
+        .invoke(&users_event(
+            "users-post",
+            None,
+            Some(r#"{"email":"dan@example.com"}"#),
+            "[super_users]",
+        ))
+        .http();
+    assert_eq!(r.status, 201, "{r:?}");
+    assert!(list().iter().any(|u| u["email"] == "dan@example.com"));
+
+    // Bodies of the wrong JSON type, and addresses that are not addresses: 400, every route.
+    for (body, message) in [
+        ("[1]", "Invalid JSON body"),
+        ("\"cy@example.com\"", "Invalid JSON body"),
+        ("5", "Invalid JSON body"),
+        ("{", "Invalid JSON body"),
+        ("{}", "email is required"),
+        (r#"{"email":""}"#, "email is required"),
+        (r#"{"email":5}"#, "email is not a valid email address"),
+        (
+            r#"{"email":"not-an-email"}"#,
+            "email is not a valid email address",
+        ),
+    ] {
+        let r = post
+            .invoke(&users_event(
+                "users-post",
+                None,
+                Some(body),
+                "[super_users]",
+            ))
+            .http();
+        refused(&r, 400, message);
+    }
+    for (body, message) in [
+        ("[true]", "Invalid JSON body"),
+        ("true", "Invalid JSON body"),
+        ("{}", "is_super is required"),
+        (r#"{"is_super":"yes"}"#, "is_super must be a boolean"),
+    ] {
+        let r = patch
+            .invoke(&users_event(
+                "users-email-patch",
+                Some("bob@example.com"),
+                Some(body),
+                "[super_users]",
+            ))
+            .http();
+        refused(&r, 400, message);
+    }
+    // A quote in the path never reaches a filter: 400, not a 500 or another user.
+    for email in [
+        r#"bob@example.com" or email ^= ""#,
+        r#"a"b@example.com"#,
+        "bob",
+    ] {
+        let r = patch
+            .invoke(&users_event(
+                "users-email-patch",
+                Some(email),
+                Some(r#"{"is_super":false}"#),
+                "[super_users]",
+            ))
+            .http();
+        refused(&r, 400, "email is not a valid email address");
+        let r = delete
+            .invoke(&users_event(
+                "users-email-delete",
+                Some(email),
+                None,
+                "[super_users]",
+            ))
+            .http();
+        refused(&r, 400, "email is not a valid email address");
+    }
+    assert_eq!(supers_of(&pool), ["ann"]);
+
+    // Promote: 200, and the list says so; an unknown address: 404.
+    let r = patch
+        .invoke(&users_event(
+            "users-email-patch",
+            Some("bob@example.com"),
+            Some(r#"{"is_super":true}"#),
+            "[super_users]",
+        ))
+        .http();
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"email": "bob@example.com", "is_super": true})),
+        "{r:?}"
+    );
+    assert_eq!(supers_of(&pool), ["ann", "bob"]);
+    let r = patch
+        .invoke(&users_event(
+            "users-email-patch",
+            Some("ghost@example.com"),
+            Some(r#"{"is_super":true}"#),
+            "[super_users]",
+        ))
+        .http();
+    refused(&r, 404, "User 'ghost@example.com' not found in Cognito");
+
+    // Two demotions at once, one function each: never both, and never an empty group.
+    let mut other = users_function(USERS_PATCH, &pool, &table);
+    let demote = |email: &str| {
+        users_event(
+            "users-email-patch",
+            Some(email),
+            Some(r#"{"is_super":false}"#),
+            "[super_users]",
+        )
+    };
+    let (ea, eb) = (demote("ann@example.com"), demote("bob@example.com"));
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| patch.invoke(&ea).http());
+        let b = scope.spawn(|| other.invoke(&eb).http());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(
+        [a.status, b.status].contains(&409)
+            && [200, 409].contains(&a.status)
+            && [200, 409].contains(&b.status),
+        "{a:?} {b:?}"
+    );
+    let left = supers_of(&pool);
+    assert!(!left.is_empty(), "the last super user was removed");
+    let last = left[0].clone();
+    // The one left can be neither demoted nor deleted.
+    let last_email = format!("{last}@example.com");
+    let r = patch.invoke(&demote(&last_email)).http();
+    refused(
+        &r,
+        409,
+        "Cannot remove super status from the last super user. Promote another user first.",
+    );
+    let r = delete
+        .invoke(&users_event(
+            "users-email-delete",
+            Some(&last_email),
+            None,
+            "[super_users]",
+        ))
+        .http();
+    refused(
+        &r,
+        409,
+        "Cannot delete the last super user. Promote another user to super first.",
+    );
+
+    // Delete: an invitation, a user of the pool, an unknown address: 200 each.
+    let other_user = if last == "ann" { "bob" } else { "ann" };
+    for email in [
+        "cy@example.com",
+        &format!("{other_user}@example.com"),
+        "ghost@example.com",
+    ] {
+        let r = delete
+            .invoke(&users_event(
+                "users-email-delete",
+                Some(email),
+                None,
+                "[super_users]",
+            ))
+            .http();
+        assert_eq!(
+            (r.status, r.json()),
+            (
+                200,
+                json!({"message": format!("User '{email}' has been deleted")})
+            ),
+            "{r:?}"
+        );
+    }
+    let emails: Vec<Value> = list().iter().map(|u| u["email"].clone()).collect();
+    assert_eq!(emails, [json!(last_email), json!("dan@example.com")]);
+    let gone = support::dynamo::block_on(cognito().call(
+        "AdminGetUser",
+        &json!({"UserPoolId": pool, "Username": other_user}),
+    ));
+    assert_eq!(
+        gone,
+        Err(firefly_api::aws::cognito::CognitoError::NoSuchUser)
+    );
+    assert!(db.get_by(&table, "email", "cy@example.com").is_none());
+
+    // No address reaches the logs at INFO or above (FireFly logged each at INFO).
+    for f in [&get, &post, &patch, &delete, &other] {
+        let logs = f
+            .json_logs()
+            .into_iter()
+            .filter(|l| !matches!(l["level"].as_str(), Some("DEBUG" | "TRACE")))
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+            .to_lowercase();
+        assert!(logs.contains("user invited") || !std::ptr::eq(f, &post), "{logs}");
+        for email in [
+            "ann@example.com",
+            "bob@example.com",
+            "cy@example.com",
+            "dan@example.com",
+        ] {
+            assert!(!logs.contains(email), "{email} logged: {logs}");
+        }
+    }
+}

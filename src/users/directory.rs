@@ -152,7 +152,15 @@ impl Directory for CognitoDirectory {
                 )
                 .await?;
             // The filter's match is Cognito's; the email compared here is ours.
-            Ok(found.into_iter().filter(|p| p.email == email).collect())
+            let found: Vec<Person> = found.into_iter().filter(|p| p.email == email).collect();
+            if !found.is_empty() {
+                return Ok(found);
+            }
+            // An address stored with capitals (`Bob@Example.com`) escapes a filter, which
+            // compares exactly: FireFly answered 404 for its user. The whole pool is read
+            // then, only when the filter found no one.
+            let everyone = self.people().await?;
+            Ok(everyone.into_iter().filter(|p| p.email == email).collect())
         })
     }
 

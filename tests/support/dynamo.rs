@@ -263,11 +263,21 @@ impl Dynalite {
     }
 
     pub fn get(&self, table: &str, key: &str) -> Option<HashMap<String, AttributeValue>> {
+        self.get_by(table, "key", key)
+    }
+
+    /// The item whose string key `name` is `value`, read consistently.
+    pub fn get_by(
+        &self,
+        table: &str,
+        name: &str,
+        value: &str,
+    ) -> Option<HashMap<String, AttributeValue>> {
         block_on(
             self.client()
                 .get_item()
                 .table_name(table)
-                .key("key", AttributeValue::S(key.into()))
+                .key(name, AttributeValue::S(value.into()))
                 .consistent_read(true)
                 .send(),
         )
