@@ -2337,7 +2337,10 @@ fn the_users_routes_manage_the_pool_and_the_invitations_as_fireflys_console_read
             .collect::<Vec<_>>()
             .join("\n")
             .to_lowercase();
-        assert!(logs.contains("user invited") || !std::ptr::eq(f, &post), "{logs}");
+        assert!(
+            logs.contains("user invited") || !std::ptr::eq(f, &post),
+            "{logs}"
+        );
         for email in [
             "ann@example.com",
             "bob@example.com",

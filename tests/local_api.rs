@@ -429,6 +429,11 @@ fn a_real_issuer_is_trusted_through_its_jwks_and_dynamodb_can_back_it() {
             ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
             ("DYNAMODB_FIRMWARE_TABLE_NAME", "firefly-firmware"),
             ("DYNAMODB_USERS_TABLE_NAME", "firefly-users"),
+            ("COGNITO_USER_POOL_ID", "eu-west-1_LocalPool"),
+            (
+                "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
+                endpoint.as_str(),
+            ),
             ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", "firefly-firmware"),
             ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", "firefly-firmware-public"),
             ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
@@ -1080,6 +1085,11 @@ fn backs_up_and_restores(store: &str) {
             // Every route is served: the firmware routes name their table (unused here).
             ("DYNAMODB_FIRMWARE_TABLE_NAME", "firefly-firmware"),
             ("DYNAMODB_USERS_TABLE_NAME", "firefly-users"),
+            ("COGNITO_USER_POOL_ID", "eu-west-1_LocalPool"),
+            (
+                "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
+                endpoint.as_str(),
+            ),
             ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", "firefly-firmware"),
             ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", "firefly-firmware-public"),
             ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
@@ -1267,6 +1277,11 @@ impl FirmwareWorld {
                 ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices".to_owned()),
                 ("DYNAMODB_FIRMWARE_TABLE_NAME", table.clone()),
                 ("DYNAMODB_USERS_TABLE_NAME", "firefly-users".to_owned()),
+                ("COGNITO_USER_POOL_ID", "eu-west-1_LocalPool".to_owned()),
+                (
+                    "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER",
+                    endpoint.clone(),
+                ),
                 ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", bucket.clone()),
                 ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", public.clone()),
                 ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE".to_owned()),
@@ -1686,4 +1701,173 @@ fn a_deleted_firmware_ends_deleted_through_its_zips_event_on_the_memory_store() 
         b"",
     );
     assert_eq!(link.status, 410);
+}
+
+#[test]
+fn on_a_laptop_the_users_routes_manage_the_sign_ins_users_and_a_first_sign_in_is_put_to_the_pre_sign_up()
+ {
+    use base64::Engine as _;
+    let dir = scratch("users");
+    let users = dir.join("users.json");
+    std::fs::write(
+        &users,
+        r#"[{"username": "ida", "email": "ida@example.com", "groups": ["super_users"]},
+            {"username": "joe", "email": "joe@example.com"}]"#,
+    )
+    .unwrap();
+    let console = "http://localhost:5173/callback";
+    let api = Local::start(
+        &dir,
+        &[
+            "--redirect-uri",
+            console,
+            "--users",
+            users.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let verifier = "a-verifier-of-enough-length-0123456789-abcdefghijklmnop";
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ));
+    // The authorize request as the console makes it, with `who` added (`user=` from the
+    // page's list, or `email=` from its first-sign-in form).
+    let authorize = |who: &str| {
+        let q = form(&[
+            ("client_id", "firefly-local"),
+            ("redirect_uri", console),
+            ("response_type", "code"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]);
+        api.request("GET", &format!("/oauth2/authorize?{q}&{who}"), None, b"")
+    };
+    let token = |body: String| {
+        api.request("POST", "/oauth2/token", None, body.as_bytes())
+            .json()
+    };
+    // Signs in: (access token, refresh token).
+    let sign_in = |who: &str| {
+        let a = authorize(who);
+        assert_eq!(a.status, 302, "{who}: {a:?}");
+        let location = a.header("location").unwrap();
+        let code = location
+            .split("code=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap();
+        let t = token(form(&[
+            ("grant_type", "authorization_code"),
+            ("client_id", "firefly-local"),
+            ("code", code),
+            ("redirect_uri", console),
+            ("code_verifier", verifier),
+        ]));
+        (
+            t["access_token"].as_str().unwrap().to_owned(),
+            t["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    };
+    let refresh = |r: &str| {
+        api.request(
+            "POST",
+            "/oauth2/token",
+            None,
+            form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", "firefly-local"),
+                ("refresh_token", r),
+            ])
+            .as_bytes(),
+        )
+    };
+    let claims = |t: &str| -> serde_json::Value {
+        let payload = t.split('.').nth(1).unwrap();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    let (ida, _) = sign_in("user=ida");
+    let list = |t: &str| {
+        let r = api.request("GET", "/users", Some(t), b"");
+        assert_eq!(r.status, 200, "{r:?}");
+        r.json()["users"].as_array().unwrap().clone()
+    };
+    // The users routes manage the sign-in's users.
+    let users = list(&ida);
+    let emails: Vec<&str> = users.iter().map(|u| u["email"].as_str().unwrap()).collect();
+    assert_eq!(emails, ["ida@example.com", "joe@example.com"]);
+    assert_eq!(users[0]["is_super"], true);
+    assert_eq!(users[1]["is_super"], false);
+
+    // A first sign-in without an invitation: the pre-sign-up's refusal, as Cognito shows it.
+    let page = authorize("email=new%40example.com");
+    assert_eq!(page.status, 400, "{page:?}");
+    assert!(
+        page.body
+            .contains("this account has not been granted access"),
+        "{}",
+        page.body
+    );
+    // Invited, then signing in for the first time: admitted, and in the pool.
+    let r = api.request(
+        "POST",
+        "/users",
+        Some(&ida),
+        br#"{"email": "New@Example.com"}"#,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let invited = list(&ida);
+    let new = invited
+        .iter()
+        .find(|u| u["email"] == "new@example.com")
+        .unwrap();
+    assert_eq!(new["status"], "INVITED");
+    assert_eq!(
+        new["invited_by"], "ida@example.com",
+        "the inviter by their username"
+    );
+    let (new_token, new_refresh) = sign_in("email=New%40example.com");
+    assert!(claims(&new_token).get("cognito:groups").is_none());
+    assert_eq!(
+        api.request("GET", "/users", Some(&new_token), b"").status,
+        403
+    );
+    let after = list(&ida);
+    let new = after
+        .iter()
+        .find(|u| u["email"] == "new@example.com")
+        .unwrap();
+    assert_eq!(new["status"], "EXTERNAL_PROVIDER", "{after:?}");
+    // Its second sign-in by address is the same user.
+    let (again, _) = sign_in("email=new%40example.com");
+    assert_eq!(claims(&again)["sub"], claims(&new_token)["sub"]);
+
+    // Promoted: joe's next token carries super_users.
+    let r = api.request(
+        "PATCH",
+        "/users/joe%40example.com",
+        Some(&ida),
+        br#"{"is_super": true}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let (joe, _) = sign_in("user=joe");
+    assert_eq!(
+        claims(&joe)["cognito:groups"],
+        serde_json::json!(["super_users"])
+    );
+    assert_eq!(list(&joe).len(), 3);
+
+    // Deleted: signed out, and their refresh token dead.
+    assert_eq!(refresh(&new_refresh).status, 200);
+    let r = api.request("DELETE", "/users/new%40example.com", Some(&ida), b"");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(refresh(&new_refresh).status, 400);
+    assert!(!list(&ida).iter().any(|u| u["email"] == "new@example.com"));
 }

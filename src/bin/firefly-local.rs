@@ -56,7 +56,7 @@ const COMMANDS: &[Command] = &[
             opt("users", "FILE"),
             opt("sign-in-as", "USER"),
         ],
-        about: "Serves every route of every function on 127.0.0.1 as API Gateway would, with its JWT authorizer: by default it trusts the local development key (memory store or a loopback DynamoDB only); --issuer/--audience point it at a real Cognito user pool (its JWKS fetched from ISSUER/.well-known/jwks.json, again when a token names an unknown key, or read from --jwks). --store dynamodb uses DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is a features-style profile file, re-read when it changes; --cors-origin lets a browser page at URL call the API, as FireFly's gateway lets its console. The S3 endpoint on --s3-port (path-style; point AWS_ENDPOINT_URL_S3 at it) turns every write into the event S3 would send to the functions it invokes (the firmware pipeline): with --store memory it holds the firmware bucket itself (S3_FIRMWARE_PRIVATE_BUCKET_NAME, default firefly-firmware-local); with --store dynamodb it passes every request on to AWS_ENDPOINT_URL_S3 (moto's S3 on this machine), and the functions' own S3 calls go through it; the download route's presigned URLs point at it, which checks their signature and expiry. Released firmware (the memory store's, or S3_FIRMWARE_PUBLIC_BUCKET_NAME's in moto's S3) is served over TLS on --cdn-port (a stand-in for CloudFront, under a CA made for the run and written beside --key-file as cdn-ca.pem; OTA's URLs name it unless CLOUDFRONT_DOMAIN is set). --redirect-uri turns on a Cognito-style sign-in (authorization code with PKCE, refresh tokens, /logout, the OpenID configuration and JWKS at this address) for --client-id (default firefly-local) and the users in --users (a JSON list of username, email, groups; default one dev user in super_users), chosen on a page or preset with --sign-in-as; its RS256 tokens pass the authorizer on every route.",
+        about: "Serves every route of every function on 127.0.0.1 as API Gateway would, with its JWT authorizer: by default it trusts the local development key (memory store or a loopback DynamoDB only); --issuer/--audience point it at a real Cognito user pool (its JWKS fetched from ISSUER/.well-known/jwks.json, again when a token names an unknown key, or read from --jwks). --store dynamodb uses DYNAMODB_REGISTRATION_KEYS_TABLE_NAME, DYNAMODB_DEVICES_TABLE_NAME and AWS_ENDPOINT_URL_DYNAMODB from the environment; --config is a features-style profile file, re-read when it changes; --cors-origin lets a browser page at URL call the API, as FireFly's gateway lets its console. The S3 endpoint on --s3-port (path-style; point AWS_ENDPOINT_URL_S3 at it) turns every write into the event S3 would send to the functions it invokes (the firmware pipeline): with --store memory it holds the firmware bucket itself (S3_FIRMWARE_PRIVATE_BUCKET_NAME, default firefly-firmware-local); with --store dynamodb it passes every request on to AWS_ENDPOINT_URL_S3 (moto's S3 on this machine), and the functions' own S3 calls go through it; the download route's presigned URLs point at it, which checks their signature and expiry. Released firmware (the memory store's, or S3_FIRMWARE_PUBLIC_BUCKET_NAME's in moto's S3) is served over TLS on --cdn-port (a stand-in for CloudFront, under a CA made for the run and written beside --key-file as cdn-ca.pem; OTA's URLs name it unless CLOUDFRONT_DOMAIN is set). --redirect-uri turns on a Cognito-style sign-in (authorization code with PKCE, refresh tokens, /logout, the OpenID configuration and JWKS at this address) for --client-id (default firefly-local) and the users in --users (a JSON list of username, email, groups; default one dev user in super_users), chosen on a page or preset with --sign-in-as; its RS256 tokens pass the authorizer on every route, and carry each user's groups of the moment they are issued. The page also takes a first sign-in by address, which the pre-sign-up function admits (a live invitation) or refuses with its message, as Cognito's hosted UI does. With --store memory the users routes manage these same users and their invitations (with --store dynamodb, the pool COGNITO_USER_POOL_ID at AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER, moto's Cognito on this machine).",
     },
     Command {
         words: "token",
@@ -457,7 +457,13 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
                 .unwrap_or_else(|| firefly_api::firmware::LOCAL_PUBLIC_BUCKET.into()),
             None,
         ));
+        // The pool's users: the sign-in's, and with the memory store the users routes' too
+        // (so an invitation, a promotion or a deletion there is what the next sign-in sees).
+        let directory = Arc::new(firefly_api::users::directory::MemoryDirectory::new(
+            local_users(flags)?,
+        ));
         if memory {
+            parts.shared.insert(Arc::clone(&directory));
             parts.shared.insert(firefly_api::firmware::LocalPublic {
                 bucket: Arc::clone(&public),
                 cdn: Arc::new(firefly_api::firmware::public::MemoryCdn::default()),
@@ -535,7 +541,9 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let mut server = Server::new(app, ROUTES, authorizer).with_cors(origins);
         if let Some(redirects) = flags.get("redirect-uri") {
-            server = server.with_signin(signin(flags, redirects, addr, key_file, &env)?);
+            server = server.with_signin(signin(
+                flags, redirects, addr, key_file, &env, directory,
+            )?);
         }
         let server = Arc::new(server);
         eprint!("{}", server.describe(addr));
@@ -555,23 +563,12 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
     }
 }
 
-/// The Cognito-style sign-in: this server is its issuer (`http://127.0.0.1:PORT`); users
-/// from --users (a JSON list of `{"username", "email", "groups"}`), else one `dev` user in
-/// `super_users`.
-fn signin(
+/// The pool's users for a local run: --users (a JSON list of `{"username", "email",
+/// "groups"}`), else one `dev` user in `super_users`.
+fn local_users(
     flags: &HashMap<String, String>,
-    redirects: &str,
-    addr: std::net::SocketAddr,
-    key_file: &std::path::Path,
-    env: &firefly_api::deploy::Env<'_>,
-) -> Result<firefly_api::local_api::signin::SignIn, String> {
-    use firefly_api::local_api::signin::{SignIn, User};
-    // Whoever reaches the page signs in as anyone: only on data that is not real.
-    if let Some(reason) = real_data(flags, env) {
-        return Err(format!(
-            "{reason}: the local sign-in would let anyone sign in as any user there"
-        ));
-    }
+) -> Result<Vec<firefly_api::users::directory::Member>, String> {
+    use firefly_api::local_api::signin::User;
     let users: Vec<User> = match flags.get("users") {
         Some(file) => {
             let text = std::fs::read(file).map_err(|e| format!("--users {file}: {e}"))?;
@@ -583,6 +580,30 @@ fn signin(
             groups: vec!["super_users".into()],
         }],
     };
+    let now = {
+        use firefly_api::clock::Clock as _;
+        firefly_api::clock::SystemClock.now_epoch_micros()
+    };
+    Ok(users.into_iter().map(|u| u.member(now)).collect())
+}
+
+/// The Cognito-style sign-in: this server is its issuer (`http://127.0.0.1:PORT`), for the
+/// pool's users (`directory`).
+fn signin(
+    flags: &HashMap<String, String>,
+    redirects: &str,
+    addr: std::net::SocketAddr,
+    key_file: &std::path::Path,
+    env: &firefly_api::deploy::Env<'_>,
+    directory: Arc<firefly_api::users::directory::MemoryDirectory>,
+) -> Result<firefly_api::local_api::signin::SignIn, String> {
+    use firefly_api::local_api::signin::SignIn;
+    // Whoever reaches the page signs in as anyone: only on data that is not real.
+    if let Some(reason) = real_data(flags, env) {
+        return Err(format!(
+            "{reason}: the local sign-in would let anyone sign in as any user there"
+        ));
+    }
     SignIn::new(
         format!("http://127.0.0.1:{}", addr.port()),
         flags
@@ -594,7 +615,7 @@ fn signin(
             .filter(|r| !r.is_empty())
             .map(str::to_owned)
             .collect(),
-        users,
+        directory,
         flags.get("sign-in-as").cloned(),
         &key_file.with_file_name("sign-in-rsa-key.der"),
     )
@@ -849,35 +870,42 @@ fn real_data(
     let Some(endpoint) = endpoint else {
         return Some("--store dynamodb without AWS_ENDPOINT_URL_DYNAMODB is AWS itself".into());
     };
-    let s3 = env(firefly_api::vars::AWS_ENDPOINT_URL_S3.name)
-        .or_else(|| env(firefly_api::vars::AWS_ENDPOINT_URL.name))
-        .filter(|e| !e.is_empty());
-    let Some(s3) = s3 else {
-        return Some(
-            "--store dynamodb without AWS_ENDPOINT_URL_S3 is S3 itself for the backups".into(),
-        );
+    // Every other service a function of the table calls: the backups' S3, the firmware
+    // ingest's CloudFront invalidations, the users routes' Cognito.
+    use firefly_api::vars::{
+        AWS_ENDPOINT_URL_CLOUDFRONT, AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER,
+        AWS_ENDPOINT_URL_S3,
     };
-    if !is_loopback(&s3) {
-        return Some(format!(
-            "--store dynamodb with backups on S3 at {s3}, which is not this machine"
-        ));
-    }
-    // The firmware ingest may invalidate the distribution's copies.
-    let cloudfront = env(firefly_api::vars::AWS_ENDPOINT_URL_CLOUDFRONT.name)
-        .or_else(|| env(firefly_api::vars::AWS_ENDPOINT_URL.name))
-        .filter(|e| !e.is_empty());
-    match cloudfront {
-        None => {
-            return Some(
-                "--store dynamodb without AWS_ENDPOINT_URL_CLOUDFRONT is CloudFront itself for the firmware ingest".into(),
-            );
+    for (var, service, for_what) in [
+        (AWS_ENDPOINT_URL_S3, "S3", "the backups"),
+        (
+            AWS_ENDPOINT_URL_CLOUDFRONT,
+            "CloudFront",
+            "the firmware ingest",
+        ),
+        (
+            AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER,
+            "Cognito",
+            "the users routes",
+        ),
+    ] {
+        let at = env(var.name)
+            .or_else(|| env(firefly_api::vars::AWS_ENDPOINT_URL.name))
+            .filter(|e| !e.is_empty());
+        match at {
+            None => {
+                return Some(format!(
+                    "--store dynamodb without {} is {service} itself for {for_what}",
+                    var.name
+                ));
+            }
+            Some(at) if !is_loopback(&at) => {
+                return Some(format!(
+                    "--store dynamodb with {service} at {at}, which is not this machine"
+                ));
+            }
+            Some(_) => {}
         }
-        Some(c) if !is_loopback(&c) => {
-            return Some(format!(
-                "--store dynamodb with CloudFront at {c}, which is not this machine"
-            ));
-        }
-        Some(_) => {}
     }
     (!is_loopback(&endpoint))
         .then(|| format!("--store dynamodb on {endpoint}, which is not this machine"))

@@ -91,6 +91,75 @@ impl Server {
             .then(|| origin.clone())
     }
 
+    /// A first sign-in (`email=` on the authorize request, from the sign-in page): an
+    /// address the pool knows signs in as its user; any other is put to the pool's
+    /// pre-sign-up trigger, as Cognito puts a Google user's first sign-in, and joins the
+    /// pool when admitted. `Ok(Some(query))`: the request, naming the user; `Err`: the
+    /// page with the trigger's refusal, as Cognito's hosted UI shows it.
+    async fn first_sign_in(
+        &self,
+        signin: &signin::SignIn,
+        query: &str,
+    ) -> Result<Option<String>, String> {
+        let q: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        let has = |k: &str| q.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let (None, Some(email)) = (has("user"), has("email")) else {
+            return Ok(None);
+        };
+        let email = email.trim().to_lowercase();
+        let directory = signin.directory();
+        let known = directory
+            .members()
+            .into_iter()
+            .find(|m| !email.is_empty() && m.person.email == email);
+        let username = match known {
+            Some(m) => m.person.username,
+            None => {
+                let username = signin::SignIn::username_for(&email);
+                let event = serde_json::json!({
+                    "version": "1", "region": "local", "userPoolId": "local",
+                    "userName": username, "triggerSource": "PreSignUp_ExternalProvider",
+                    "callerContext": {"awsSdkVersion": "firefly-local", "clientId": "firefly-local"},
+                    "request": {"userAttributes": {"email": email}},
+                    "response": {"autoConfirmUser": false, "autoVerifyEmail": false, "autoVerifyPhone": false},
+                });
+                let invocation = crate::app::Invocation {
+                    request_id: "local-pre-sign-up",
+                    deadline: Some(std::time::SystemTime::now() + TIMEOUT),
+                    trace_id: None,
+                };
+                let function = crate::users::presignup::ROUTE.function;
+                if let Err(refused) = self.app.handle_cognito(function, &invocation, &event).await {
+                    return Err(format!(
+                        "<!doctype html><title>firefly-local sign-in</title><p>PreSignUp failed with error {}</p>",
+                        signin::html(&refused.message)
+                    ));
+                }
+                let now = {
+                    use crate::clock::Clock as _;
+                    crate::clock::SystemClock.now_epoch_micros()
+                };
+                let mut member = signin::User {
+                    username: username.clone(),
+                    email,
+                    groups: vec![],
+                }
+                .member(now);
+                member.person.status = "EXTERNAL_PROVIDER".into();
+                directory.add(member);
+                username
+            }
+        };
+        Ok(Some(
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(q.iter().filter(|(k, _)| k != "email"))
+                .append_pair("user", &username)
+                .finish(),
+        ))
+    }
+
     /// The start-up lines: where it listens, and each route with its function and auth.
     pub fn describe(&self, addr: SocketAddr) -> String {
         let mut s = format!(
@@ -209,12 +278,21 @@ impl Server {
                 .await
                 .map(|b| b.to_bytes())
                 .unwrap_or_default();
-            if let Some(a) = signin.answer(
-                parts.method.as_str(),
-                parts.uri.path(),
-                parts.uri.query().unwrap_or(""),
-                &body,
-            ) {
+            let mut query = parts.uri.query().unwrap_or("").to_owned();
+            if parts.uri.path() == "/oauth2/authorize" {
+                match self.first_sign_in(signin, &query).await {
+                    Ok(Some(chosen)) => query = chosen,
+                    Ok(None) => {}
+                    Err(refused) => {
+                        return with_id(reply(
+                            StatusCode::BAD_REQUEST,
+                            "text/html; charset=utf-8",
+                            refused.into_bytes(),
+                        ));
+                    }
+                }
+            }
+            if let Some(a) = signin.answer(parts.method.as_str(), parts.uri.path(), &query, &body) {
                 let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_REQUEST);
                 let mut r = with_id(reply(status, a.content_type, a.body.into_bytes()));
                 if let Some(to) = a.location.and_then(|l| HeaderValue::from_str(&l).ok()) {

@@ -14,6 +14,7 @@
 use super::jwt::{self, Authorizer};
 use crate::clock::{Clock, SystemClock};
 use crate::sync::Locked;
+use crate::users::directory::{Member, MemoryDirectory, Person};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -46,6 +48,30 @@ pub struct User {
 }
 
 impl User {
+    /// The pool's member this user is: `CONFIRMED`, as an administrator's user is.
+    pub fn member(self, created_micros: i64) -> Member {
+        Member {
+            person: Person {
+                username: self.username,
+                email: self.email.trim().to_lowercase(),
+                name: None,
+                status: "CONFIRMED".into(),
+                created_micros: Some(created_micros),
+            },
+            groups: self.groups,
+            signed_out: 0,
+        }
+    }
+
+    /// The user as `member` is now (its groups of this moment).
+    fn of(member: Member) -> Self {
+        Self {
+            username: member.person.username,
+            email: member.person.email,
+            groups: member.groups,
+        }
+    }
+
     /// A stable `sub` for the user name, in a UUID's shape (as Cognito's subs are).
     fn sub(&self) -> String {
         let d = ring::digest::digest(&ring::digest::SHA256, self.username.as_bytes());
@@ -56,7 +82,7 @@ impl User {
 }
 
 struct Pending {
-    user: User,
+    username: String,
     challenge: String,
     redirect_uri: String,
     made: Instant,
@@ -68,14 +94,17 @@ pub struct SignIn {
     issuer: String,
     client_id: String,
     redirect_uris: Vec<String>,
-    users: Vec<User>,
+    /// Who may sign in: the pool's members, with their groups as they are now (the users
+    /// routes change them in memory runs).
+    users: Arc<MemoryDirectory>,
     preset: Option<String>,
     key: EncodingKey,
     kid: String,
     jwks: JwkSet,
     codes: Mutex<HashMap<String, Pending>>,
-    /// Refresh tokens: who, and when each was issued.
-    refresh: Mutex<HashMap<String, (User, Instant)>>,
+    /// Refresh tokens: whose, when each was issued, and the user's sign-outs then (a
+    /// global sign-out since ends it, as Cognito's `AdminUserGlobalSignOut` does).
+    refresh: Mutex<HashMap<String, (String, Instant, u32)>>,
     random: std::sync::Arc<dyn crate::random::SecureRandom>,
     /// The monotonic clock codes and refresh tokens age by (a test's, to age them).
     now: fn() -> Instant,
@@ -222,12 +251,12 @@ impl SignIn {
         issuer: String,
         client_id: String,
         redirect_uris: Vec<String>,
-        users: Vec<User>,
+        users: Arc<MemoryDirectory>,
         preset: Option<String>,
         key_file: &Path,
     ) -> Result<Self, String> {
         if let Some(p) = &preset
-            && !users.iter().any(|u| &u.username == p)
+            && users.member(p).is_none()
         {
             return Err(format!("--sign-in-as {p}: no such user"));
         }
@@ -251,6 +280,20 @@ impl SignIn {
             random: std::sync::Arc::new(crate::random::SystemRandom),
             now: Instant::now,
         })
+    }
+
+    /// The pool's members this sign-in signs in.
+    pub fn directory(&self) -> Arc<MemoryDirectory> {
+        Arc::clone(&self.users)
+    }
+
+    /// The username a first sign-in of `email` gets (as Cognito names a Google user:
+    /// `google_<id>`, here from the address).
+    pub fn username_for(email: &str) -> String {
+        let d = ring::digest::digest(&ring::digest::SHA256, email.as_bytes());
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&d.as_ref()[..8]);
+        format!("google_{}", u64::from_be_bytes(first))
     }
 
     /// The authorizer that trusts this sign-in's tokens.
@@ -349,22 +392,35 @@ impl SignIn {
             return oauth_error("invalid_request");
         };
         let chosen = q.get("user").or(self.preset.as_ref());
-        let Some(user) = chosen.and_then(|name| self.users.iter().find(|u| &u.username == name))
-        else {
+        let Some(user) = chosen.and_then(|name| self.users.member(name)) else {
             // The minimal page: one link per user, the same request with `user=` added.
             let base: String = form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(q.iter().filter(|(k, _)| k.as_str() != "user"))
                 .finish();
             let links: String = self
                 .users
+                .members()
                 .iter()
-                .map(|u| {
-                    let name = html(&u.username);
+                .map(|m| {
+                    let name = html(&m.person.username);
                     let to = format!(
                         "/oauth2/authorize?{base}&user={}",
-                        form_urlencoded::byte_serialize(u.username.as_bytes()).collect::<String>()
+                        form_urlencoded::byte_serialize(m.person.username.as_bytes())
+                            .collect::<String>()
                     );
                     format!("<li><a href=\"{}\">{name}</a></li>", html(&to))
+                })
+                .collect();
+            // A first sign-in, as with Google: the pool's pre-sign-up trigger decides.
+            let hidden: String = q
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "user" | "email"))
+                .map(|(k, v)| {
+                    format!(
+                        "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+                        html(k),
+                        html(v)
+                    )
                 })
                 .collect();
             return Answer {
@@ -372,7 +428,7 @@ impl SignIn {
                 content_type: "text/html; charset=utf-8",
                 location: None,
                 body: format!(
-                    "<!doctype html><title>firefly-local sign-in</title><h1>Sign in as</h1><ul>{links}</ul>"
+                    "<!doctype html><title>firefly-local sign-in</title><h1>Sign in as</h1><ul>{links}</ul><h2>Or sign in for the first time</h2><form method=\"get\" action=\"/oauth2/authorize\">{hidden}<input type=\"email\" name=\"email\" placeholder=\"you@example.com\" required><button type=\"submit\">Sign in</button></form>"
                 ),
             };
         };
@@ -385,7 +441,7 @@ impl SignIn {
         codes.insert(
             code.clone(),
             Pending {
-                user: user.clone(),
+                username: user.person.username.clone(),
                 challenge: challenge.clone(),
                 redirect_uri: redirect_uri.clone(),
                 made: (self.now)(),
@@ -429,22 +485,36 @@ impl SignIn {
                 if verifier.is_empty() || URL_SAFE_NO_PAD.encode(digest) != p.challenge {
                     return oauth_error("invalid_grant");
                 }
-                p.user
+                p.username
             }
             Some("refresh_token") => {
                 let found = f
                     .get("refresh_token")
                     .and_then(|t| self.refresh.locked().get(t).cloned())
-                    .filter(|(_, issued)| {
+                    .filter(|(_, issued, _)| {
                         (self.now)().saturating_duration_since(*issued) < REFRESH_TTL
                     });
                 match found {
-                    Some((u, _)) => u,
-                    None => return oauth_error("invalid_grant"),
+                    Some((username, _, sign_outs))
+                        if self
+                            .users
+                            .member(&username)
+                            .is_some_and(|m| m.signed_out == sign_outs) =>
+                    {
+                        username
+                    }
+                    _ => return oauth_error("invalid_grant"),
                 }
             }
             _ => return oauth_error("unsupported_grant_type"),
         };
+        // The user as the pool has them now: deleted since, no tokens; their groups of
+        // this moment in the tokens, as Cognito's.
+        let Some(member) = self.users.member(&user) else {
+            return oauth_error("invalid_grant");
+        };
+        let sign_outs = member.signed_out;
+        let user = User::of(member);
         let refresh = match f.get("grant_type").map(String::as_str) {
             Some("refresh_token") => None,
             _ => {
@@ -457,10 +527,10 @@ impl SignIn {
                 bound(
                     &mut refresh,
                     now,
-                    |(_, issued): &(User, Instant)| *issued,
+                    |(_, issued, _): &(String, Instant, u32)| *issued,
                     REFRESH_TTL,
                 );
-                refresh.insert(t.clone(), (user.clone(), now));
+                refresh.insert(t.clone(), (user.username.clone(), now, sign_outs));
                 Some(t)
             }
         };
@@ -507,7 +577,7 @@ impl SignIn {
     }
 }
 
-fn html(s: &str) -> String {
+pub fn html(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -526,11 +596,14 @@ mod tests {
             "http://127.0.0.1:3000".into(),
             "app".into(),
             vec!["http://localhost:4173/callback".into()],
-            vec![User {
-                username: "dev".into(),
-                email: "dev@localhost".into(),
-                groups: vec![],
-            }],
+            Arc::new(MemoryDirectory::new(vec![
+                User {
+                    username: "dev".into(),
+                    email: "dev@localhost".into(),
+                    groups: vec![],
+                }
+                .member(0),
+            ])),
             Some("dev".into()),
             &dir.join("rsa.der"),
         )
@@ -633,6 +706,46 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    fn claims(token: &str) -> Value {
+        let payload = token.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn tokens_carry_the_groups_of_their_moment_and_a_sign_out_or_deletion_ends_refreshes() {
+        use crate::users::directory::Directory as _;
+        let (s, dir) = sign_in("groups");
+        let pool = s.directory();
+        let first = json(&exchange(&s, &code_of(&code(&s))));
+        assert!(
+            claims(first["access_token"].as_str().unwrap())
+                .get("cognito:groups")
+                .is_none()
+        );
+        let r = first["refresh_token"].as_str().unwrap().to_owned();
+        // Promoted (the users routes in memory runs): the next token says so, the old not.
+        pool.set_super("dev".into(), true).await.unwrap();
+        let again = json(&refresh(&s, &r));
+        assert_eq!(
+            claims(again["access_token"].as_str().unwrap())["cognito:groups"],
+            json!(["super_users"])
+        );
+        // Signed out everywhere (a demotion or a deletion does it): its refresh token dies.
+        pool.sign_out("dev".into()).await.unwrap();
+        assert_eq!(refresh(&s, &r).status, 400);
+        let r = json(&exchange(&s, &code_of(&code(&s))))["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(refresh(&s, &r).status, 200);
+        // Deleted: no token of any kind.
+        let c = code_of(&code(&s));
+        pool.delete("dev".into()).await.unwrap();
+        assert_eq!(refresh(&s, &r).status, 400);
+        assert_eq!(exchange(&s, &c).status, 400);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn the_stores_are_bounded() {
         let (s, dir) = sign_in("bounded");
@@ -700,7 +813,7 @@ mod tests {
             "http://127.0.0.1:3000".into(),
             "app".into(),
             vec![],
-            vec![],
+            Arc::new(MemoryDirectory::default()),
             None,
             &key,
         );
