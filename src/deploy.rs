@@ -78,6 +78,13 @@ pub enum Resource {
     /// The AppConfig profile, read through the AppConfig Lambda extension
     /// ([`crate::config`]): `APP_CONFIG_ENV`, actions on `*`.
     AppConfig,
+    /// AppConfig's API on the functions' applications (FireFly's console's App
+    /// Configuration page): actions on `*`, as the applications' IDs do not exist when the
+    /// stack deploys. No environment.
+    AppConfigApplications,
+    /// Lambda's API on the Firefly functions (`firefly-func-*`): `lambda:ListFunctions` on
+    /// `*` (it takes no resource), any other action on those functions' ARNs only.
+    Functions,
 }
 
 /// A resource another stack makes and names: the deploy reads its name (or ID) from that
@@ -108,6 +115,7 @@ impl Resource {
                 .iter()
                 .map(|(k, v)| (*k, (*v).to_owned()))
                 .collect(),
+            Self::AppConfigApplications | Self::Functions => vec![],
         }
     }
 }
@@ -145,7 +153,11 @@ impl Resource {
                 stack,
                 workflow,
             } => (parameter, stack, output, workflow, env, "userpool"),
-            Self::DynamoTable { .. } | Self::AppConfig | Self::Setting { .. } => return None,
+            Self::DynamoTable { .. }
+            | Self::AppConfig
+            | Self::AppConfigApplications
+            | Self::Functions
+            | Self::Setting { .. } => return None,
         };
         Some(FromStack {
             parameter,

@@ -192,6 +192,19 @@ impl<'a> Init<'a> {
         })
     }
 
+    /// The process's AppConfig and Lambda API clients (no connection opened during init).
+    /// The route must use the functions' applications.
+    pub fn appconfig_apis(&mut self) -> Result<crate::aws::appconfig::Apis, StartupError> {
+        if !self.uses(|r| *r == Resource::AppConfigApplications) {
+            return Err(self.error("asks for AppConfig's API but uses no AppConfig applications"));
+        }
+        let env = self.env;
+        let http = self.http()?;
+        self.shared(|init| {
+            crate::aws::appconfig::Apis::from_env(env, http).map_err(|e| init.error(e))
+        })
+    }
+
     /// Opens a connection during init, once every route is built
     /// ([`crate::app::App::warm_up`]).
     fn warm(&mut self, warm: crate::aws::Warm) {

@@ -39,6 +39,7 @@ pub mod init;
 pub mod local;
 #[cfg(feature = "tools")]
 pub mod local_api;
+pub mod log_levels;
 pub mod random;
 pub mod registration_keys;
 pub mod response;

@@ -5,7 +5,7 @@
 //! (README, "Adding a route").
 
 use crate::route::Route;
-use crate::{backups, devices, firmware, health, registration_keys, users};
+use crate::{backups, devices, firmware, health, log_levels, registration_keys, users};
 
 pub static ROUTES: &[Route] = &[
     registration_keys::post::ROUTE,
@@ -31,4 +31,8 @@ pub static ROUTES: &[Route] = &[
     users::post::ROUTE,
     users::patch::ROUTE,
     users::delete::ROUTE,
+    log_levels::get::ROUTE,
+    log_levels::patch::ROUTE,
+    log_levels::deploy::ROUTE,
+    log_levels::delete::ROUTE,
 ];

@@ -137,6 +137,57 @@ pub fn init(level: LevelFilter, output: Output, namespace: &str, logger: &str) {
         .try_init();
 }
 
+/// firefly-local's levels, one per function (a deployed AppConfig `logging` profile),
+/// over a default: set by [`init_local`], never in Lambda, where one process is one
+/// function and its level is the filter's.
+struct LocalLevels {
+    default: LevelFilter,
+    per_function: Mutex<std::collections::HashMap<String, LevelFilter>>,
+}
+
+static LOCAL_LEVELS: OnceLock<LocalLevels> = OnceLock::new();
+
+/// [`init`] for a process that serves every function (firefly-local): each function's
+/// lines at its own level ([`set_function_level`]), `default` for the rest.
+pub fn init_local(default: LevelFilter, output: Output, namespace: &str, logger: &str) {
+    let _ = LOCAL_LEVELS.set(LocalLevels {
+        default,
+        per_function: Mutex::new(std::collections::HashMap::new()),
+    });
+    init(default.max(LevelFilter::DEBUG), output, namespace, logger);
+}
+
+/// Sets `function`'s level in a process made by [`init_local`] (`None`: back to the
+/// default). Does nothing elsewhere.
+pub fn set_function_level(function: &str, level: Option<LevelFilter>) {
+    if let Some(local) = LOCAL_LEVELS.get() {
+        let mut per = local.per_function.locked();
+        match level {
+            Some(l) => per.insert(function.to_owned(), l),
+            None => per.remove(function),
+        };
+    }
+}
+
+/// Whether a line at `level` is written now: always in Lambda (the filter decided); in
+/// firefly-local, by the level of the function whose request is being served.
+fn local_enabled(level: &tracing::Level) -> bool {
+    let Some(local) = LOCAL_LEVELS.get() else {
+        return true;
+    };
+    let function = CURRENT
+        .try_with(|c| {
+            c.route
+                .locked()
+                .map_or_else(|| c.function_name.clone(), |(_, f)| f.to_owned())
+        })
+        .ok();
+    let max = function
+        .and_then(|f| local.per_function.locked().get(&f).copied())
+        .unwrap_or(local.default);
+    *level <= max
+}
+
 fn output() -> Output {
     GLOBAL.get().map_or(Output::Stdout, |g| g.output)
 }
@@ -358,6 +409,9 @@ struct JsonLines {
 
 impl<S: Subscriber> Layer<S> for JsonLines {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if !local_enabled(event.metadata().level()) {
+            return;
+        }
         self.output.line(log_line(event, SystemTime::now()));
     }
 }

@@ -52,6 +52,8 @@ vars! {
     AWS_ENDPOINT_URL_S3 => ("A local S3-API server (moto), path-style: `https://`, or `http://` on a loopback host only.", "S3's regional endpoint (virtual-hosted)", "aws");
     AWS_ENDPOINT_URL_CLOUDFRONT => ("A local stand-in of CloudFront's API: `https://`, or `http://` on a loopback host only.", "CloudFront's global endpoint", "aws");
     AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER => ("A local stand-in of Cognito's user-pool API (moto's server): `https://`, or `http://` on a loopback host only.", "Cognito's regional endpoint", "aws");
+    AWS_ENDPOINT_URL_APPCONFIG => ("A stand-in of AppConfig's API (firefly-local's own, or a test's): `https://`, or `http://` on a loopback host only.", "AppConfig's regional endpoint", "aws");
+    AWS_ENDPOINT_URL_LAMBDA => ("A stand-in of Lambda's API (firefly-local's own, or a test's), as `AWS_ENDPOINT_URL_APPCONFIG`.", "Lambda's regional endpoint", "aws");
     AWS_ACCESS_KEY_ID => ("Set by Lambda (the role's credentials): S3 requests are signed with them; the DynamoDB client reads them too.", "-", "aws");
     AWS_SECRET_ACCESS_KEY => ("Set by Lambda, with `AWS_ACCESS_KEY_ID`.", "-", "aws");
     AWS_SESSION_TOKEN => ("Set by Lambda, with `AWS_ACCESS_KEY_ID`.", "-", "aws");

@@ -1871,3 +1871,164 @@ fn on_a_laptop_the_users_routes_manage_the_sign_ins_users_and_a_first_sign_in_is
     assert_eq!(refresh(&new_refresh).status, 400);
     assert!(!list(&ida).iter().any(|u| u["email"] == "new@example.com"));
 }
+
+#[test]
+fn on_a_laptop_the_app_configuration_page_sets_each_functions_level_in_the_local_logs() {
+    let dir = scratch("appconfig");
+    let api = Local::start(&dir, &[], &[]);
+    let token = |groups: &[&str]| {
+        let mut c = Command::new(BIN);
+        c.args(["token", "--sub", "ida", "--key-file"])
+            .arg(&api.key_file);
+        for g in groups {
+            c.args(["--groups", g]);
+        }
+        String::from_utf8(c.output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let (admin, plain) = (token(&["super_users"]), token(&[]));
+    let call = |method: &str, path: &str, body: &str| {
+        api.request(method, path, Some(&admin), body.as_bytes())
+    };
+    // Every function of the route table, by name, nothing configured yet.
+    let r = call("GET", "/appconfig", "");
+    assert_eq!(r.status, 200, "{r:?}");
+    let listed: Vec<serde_json::Value> = r.json()["applications"].as_array().unwrap().clone();
+    let mut functions: Vec<&str> = firefly_api::routes::ROUTES
+        .iter()
+        .map(|r| r.function)
+        .collect();
+    functions.sort();
+    functions.dedup();
+    let names: Vec<&str> = listed.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert_eq!(names, functions);
+    assert!(
+        listed
+            .iter()
+            .all(|a| a["logging"].is_null() && a["status"].is_null())
+    );
+
+    // An invitation's address is a DEBUG line of the users-post function: at the default
+    // level (INFO) it is not written. Lines arrive in order: once a request's "request
+    // completed" line is in, every earlier line of it is too.
+    let mut invites = 0;
+    let mut invite = |email: &str| {
+        let r = call("POST", "/users", &format!("{{\"email\":\"{email}\"}}"));
+        assert_eq!(r.status, 201, "{r:?}");
+        invites += 1;
+        let n = invites;
+        api.logs_when(|l| {
+            l.matches("\"route_key\":\"POST /users\",\"cold_start\"")
+                .count()
+                >= n
+        })
+    };
+    assert!(!invite("amy@example.com").contains("amy@example.com"));
+    // Staged, not deployed: still not written.
+    let staged = call(
+        "PATCH",
+        "/appconfig/firefly-func-api-users-post",
+        r#"{"logging": "debug"}"#,
+    );
+    assert_eq!(
+        (staged.status, staged.json()),
+        (
+            200,
+            serde_json::json!({"name": "firefly-func-api-users-post", "logging": "DEBUG", "version": 1})
+        )
+    );
+    assert!(!invite("bea@example.com").contains("bea@example.com"));
+    // Deployed: that function's DEBUG lines are written, and only that function's level
+    // changed.
+    let deployed = call("POST", "/appconfig/firefly-func-api-users-post/deploy", "");
+    assert_eq!(
+        (deployed.status, deployed.json()),
+        (
+            200,
+            serde_json::json!({"name": "firefly-func-api-users-post", "version": 1, "environment": "default", "status": "COMPLETE"})
+        )
+    );
+    assert!(invite("cal@example.com").contains("cal@example.com"));
+    let listed = call("GET", "/appconfig", "").json();
+    let row = |name: &str| {
+        listed["applications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        row("firefly-func-api-users-post"),
+        serde_json::json!({"name": "firefly-func-api-users-post", "logging": "DEBUG", "version": 1, "deployed_version": 1, "status": "COMPLETE"})
+    );
+    assert!(row("firefly-func-api-users-get")["logging"].is_null());
+    // Deleted: back to the default.
+    let r = call("DELETE", "/appconfig/firefly-func-api-users-post", "");
+    assert_eq!((r.status, r.body.as_str()), (204, ""));
+    assert!(!invite("dee@example.com").contains("dee@example.com"));
+
+    // FireFly's answers to what is wrong, in FireFly's words.
+    let refused = |r: Answer, status: u16, message: &str| {
+        assert_eq!(r.status, status, "{r:?}");
+        assert_eq!(r.json(), serde_json::json!({ "message": message }));
+    };
+    refused(
+        call(
+            "PATCH",
+            "/appconfig/other-function",
+            r#"{"logging":"DEBUG"}"#,
+        ),
+        400,
+        "Function name must start with 'firefly-func-'",
+    );
+    refused(
+        call(
+            "PATCH",
+            "/appconfig/firefly-func-does-not-exist",
+            r#"{"logging":"DEBUG"}"#,
+        ),
+        404,
+        "Lambda function 'firefly-func-does-not-exist' not found",
+    );
+    for (body, message) in [
+        ("{}", "Missing required field: logging"),
+        (
+            r#"{"logging":"loud"}"#,
+            "Invalid log level 'LOUD'; must be one of ['CRITICAL', 'DEBUG', 'ERROR', 'INFO', 'WARNING']",
+        ),
+        ("[1]", "Invalid JSON body"),
+        ("\"DEBUG\"", "Invalid JSON body"),
+        ("5", "Invalid JSON body"),
+        ("{", "Invalid JSON body"),
+    ] {
+        refused(
+            call("PATCH", "/appconfig/firefly-func-api-health-get", body),
+            400,
+            message,
+        );
+    }
+    refused(
+        call("POST", "/appconfig/firefly-func-api-ota-get/deploy", ""),
+        404,
+        "No AppConfig application found for 'firefly-func-api-ota-get'. Use PATCH to create one first.",
+    );
+    refused(
+        call("DELETE", "/appconfig/firefly-func-api-ota-get", ""),
+        404,
+        "No AppConfig application found for 'firefly-func-api-ota-get'",
+    );
+    for (method, path) in [
+        ("GET", "/appconfig"),
+        ("PATCH", "/appconfig/firefly-func-api-health-get"),
+        ("POST", "/appconfig/firefly-func-api-health-get/deploy"),
+        ("DELETE", "/appconfig/firefly-func-api-health-get"),
+    ] {
+        let r = api.request(method, path, Some(&plain), br#"{"logging":"DEBUG"}"#);
+        refused(r, 403, "Forbidden");
+        assert_eq!(api.request(method, path, None, b"").status, 401);
+    }
+}

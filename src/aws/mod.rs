@@ -4,10 +4,12 @@
 //! Nothing here names a feature or a table; features ask [`crate::init::Init::dynamodb`]
 //! for the client and bring their own table names.
 
+pub mod appconfig;
 pub mod cloudfront;
 pub mod cognito;
 pub mod errors;
 pub mod http1;
+pub mod rest;
 pub mod s3;
 
 pub use http1::tls_config;

@@ -371,7 +371,7 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
     };
     let namespace =
         telemetry::namespace_from_env(&env).unwrap_or_else(|_| telemetry::DEFAULT_NAMESPACE.into());
-    telemetry::init(
+    telemetry::init_local(
         telemetry::level_from_env(&env),
         telemetry::Output::Stdout,
         &namespace,
@@ -438,7 +438,60 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
             Some((listener, port, ca, ca_file))
         };
         let cdn_domain = cdn.as_ref().map(|(_, port, _, _)| format!("localhost:{port}"));
+        // The App Configuration page's AppConfig and Lambda: this run's own stand-in, unless
+        // the environment names others. A level deployed there is the level of that
+        // function's lines here.
+        let config_api = match (
+            env(firefly_api::vars::AWS_ENDPOINT_URL_APPCONFIG.name).filter(|u| !u.is_empty()),
+            env(firefly_api::vars::AWS_ENDPOINT_URL_LAMBDA.name).filter(|u| !u.is_empty()),
+        ) {
+            (Some(_), Some(_)) => None,
+            _ => {
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                    .await
+                    .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+                let url = format!(
+                    "http://{}",
+                    listener.local_addr().map_err(|e| e.to_string())?
+                );
+                let mut functions: Vec<String> =
+                    ROUTES.iter().map(|r| r.function.to_owned()).collect();
+                functions.sort();
+                functions.dedup();
+                let stand_in = Arc::new(firefly_api::local_api::appconfig::StandIn::new(
+                    functions,
+                    Some(Box::new(|function: &str, level: Option<&str>| {
+                        telemetry::set_function_level(
+                            function,
+                            level.map(telemetry::level_from_python),
+                        );
+                        tracing::info!(function, level = level.unwrap_or("the default"), "log level deployed");
+                    })),
+                ));
+                tokio::spawn(stand_in.run(listener));
+                Some(url)
+            }
+        };
         let app_env = |name: &str| -> Option<String> {
+            if let Some(url) = &config_api {
+                use firefly_api::vars;
+                if name == vars::AWS_ENDPOINT_URL_APPCONFIG.name
+                    || name == vars::AWS_ENDPOINT_URL_LAMBDA.name
+                {
+                    return Some(url.clone());
+                }
+                // Requests to the stand-in are signed as AWS's are: with the environment's
+                // credentials, or the stand-in's own when it has none (a memory run).
+                let fallback = match name {
+                    n if n == vars::AWS_REGION.name => Some("us-east-1"),
+                    n if n == vars::AWS_ACCESS_KEY_ID.name => Some("firefly-local"),
+                    n if n == vars::AWS_SECRET_ACCESS_KEY.name => Some("firefly-local"),
+                    _ => None,
+                };
+                if let Some(f) = fallback {
+                    return env(name).filter(|v| !v.is_empty()).or(Some(f.to_owned()));
+                }
+            }
             if !memory && name == firefly_api::vars::AWS_ENDPOINT_URL_S3.name {
                 return Some(s3_url.clone());
             }
@@ -905,6 +958,15 @@ fn real_data(
                 ));
             }
             Some(_) => {}
+        }
+    }
+    // The App Configuration page's AppConfig and Lambda: this run's stand-in unless named.
+    for var in [
+        firefly_api::vars::AWS_ENDPOINT_URL_APPCONFIG,
+        firefly_api::vars::AWS_ENDPOINT_URL_LAMBDA,
+    ] {
+        if let Some(at) = env(var.name).filter(|e| !e.is_empty() && !is_loopback(e)) {
+            return Some(format!("{} is {at}, which is not this machine", var.name));
         }
     }
     (!is_loopback(&endpoint))

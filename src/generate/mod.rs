@@ -314,7 +314,24 @@ pub fn iam_statements(
             )],
             actions.to_vec(),
         )],
-        Resource::AppConfig => vec![(vec!["*".into()], actions.to_vec())],
+        Resource::AppConfig | Resource::AppConfigApplications => {
+            vec![(vec!["*".into()], actions.to_vec())]
+        }
+        Resource::Functions => {
+            let (list, on_functions): (Vec<&'static str>, Vec<&'static str>) =
+                actions.iter().partition(|a| **a == "lambda:ListFunctions");
+            let mut out = Vec::new();
+            if !list.is_empty() {
+                out.push((vec!["*".into()], list));
+            }
+            if !on_functions.is_empty() {
+                out.push((
+                    vec!["!Sub arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:firefly-func-*".into()],
+                    on_functions,
+                ));
+            }
+            out
+        }
         Resource::StackValue { .. } | Resource::Setting { .. } => vec![],
         Resource::UserPool { parameter, .. } if !actions.is_empty() => vec![(
             vec![format!(

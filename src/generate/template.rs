@@ -286,12 +286,15 @@ fn resources(t: &mut String, f: &Function<'_>) -> Result<(), String> {
             | Resource::Setting { parameter, .. }
             | Resource::UserPool { parameter, .. } => parameter.to_string(),
             Resource::AppConfig => "ReadAppConfig".into(),
+            Resource::AppConfigApplications => "ManageAppConfig".into(),
+            Resource::Functions => "FireflyFunctions".into(),
         };
         let statements = iam_statements(resource, &actions, &objects);
         let several = statements.len() > 1;
         for (arns, actions) in statements {
             let sid = match (several, arns.iter().any(|a| a.ends_with("/*"))) {
                 (true, true) => format!("{sid}Objects"),
+                (true, false) if arns.iter().any(|a| a == "*") => format!("{sid}List"),
                 _ => sid.clone(),
             };
             let _ = writeln!(

@@ -3,6 +3,7 @@
 //! own 404. `sam local start-api` refuses JWT authorizers and needs Docker; `cargo lambda
 //! watch` serves function URLs without one. The handlers are the real ones, in-process.
 
+pub mod appconfig;
 pub mod cdn;
 pub mod device;
 pub mod event;
