@@ -2351,3 +2351,216 @@ fn the_users_routes_manage_the_pool_and_the_invitations_as_fireflys_console_read
         }
     }
 }
+
+// ---- The App Configuration routes on AppConfig's and Lambda's APIs (a stand-in) ----
+
+/// The stand-in of AppConfig's and Lambda's APIs, served on its own thread, knowing
+/// `functions`.
+fn config_stand_in(
+    functions: &[&str],
+) -> (Arc<firefly_api::local_api::appconfig::StandIn>, String) {
+    let stand_in = Arc::new(firefly_api::local_api::appconfig::StandIn::new(
+        functions.iter().map(|f| (*f).to_owned()).collect(),
+        None,
+    ));
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let served = Arc::clone(&stand_in);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let _ = served.run(listener).await;
+        });
+    });
+    (stand_in, url)
+}
+
+fn config_function(function: &str, url: &str) -> Function {
+    Function::start(&env_of(
+        function,
+        &[
+            ("AWS_ENDPOINT_URL_APPCONFIG", url),
+            ("AWS_ENDPOINT_URL_LAMBDA", url),
+        ],
+    ))
+}
+
+fn config_event(name: &str, function: &str, body: Option<&str>) -> Value {
+    let mut e = example(name);
+    if e.get("pathParameters").is_some() {
+        e["pathParameters"]["function_name"] = function.into();
+    }
+    if let Some(body) = body {
+        e["body"] = body.into();
+    }
+    e
+}
+
+#[test]
+fn the_app_configuration_routes_read_by_number_at_once_bounded_and_say_which_application_failed() {
+    let functions = [
+        "firefly-func-api-devices-get",
+        "firefly-func-api-firmware-get",
+        "firefly-func-api-health-get",
+        "firefly-func-api-ota-get",
+        "firefly-func-api-users-get",
+        "firefly-func-api-users-post",
+        "firefly-func-s3-firmware-uploaded",
+        "firefly-func-cognito-pre-signup",
+        "other-function",
+    ];
+    let (stand_in, url) = config_stand_in(&functions);
+    // Pages of two: every listing is read to its end.
+    stand_in.set_page(2);
+    let mut get = config_function("firefly-func-api-appconfig-get", &url);
+    let mut patch = config_function("firefly-func-api-appconfig-patch", &url);
+    let mut stage = |function: &str, level: &str| {
+        let body = format!("{{\"logging\": \"{level}\"}}");
+        let r = patch
+            .invoke(&config_event(
+                "appconfig-function_name-patch",
+                function,
+                Some(&body),
+            ))
+            .http();
+        assert_eq!(r.status, 200, "{r:?}");
+        r.json()
+    };
+    // Three versions: the newest is the highest number, whatever order AWS lists them in
+    // (the stand-in lists them oldest first, where FireFly read the first).
+    for level in ["info", "error", "debug"] {
+        stage("firefly-func-api-health-get", level);
+    }
+    for f in &functions[..8] {
+        if *f != "firefly-func-api-health-get" {
+            stage(f, "warning");
+        }
+    }
+    let mut list = || {
+        let r = get.invoke(&example("appconfig-get")).http();
+        (r.status, r.json())
+    };
+    stand_in.set_latency(std::time::Duration::from_millis(20));
+    let (status, body) = list();
+    stand_in.set_latency(std::time::Duration::ZERO);
+    assert_eq!(status, 200, "{body}");
+    let apps = body["applications"].as_array().unwrap();
+    let names: Vec<&str> = apps.iter().map(|a| a["name"].as_str().unwrap()).collect();
+    let mut expected: Vec<&str> = functions[..8].to_vec();
+    expected.sort();
+    assert_eq!(names, expected, "every firefly-func-* function, by name");
+    let health = apps
+        .iter()
+        .find(|a| a["name"] == "firefly-func-api-health-get")
+        .unwrap();
+    assert_eq!(
+        *health,
+        json!({"name": "firefly-func-api-health-get", "logging": "DEBUG", "version": 3, "deployed_version": null, "status": null})
+    );
+    // Concurrent (more than one request at a time) and bounded: at most four
+    // applications at once, two calls each.
+    let peak = stand_in.peak();
+    assert!((3..=8).contains(&peak), "peak of {peak} requests at once");
+
+    // Deploy: the newest version; while AppConfig bakes it, another deploy is a 409 and
+    // so is a delete.
+    stand_in.set_slow_deployments(true);
+    let mut deploy = config_function("firefly-func-api-appconfig-patch", &url);
+    let mut delete = config_function("firefly-func-api-appconfig-patch", &url);
+    let r = deploy
+        .invoke(&config_event(
+            "appconfig-function_name-deploy-post",
+            "firefly-func-api-health-get",
+            None,
+        ))
+        .http();
+    assert_eq!(
+        (r.status, r.json()),
+        (
+            200,
+            json!({"name": "firefly-func-api-health-get", "version": 3, "environment": "default", "status": "DEPLOYING"})
+        )
+    );
+    let r = deploy
+        .invoke(&config_event(
+            "appconfig-function_name-deploy-post",
+            "firefly-func-api-health-get",
+            None,
+        ))
+        .http();
+    refused(
+        &r,
+        409,
+        "A deployment is already in progress. Wait for it to complete before deploying again.",
+    );
+    let r = delete
+        .invoke(&config_event(
+            "appconfig-function_name-delete",
+            "firefly-func-api-health-get",
+            None,
+        ))
+        .http();
+    refused(
+        &r,
+        409,
+        "A deployment is in progress. Wait for it to complete before deleting.",
+    );
+    stand_in.complete_deployments();
+    let health = list().1["applications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "firefly-func-api-health-get")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (health["deployed_version"].clone(), health["status"].clone()),
+        (json!(3), json!("COMPLETE"))
+    );
+    // Deleted past AppConfig's deletion protection (the stand-in refuses without BYPASS).
+    let r = delete
+        .invoke(&config_event(
+            "appconfig-function_name-delete",
+            "firefly-func-api-health-get",
+            None,
+        ))
+        .http();
+    assert_eq!((r.status, r.body.as_str()), (204, ""), "{r:?}");
+    let r = delete
+        .invoke(&config_event(
+            "appconfig-function_name-delete",
+            "firefly-func-api-health-get",
+            None,
+        ))
+        .http();
+    refused(
+        &r,
+        404,
+        "No AppConfig application found for 'firefly-func-api-health-get'",
+    );
+
+    // A read that fails is a 502 naming the application, never a row of nulls; AWS's own
+    // text stays in the log.
+    stand_in.fail_reads_of("firefly-func-api-ota-get");
+    let (status, body) = list();
+    assert_eq!(status, 502, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("'firefly-func-api-ota-get'"), "{message}");
+    assert!(!message.contains("not authorized"), "{message}");
+    assert!(get.logs().join("\n").contains("AccessDeniedException"));
+
+    // A function Lambda does not have: 404, in FireFly's words.
+    let r = patch
+        .invoke(&config_event(
+            "appconfig-function_name-patch",
+            "firefly-func-api-nope",
+            Some(r#"{"logging":"INFO"}"#),
+        ))
+        .http();
+    refused(&r, 404, "Lambda function 'firefly-func-api-nope' not found");
+}

@@ -85,9 +85,7 @@ fn every_route_uses_what_its_function_is_granted_and_nothing_is_wildcarded() {
                     Resource::DynamoTable { .. } => service == "dynamodb",
                     Resource::Bucket { .. } => service == "s3",
                     Resource::Distribution { .. } => service == "cloudfront",
-                    Resource::AppConfig | Resource::AppConfigApplications => {
-                        service == "appconfig"
-                    }
+                    Resource::AppConfig | Resource::AppConfigApplications => service == "appconfig",
                     Resource::Functions => service == "lambda",
                     Resource::UserPool { .. } => service == "cognito-idp",
                     Resource::StackValue { .. } | Resource::Setting { .. } => false,
