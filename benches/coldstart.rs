@@ -177,6 +177,7 @@ fn main() {
                 "DYNAMODB_USERS_TABLE_NAME".into(),
                 "firefly-users-bench".into(),
             ));
+            e.push(("COGNITO_USER_POOL_ID".into(), "eu-west-1_Bench".into()));
             // Nothing listening for DynamoDB: nothing for S3 either.
             if endpoint == closed {
                 e.retain(|(k, _)| k != "AWS_ENDPOINT_URL_S3");

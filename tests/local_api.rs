@@ -2032,3 +2032,150 @@ fn on_a_laptop_the_app_configuration_page_sets_each_functions_level_in_the_local
         assert_eq!(api.request(method, path, None, b"").status, 401);
     }
 }
+
+#[test]
+fn against_motos_cognito_the_users_routes_make_real_calls_and_the_authorizer_trusts_its_tokens() {
+    let dir = scratch("moto-cognito");
+    let moto = Dynalite::shared_moto();
+    let endpoint = moto.endpoint();
+    let idp = {
+        let endpoint = endpoint.clone();
+        let env = move |k: &str| match k {
+            "AWS_REGION" => Some("eu-west-1".to_owned()),
+            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".to_owned()),
+            "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER" => Some(endpoint.clone()),
+            _ => None,
+        };
+        let http = firefly_api::aws::transport(&env).unwrap();
+        firefly_api::aws::cognito::CognitoClient::from_env(&env, http).unwrap()
+    };
+    let call = |op: &str, input: Value| {
+        support::dynamo::block_on(idp.call(op, &input)).unwrap_or_else(|e| panic!("{op}: {e}"))
+    };
+    // A pool as FireFly's cognito stack makes it, with an app client and two users.
+    let pool = call(
+        "CreateUserPool",
+        serde_json::json!({"PoolName": support::unique_table("pool")}),
+    )["UserPool"]["Id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let client = call(
+        "CreateUserPoolClient",
+        serde_json::json!({"UserPoolId": pool, "ClientName": "console",
+                           "ExplicitAuthFlows": ["ALLOW_ADMIN_USER_PASSWORD_AUTH"]}),
+    )["UserPoolClient"]["ClientId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    call(
+        "CreateGroup",
+        serde_json::json!({"UserPoolId": pool, "GroupName": "super_users"}),
+    );
+    let sign_in = |user: &str, groups: bool| {
+        call(
+            "AdminCreateUser",
+            serde_json::json!({"UserPoolId": pool, "Username": user, "MessageAction": "SUPPRESS",
+                               "UserAttributes": [{"Name": "email", "Value": format!("{user}@example.com")}]}),
+        );
+        call(
+            "AdminSetUserPassword",
+            serde_json::json!({"UserPoolId": pool, "Username": user, "Password": "Pass-word-1", "Permanent": true}),
+        );
+        if groups {
+            call(
+                "AdminAddUserToGroup",
+                serde_json::json!({"UserPoolId": pool, "Username": user, "GroupName": "super_users"}),
+            );
+        }
+        call(
+            "AdminInitiateAuth",
+            serde_json::json!({"UserPoolId": pool, "ClientId": client, "AuthFlow": "ADMIN_USER_PASSWORD_AUTH",
+                               "AuthParameters": {"USERNAME": user, "PASSWORD": "Pass-word-1"}}),
+        )["AuthenticationResult"]["AccessToken"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (ida, joe) = (sign_in("ida", true), sign_in("joe", false));
+    // The pool's keys, as moto serves them.
+    let authority = endpoint.trim_start_matches("http://");
+    let mut s = TcpStream::connect(authority).unwrap();
+    write!(
+        s,
+        "GET /{pool}/.well-known/jwks.json HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let jwks = answer.split("\r\n\r\n").nth(1).unwrap();
+    std::fs::write(dir.join("jwks.json"), jwks).unwrap();
+    let table = support::unique_table("users");
+    moto.create_users_table(&table);
+    let api = Local::start(
+        &dir,
+        &[
+            "--issuer",
+            &format!("https://cognito-idp.eu-west-1.amazonaws.com/{pool}"),
+            "--audience",
+            &client,
+            "--jwks",
+            dir.join("jwks.json").to_str().unwrap(),
+            "--store",
+            "dynamodb",
+        ],
+        &[
+            (
+                "DYNAMODB_REGISTRATION_KEYS_TABLE_NAME",
+                "firefly-registration-keys",
+            ),
+            ("DYNAMODB_DEVICES_TABLE_NAME", "firefly-devices"),
+            ("DYNAMODB_FIRMWARE_TABLE_NAME", "firefly-firmware"),
+            ("DYNAMODB_USERS_TABLE_NAME", table.as_str()),
+            ("COGNITO_USER_POOL_ID", pool.as_str()),
+            ("S3_FIRMWARE_PRIVATE_BUCKET_NAME", "firefly-firmware"),
+            ("S3_FIRMWARE_PUBLIC_BUCKET_NAME", "firefly-firmware-public"),
+            ("CLOUDFRONT_DISTRIBUTION_ID", "EDFDVBD6EXAMPLE"),
+            ("S3_BACKUP_BUCKET_NAME", "firefly-device-backups"),
+            ("AWS_ENDPOINT_URL", endpoint.as_str()),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+        ],
+    );
+    // moto's token passes the authorizer; its groups decide.
+    let r = api.request("GET", "/users", Some(&ida), b"");
+    assert_eq!(r.status, 200, "{r:?}");
+    let users = r.json()["users"].clone();
+    assert_eq!(
+        users
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| (
+                u["email"].as_str().unwrap(),
+                u["is_super"].as_bool().unwrap()
+            ))
+            .collect::<Vec<_>>(),
+        [("ida@example.com", true), ("joe@example.com", false)]
+    );
+    assert_eq!(api.request("GET", "/users", Some(&joe), b"").status, 403);
+    assert_eq!(
+        api.request("GET", "/users", Some("not.a.token"), b"")
+            .status,
+        401
+    );
+    // The routes' changes are Cognito's: joe promoted in the pool itself.
+    let r = api.request(
+        "PATCH",
+        "/users/joe%40example.com",
+        Some(&ida),
+        br#"{"is_super": true}"#,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let members = call(
+        "ListUsersInGroup",
+        serde_json::json!({"UserPoolId": pool, "GroupName": "super_users"}),
+    );
+    assert_eq!(members["Users"].as_array().unwrap().len(), 2);
+}

@@ -1,8 +1,9 @@
 """The browser test: headless Chromium (Debian's chromium and chromium-driver) drives
 tests/browser/console.html, a stand-in for FireFly's console, against firefly-local: PKCE
-sign-in through the Cognito-style sign-in, then mint, list keys and list devices, and on the
-Firmware page list, open, release and download a build, each a cross-origin call with its
-CORS preflight. Bounded in time; no error in the browser console.
+sign-in through the Cognito-style sign-in, then mint, list keys and list devices, on the
+Firmware page list, open, release and download a build, on the Users page invite, promote
+and delete, and on the App Configuration page change a function's log level, each a
+cross-origin call with its CORS preflight. Bounded in time; no error in the browser console.
 
 Run by scripts/browser (in scripts/check)."""
 import functools
@@ -50,7 +51,8 @@ def page_server():
 @pytest.fixture()
 def api(page_server, tmp_path):
     users = tmp_path / "users.json"
-    users.write_text(json.dumps([{"username": "ida", "email": "ida@example.com", "groups": ["super_users"]}]))
+    users.write_text(json.dumps([{"username": "ida", "email": "ida@example.com", "groups": ["super_users"]},
+                                 {"username": "joe", "email": "joe@example.com"}]))
     proc = subprocess.Popen(
         [BIN, "serve", "--port", "0", "--key-file", str(tmp_path / "dev.p8"),
          "--cors-origin", page_server, "--redirect-uri", f"{page_server}/console.html",
@@ -93,7 +95,7 @@ def browser():
     driver.quit()
 
 
-def test_the_console_signs_in_mints_lists_keys_and_devices_and_releases_a_firmware(page_server, api, browser):
+def test_the_console_signs_in_mints_lists_keys_and_devices_releases_a_firmware_invites_and_sets_a_level(page_server, api, browser):
     browser.get(f"{page_server}/console.html?api={api}")
     status = lambda d: d.find_element(By.ID, "status").text
     try:
@@ -114,6 +116,15 @@ def test_the_console_signs_in_mints_lists_keys_and_devices_and_releases_a_firmwa
     with urllib.request.urlopen(url, timeout=10) as zip_answer:
         assert zip_answer.status == 200
         assert zip_answer.read(4) == b"PK\x03\x04"
+    # The Users page: the two users, the invitation listed as INVITED, joe made super.
+    assert browser.find_element(By.ID, "users").text == \
+        "ida@example.com:true:CONFIRMED,joe@example.com:false:CONFIRMED"
+    assert browser.find_element(By.ID, "invited").text == "INVITED:false"
+    assert browser.find_element(By.ID, "promoted").text == "joe@example.com:true"
+    # The App Configuration page: every function listed; the level staged as version 1,
+    # deployed, and listed as deployed.
+    assert int(browser.find_element(By.ID, "levels").text) >= 20
+    assert browser.find_element(By.ID, "level").text == "1:COMPLETE:DEBUG:1"
     # Nothing went wrong in the page: no CORS refusal, no failed request, no script error.
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert errors == [], errors
