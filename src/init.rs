@@ -15,6 +15,10 @@ use crate::random::SecureRandom;
 use lambda_http::http::Extensions;
 use std::sync::Arc;
 
+/// Where a memory run without a stand-in sends AppConfig's and Lambda's calls: the discard
+/// port of this machine, where nothing listens (each call a quick 503).
+pub const CLOSED_ENDPOINT: &str = "http://127.0.0.1:9";
+
 /// Which stores the features use. DynamoDB unless the memory stores are asked for by name
 /// (`FIREFLY_STORE=memory`, local runs only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,9 +203,34 @@ impl<'a> Init<'a> {
             return Err(self.error("asks for AppConfig's API but uses no AppConfig applications"));
         }
         let env = self.env;
+        let memory = self.store_mode() == StoreMode::Memory;
         let http = self.http()?;
         self.shared(|init| {
-            crate::aws::appconfig::Apis::from_env(env, http).map_err(|e| init.error(e))
+            // A memory run's AppConfig and Lambda are its own stand-in (firefly-local names
+            // it), else nothing: a closed port on this machine, never AWS, and no
+            // credentials needed to sign what goes nowhere.
+            let local = |name: &str| -> Option<String> {
+                use crate::vars;
+                let set = env(name).filter(|v| !v.is_empty());
+                if !memory || set.is_some() {
+                    return set;
+                }
+                match name {
+                    n if n == vars::AWS_ENDPOINT_URL_APPCONFIG.name
+                        || n == vars::AWS_ENDPOINT_URL_LAMBDA.name =>
+                    {
+                        Some(CLOSED_ENDPOINT.to_owned())
+                    }
+                    n if n == vars::AWS_REGION.name => Some("us-east-1".to_owned()),
+                    n if n == vars::AWS_ACCESS_KEY_ID.name
+                        || n == vars::AWS_SECRET_ACCESS_KEY.name =>
+                    {
+                        Some("memory".to_owned())
+                    }
+                    _ => None,
+                }
+            };
+            crate::aws::appconfig::Apis::from_env(&local, http).map_err(|e| init.error(e))
         })
     }
 

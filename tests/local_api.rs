@@ -1920,7 +1920,11 @@ fn on_a_laptop_the_app_configuration_page_sets_each_functions_level_in_the_local
         invites += 1;
         let n = invites;
         api.logs_when(|l| {
-            l.matches("\"route_key\":\"POST /users\",\"cold_start\"")
+            l.lines()
+                .filter(|l| {
+                    l.contains("\"message\":\"request completed\"")
+                        && l.contains("\"route_key\":\"POST /users\"")
+                })
                 .count()
                 >= n
         })
@@ -2038,20 +2042,7 @@ fn against_motos_cognito_the_users_routes_make_real_calls_and_the_authorizer_tru
     let dir = scratch("moto-cognito");
     let moto = Dynalite::shared_moto();
     let endpoint = moto.endpoint();
-    let idp = {
-        let endpoint = endpoint.clone();
-        let env = move |k: &str| match k {
-            "AWS_REGION" => Some("eu-west-1".to_owned()),
-            "AWS_ACCESS_KEY_ID" | "AWS_SECRET_ACCESS_KEY" => Some("test".to_owned()),
-            "AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER" => Some(endpoint.clone()),
-            _ => None,
-        };
-        let http = firefly_api::aws::transport(&env).unwrap();
-        firefly_api::aws::cognito::CognitoClient::from_env(&env, http).unwrap()
-    };
-    let call = |op: &str, input: Value| {
-        support::dynamo::block_on(idp.call(op, &input)).unwrap_or_else(|e| panic!("{op}: {e}"))
-    };
+    let call = |op: &str, input: Value| support::cognito::call(&endpoint, op, input);
     // A pool as FireFly's cognito stack makes it, with an app client and two users.
     let pool = call(
         "CreateUserPool",

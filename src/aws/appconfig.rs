@@ -189,6 +189,15 @@ impl Apis {
         Ok(Self::named(&self.items("/applications").await?, name))
     }
 
+    /// The application named `name` with its `default` environment and `logging` profile;
+    /// `None` when any is missing.
+    pub async fn find(&self, name: &str) -> Result<Option<Ids>, ServiceError> {
+        match self.application(name).await? {
+            Some(app) => self.parts(&app).await,
+            None => Ok(None),
+        }
+    }
+
     /// The application's `default` environment and `logging` profile; `None` when either
     /// is missing.
     pub async fn parts(&self, application: &str) -> Result<Option<Ids>, ServiceError> {
@@ -245,42 +254,20 @@ impl Apis {
             }
         };
         let app = segment(&application);
-        let environments = self
-            .items(&format!("/applications/{app}/environments"))
+        let environment = self
+            .named_or_made(
+                &format!("/applications/{app}/environments"),
+                ENVIRONMENT,
+                json!({"Name": ENVIRONMENT}),
+            )
             .await?;
-        let environment = match Self::named(&environments, ENVIRONMENT) {
-            Some(id) => id,
-            None => {
-                let made = self
-                    .appconfig
-                    .json(
-                        "POST",
-                        &format!("/applications/{app}/environments"),
-                        &json_headers(),
-                        Some(&json!({"Name": ENVIRONMENT})),
-                    )
-                    .await?;
-                text(&made, "Id").unwrap_or_default()
-            }
-        };
-        let profiles = self
-            .items(&format!("/applications/{app}/configurationprofiles"))
+        let profile = self
+            .named_or_made(
+                &format!("/applications/{app}/configurationprofiles"),
+                PROFILE,
+                json!({"Name": PROFILE, "LocationUri": "hosted", "Type": "AWS.Freeform"}),
+            )
             .await?;
-        let profile = match Self::named(&profiles, PROFILE) {
-            Some(id) => id,
-            None => {
-                let made = self
-                    .appconfig
-                    .json(
-                        "POST",
-                        &format!("/applications/{app}/configurationprofiles"),
-                        &json_headers(),
-                        Some(&json!({"Name": PROFILE, "LocationUri": "hosted", "Type": "AWS.Freeform"})),
-                    )
-                    .await?;
-                text(&made, "Id").unwrap_or_default()
-            }
-        };
         if environment.is_empty() || profile.is_empty() {
             return Err(ServiceError::Other {
                 service: "appconfig",
@@ -292,6 +279,24 @@ impl Apis {
             environment,
             profile,
         })
+    }
+
+    /// The ID of the item named `name` in the listing at `path`, made there with `body`
+    /// when there is none (`""` when AWS answered no ID).
+    async fn named_or_made(
+        &self,
+        path: &str,
+        name: &str,
+        body: Value,
+    ) -> Result<String, ServiceError> {
+        if let Some(id) = Self::named(&self.items(path).await?, name) {
+            return Ok(id);
+        }
+        let made = self
+            .appconfig
+            .json("POST", path, &json_headers(), Some(&body))
+            .await?;
+        Ok(text(&made, "Id").unwrap_or_default())
     }
 
     fn versions_path(ids: &Ids) -> String {

@@ -7,15 +7,12 @@
 //! 5xx and broken connections are retried as the SDK's standard mode retries them.
 
 use super::http1::Http1Client;
+use super::rest::{Service, ServiceError};
 use super::s3::xml_escape;
-use aws_sigv4::http_request::SigningSettings;
-use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
-use http_body_util::BodyExt as _;
 use std::time::Duration;
 
 const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(3_000);
-const MAX_ATTEMPTS: u32 = 3;
 /// The API version in every path (the one the SDK speaks).
 const VERSION: &str = "2020-05-31";
 
@@ -30,22 +27,23 @@ pub enum CloudFrontError {
     Other(String),
 }
 
-/// A CloudFront client: signed requests on the shared transport.
-#[derive(Clone)]
-pub struct CloudFrontClient {
-    http: Http1Client,
-    base: String,
-    region: &'static str,
-    identity: Identity,
+impl From<ServiceError> for CloudFrontError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Unavailable { .. } => Self::Unavailable(e.to_string()),
+            // Retrying now would meet the same limit: the invocation's retry comes later.
+            ServiceError::Refused { ref code, .. } if code == "TooManyInvalidationsInProgress" => {
+                Self::Unavailable(e.to_string())
+            }
+            _ => Self::Other(e.to_string()),
+        }
+    }
 }
 
-impl std::fmt::Debug for CloudFrontClient {
-    // The identity holds the secret key: never printed.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CloudFrontClient")
-            .field("base", &self.base)
-            .finish_non_exhaustive()
-    }
+/// A CloudFront client: signed requests on the shared transport.
+#[derive(Clone, Debug)]
+pub struct CloudFrontClient {
+    service: Service,
 }
 
 impl CloudFrontClient {
@@ -66,11 +64,10 @@ impl CloudFrontClient {
             None if china => "https://cloudfront.cn-northwest-1.amazonaws.com.cn".to_owned(),
             None => "https://cloudfront.amazonaws.com".to_owned(),
         };
+        let region = if china { "cn-northwest-1" } else { "us-east-1" };
         Ok(Self {
-            http,
-            base,
-            region: if china { "cn-northwest-1" } else { "us-east-1" },
-            identity,
+            service: Service::new(http, base, region.into(), "cloudfront", identity)
+                .with_attempt_timeout(ATTEMPT_TIMEOUT),
         })
     }
 
@@ -87,80 +84,12 @@ impl CloudFrontClient {
                 "not a distribution ID: {distribution:?}"
             )));
         }
-        let url = format!(
-            "{}/{VERSION}/distribution/{distribution}/invalidation",
-            self.base
-        );
+        let path = format!("/{VERSION}/distribution/{distribution}/invalidation");
         let body = Bytes::from(invalidation_batch(paths, caller_reference));
         let headers = [("content-type".to_owned(), "text/xml".to_owned())];
-        let mut last = String::new();
-        for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 << (2 * (attempt - 1)))).await;
-            }
-            let signer = super::Signer {
-                identity: &self.identity,
-                region: self.region,
-                service: "cloudfront",
-                settings: SigningSettings::default(),
-            };
-            let request = signer
-                .sign("POST", &url, &headers, body.clone())
-                .map_err(CloudFrontError::Other)?;
-            match tokio::time::timeout(ATTEMPT_TIMEOUT, self.exchange(request)).await {
-                Err(_) => last = format!("timed out after {ATTEMPT_TIMEOUT:?}"),
-                Ok(Err(Exchange::Retry(why))) => last = why,
-                Ok(Err(Exchange::Final(e))) => return Err(e),
-                Ok(Ok(id)) => return Ok(id),
-            }
-            tracing::debug!(attempt, error = %last, "CloudFront attempt failed");
-        }
-        Err(CloudFrontError::Unavailable(format!(
-            "CreateInvalidation on {distribution}: {last} ({MAX_ATTEMPTS} attempts)"
-        )))
+        let reply = self.service.send("POST", &path, &headers, body).await?;
+        Ok(super::s3::xml_text(&String::from_utf8_lossy(&reply.body), "Id").unwrap_or_default())
     }
-
-    async fn exchange(
-        &self,
-        request: hyper::Request<aws_smithy_types::body::SdkBody>,
-    ) -> Result<String, Exchange> {
-        let response =
-            self.http
-                .send(request)
-                .await
-                .map_err(|e| match super::http1::is_tls_failure(&e) {
-                    Some(tls) => Exchange::Final(CloudFrontError::Other(format!(
-                        "TLS with the CloudFront endpoint failed: {tls}"
-                    ))),
-                    None => Exchange::Retry(format!("connection: {e}")),
-                })?;
-        let status = response.status().as_u16();
-        let body = http_body_util::Limited::new(response.into_body(), 64 * 1024)
-            .collect()
-            .await
-            .map_err(|e| Exchange::Retry(format!("reading the body: {e}")))?
-            .to_bytes();
-        let text = String::from_utf8_lossy(&body);
-        if (200..300).contains(&status) {
-            return Ok(super::s3::xml_text(&text, "Id").unwrap_or_default());
-        }
-        let code = super::s3::xml_text(&text, "Code").unwrap_or_default();
-        let message = super::s3::xml_text(&text, "Message").unwrap_or_default();
-        let why = format!("{status} {code}: {message}");
-        match (status, code.as_str()) {
-            (500..=599, _) | (_, "Throttling" | "ServiceUnavailable") => Err(Exchange::Retry(why)),
-            // Retrying now would meet the same limit: the invocation's retry comes later.
-            (_, "TooManyInvalidationsInProgress") => {
-                Err(Exchange::Final(CloudFrontError::Unavailable(why)))
-            }
-            _ => Err(Exchange::Final(CloudFrontError::Other(why))),
-        }
-    }
-}
-
-enum Exchange {
-    Retry(String),
-    Final(CloudFrontError),
 }
 
 /// The `InvalidationBatch` document, every text escaped.
@@ -189,18 +118,15 @@ mod tests {
     #[test]
     fn the_global_endpoint_signed_for_us_east_1_or_an_override_checked() {
         let c = client(&CREDS).unwrap();
-        assert_eq!(c.base, "https://cloudfront.amazonaws.com");
-        assert_eq!(c.region, "us-east-1");
+        assert_eq!(c.service.base, "https://cloudfront.amazonaws.com");
+        assert!(format!("{:?}", c.service).contains("cloudfront"));
         assert!(!format!("{c:?}").contains("AKID"));
         let mut china = CREDS.to_vec();
         china[0] = ("AWS_REGION", "cn-north-1");
         let c = client(&china).unwrap();
         assert_eq!(
-            (c.base.as_str(), c.region),
-            (
-                "https://cloudfront.cn-northwest-1.amazonaws.com.cn",
-                "cn-northwest-1"
-            )
+            c.service.base.as_str(),
+            "https://cloudfront.cn-northwest-1.amazonaws.com.cn"
         );
         let mut remote = CREDS.to_vec();
         remote.push(("AWS_ENDPOINT_URL_CLOUDFRONT", "http://cdn.internal:5000"));

@@ -1,6 +1,7 @@
 //! One signed JSON-speaking AWS service over the process's one transport: what Cognito's
 //! JSON 1.1, and AppConfig's and Lambda's REST-JSON APIs share (their requests differ only
-//! in method, path, headers and body). Throttling, 5xx and broken connections are retried
+//! in method, path, headers and body), and CloudFront's REST-XML (its errors read from
+//! `<Code>`, `<Message>`). Throttling, 5xx and broken connections are retried
 //! as the SDK's standard mode retries them; any other error is the service's answer, with
 //! its code (`x-amzn-ErrorType`, or `__type`/`code` in the body) for the caller to read.
 
@@ -93,6 +94,7 @@ pub struct Service {
     /// The signing name (`cognito-idp`, `appconfig`, `lambda`).
     pub name: &'static str,
     identity: Identity,
+    attempt_timeout: Duration,
 }
 
 impl std::fmt::Debug for Service {
@@ -137,13 +139,31 @@ impl Service {
             }
             None => format!("https://{host}.{region}.amazonaws.com"),
         };
-        Ok(Self {
+        Ok(Self::new(http, base, region, name, identity))
+    }
+
+    /// A service at a fixed `base` and signing `region` (a global one: CloudFront).
+    pub fn new(
+        http: Http1Client,
+        base: String,
+        region: String,
+        name: &'static str,
+        identity: Identity,
+    ) -> Self {
+        Self {
             http,
             base,
             region,
             name,
             identity,
-        })
+            attempt_timeout: ATTEMPT_TIMEOUT,
+        }
+    }
+
+    /// Each attempt given `t` (an API answer's 2 s by default).
+    pub fn with_attempt_timeout(mut self, t: Duration) -> Self {
+        self.attempt_timeout = t;
+        self
     }
 
     /// `method path_and_query` with `headers` and `body`, signed, retried when that may
@@ -173,8 +193,8 @@ impl Service {
                     service: self.name,
                     why,
                 })?;
-            match tokio::time::timeout(ATTEMPT_TIMEOUT, self.exchange(request)).await {
-                Err(_) => last = format!("timed out after {ATTEMPT_TIMEOUT:?}"),
+            match tokio::time::timeout(self.attempt_timeout, self.exchange(request)).await {
+                Err(_) => last = format!("timed out after {:?}", self.attempt_timeout),
                 Ok(Err(Exchange::Retry(why))) => last = why,
                 Ok(Err(Exchange::Final(e))) => return Err(e),
                 Ok(Ok(reply)) => return Ok(reply),
@@ -232,19 +252,22 @@ impl Service {
             });
         }
         let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let text = |k: &str| json.get(k).and_then(Value::as_str);
+        let text = |k: &str| json.get(k).and_then(Value::as_str).map(str::to_owned);
+        // The REST-XML services (CloudFront) write `<Error><Code>` and `<Message>`.
+        let xml = |k: &str| super::s3::xml_text(&String::from_utf8_lossy(&body), k);
         let code = error_code(
             parts
                 .headers
                 .get("x-amzn-errortype")
                 .and_then(|v| v.to_str().ok()),
         )
-        .or_else(|| error_code(text("__type").or(text("code")).or(text("Code"))))
+        .or_else(|| error_code(text("__type").or(text("code")).or(text("Code")).as_deref()))
+        .or_else(|| error_code(xml("Code").as_deref()))
         .unwrap_or_default();
         let message = text("message")
             .or(text("Message"))
-            .unwrap_or_default()
-            .to_owned();
+            .or_else(|| xml("Message"))
+            .unwrap_or_default();
         let retry = status >= 500
             || matches!(
                 code.as_str(),

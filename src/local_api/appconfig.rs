@@ -13,9 +13,6 @@
 use crate::sync::Locked;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use lambda_http::http::{self, HeaderValue, Method, StatusCode};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
@@ -155,21 +152,11 @@ impl StandIn {
 
     /// Serves connections from `listener` until the process ends.
     pub async fn run(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        loop {
-            let (stream, _) = listener.accept().await?;
-            let me = Arc::clone(&self);
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let me = Arc::clone(&me);
-                    async move { Ok::<_, std::convert::Infallible>(me.answer(req).await) }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+        super::serve_stand_in(self, listener).await
     }
+}
 
+impl super::Answers for StandIn {
     async fn answer(&self, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
@@ -195,7 +182,9 @@ impl StandIn {
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         answer
     }
+}
 
+impl StandIn {
     fn route(&self, parts: &http::request::Parts, body: Bytes) -> http::Response<Full<Bytes>> {
         let segments: Vec<String> = parts
             .uri

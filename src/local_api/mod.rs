@@ -33,6 +33,35 @@ const MAX_BODY: usize = 10 * 1024 * 1024;
 /// The functions' timeout (template.yaml): the deadline each invocation gets.
 const TIMEOUT: Duration = Duration::from_secs(6);
 
+/// A stand-in that answers HTTP/1 requests on its own port (the S3 endpoint, the AppConfig
+/// and Lambda stand-in).
+pub trait Answers: Send + Sync + 'static {
+    fn answer(
+        &self,
+        req: http::Request<Incoming>,
+    ) -> impl Future<Output = http::Response<Full<Bytes>>> + Send;
+}
+
+/// Serves connections from `listener` with `me` until the process ends.
+pub async fn serve_stand_in<T: Answers>(
+    me: Arc<T>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let me = Arc::clone(&me);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let me = Arc::clone(&me);
+                async move { Ok::<_, std::convert::Infallible>(me.answer(req).await) }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
 /// A running local API.
 pub struct Server {
     app: Arc<App>,

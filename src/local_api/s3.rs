@@ -19,9 +19,6 @@ use crate::route::{Route, Trigger};
 use crate::s3_event::S3Event;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use lambda_http::http::{self, HeaderValue, Method, StatusCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -238,21 +235,11 @@ impl Endpoint {
 
     /// Serves connections from `listener` until the process ends.
     pub async fn run(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        loop {
-            let (stream, _) = listener.accept().await?;
-            let me = Arc::clone(&self);
-            tokio::spawn(async move {
-                let service = service_fn(move |req| {
-                    let me = Arc::clone(&me);
-                    async move { Ok::<_, std::convert::Infallible>(me.answer(req).await) }
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+        super::serve_stand_in(self, listener).await
     }
+}
 
+impl super::Answers for Endpoint {
     async fn answer(&self, req: http::Request<Incoming>) -> http::Response<Full<Bytes>> {
         let (parts, body) = req.into_parts();
         let body = match Limited::new(body, MAX_BODY).collect().await {
@@ -285,7 +272,9 @@ impl Endpoint {
         }
         response
     }
+}
 
+impl Endpoint {
     async fn forward(
         &self,
         base: &str,

@@ -7,7 +7,7 @@
 //! 500) is passed (`BYPASS`); a failure is answered, not swallowed, and a retry finishes
 //! what is left.
 
-use super::{FUNCTION_PARAM, FunctionName, Levels, failed, on_applications, outside, plausible};
+use super::{FUNCTION_PARAM, FunctionName, Levels, existing, failed, on_applications};
 use crate::deploy::READS_APPCONFIG;
 use crate::handler::{Deadline, HandlerResult, Path};
 use crate::identity::SuperUser;
@@ -66,35 +66,15 @@ pub async fn delete(
     _: SuperUser,
     Path(FunctionName(name)): Path<FunctionName>,
 ) -> HandlerResult {
-    if let Some(r) = outside(&name) {
-        return Ok(r);
-    }
-    let no_application = || {
-        Response::message(
-            StatusCode::NOT_FOUND,
-            &format!("No AppConfig application found for '{name}'"),
-        )
+    let missing = format!("No AppConfig application found for '{name}'");
+    let ids = match existing(&levels, deadline, &name, &missing).await? {
+        Ok(ids) => ids,
+        Err(answer) => return Ok(answer),
     };
-    if !plausible(&name) {
-        return Ok(no_application());
-    }
     let apis = &levels.apis;
-    let found = deadline
-        .run(async {
-            let Some(app) = apis.application(&name).await? else {
-                return Ok(None);
-            };
-            let Some(ids) = apis.parts(&app).await? else {
-                return Ok(None);
-            };
-            let newest = apis.deployments(&ids).await?.into_iter().next();
-            Ok(Some((ids, newest)))
-        })
-        .await?;
-    let (ids, newest) = match found {
-        Ok(Some(found)) => found,
-        Ok(None) => return Ok(no_application()),
-        Err(e) => return Ok(failed(&name, "find the application", e)),
+    let newest = match deadline.run(apis.deployments(&ids)).await? {
+        Ok(all) => all.into_iter().next(),
+        Err(e) => return Ok(failed(&name, "read the deployments", e)),
     };
     if newest.is_some_and(|d| !SETTLED.contains(&d.state.as_str())) {
         return Ok(Response::message(

@@ -1,7 +1,7 @@
 //! `POST /appconfig/{function_name}/deploy`: FireFly's deploy, the page's Deploy button:
 //! the profile's newest version (by number) to the `default` environment, all at once.
 
-use super::{FUNCTION_PARAM, FunctionName, Levels, failed, on_applications, outside, plausible};
+use super::{FUNCTION_PARAM, FunctionName, Levels, existing, failed, on_applications};
 use crate::aws::appconfig::ENVIRONMENT;
 use crate::deploy::READS_APPCONFIG;
 use crate::handler::{Deadline, HandlerResult, Path};
@@ -67,35 +67,16 @@ pub async fn deploy(
     _: SuperUser,
     Path(FunctionName(name)): Path<FunctionName>,
 ) -> HandlerResult {
-    if let Some(r) = outside(&name) {
-        return Ok(r);
-    }
-    let no_application = || {
-        Response::message(
-            StatusCode::NOT_FOUND,
-            &format!("No AppConfig application found for '{name}'. Use PATCH to create one first."),
-        )
+    let missing =
+        format!("No AppConfig application found for '{name}'. Use PATCH to create one first.");
+    let ids = match existing(&levels, deadline, &name, &missing).await? {
+        Ok(ids) => ids,
+        Err(answer) => return Ok(answer),
     };
-    if !plausible(&name) {
-        return Ok(no_application());
-    }
     let apis = &levels.apis;
-    let found = deadline
-        .run(async {
-            let Some(app) = apis.application(&name).await? else {
-                return Ok(None);
-            };
-            let Some(ids) = apis.parts(&app).await? else {
-                return Ok(None);
-            };
-            let newest = apis.versions(&ids).await?.last().copied();
-            Ok(Some((ids, newest)))
-        })
-        .await?;
-    let (ids, newest) = match found {
-        Ok(Some(found)) => found,
-        Ok(None) => return Ok(no_application()),
-        Err(e) => return Ok(failed(&name, "find the application", e)),
+    let newest = match deadline.run(apis.versions(&ids)).await? {
+        Ok(versions) => versions.last().copied(),
+        Err(e) => return Ok(failed(&name, "read the versions", e)),
     };
     let Some(version) = newest else {
         return Ok(Response::message(

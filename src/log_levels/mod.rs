@@ -126,6 +126,28 @@ pub fn failed(name: &str, doing: &str, e: ServiceError) -> Response {
     }
 }
 
+/// The application of `name` for a route that needs one to exist: FireFly's 400 for a name
+/// outside the page, `missing` (404) for one without an application, or its IDs.
+pub async fn existing(
+    levels: &Levels,
+    deadline: crate::handler::Deadline,
+    name: &str,
+    missing: &str,
+) -> Result<Result<crate::aws::appconfig::Ids, Response>, ApiError> {
+    if let Some(r) = outside(name) {
+        return Ok(Err(r));
+    }
+    let not_found = || Response::message(StatusCode::NOT_FOUND, missing);
+    if !plausible(name) {
+        return Ok(Err(not_found()));
+    }
+    Ok(match deadline.run(levels.apis.find(name)).await? {
+        Ok(Some(ids)) => Ok(ids),
+        Ok(None) => Err(not_found()),
+        Err(e) => Err(failed(name, "find the application", e)),
+    })
+}
+
 /// Every route's 401 and 403.
 pub const COMMON_ANSWERS: [Answer; 4] = [
     Answer::new(401, "No signed-in caller"),

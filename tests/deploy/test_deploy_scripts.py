@@ -189,8 +189,10 @@ def test_the_backup_and_firmware_functions_take_the_buckets_and_distribution_nam
         # OTA's URLs name the firmware domain.
         ("firefly-cloudfront-firmware", "FirmwareDomain", "cloudfront-firmware"):
             {"firefly-func-api-ota-get"},
-        # The pool whose pre-sign-up trigger is ours (its permission's SourceArn).
-        ("firefly-cognito", "UserPoolId", "cognito"): {"firefly-func-cognito-pre-signup"},
+        # The pool whose pre-sign-up trigger is ours (its permission's SourceArn), and whose
+        # users the users routes manage.
+        ("firefly-cognito", "UserPoolId", "cognito"):
+            {"firefly-func-cognito-pre-signup"} | {f"firefly-func-api-users-{m}" for m in ("get", "post", "patch", "delete")},
     }
 
 

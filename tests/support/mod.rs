@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod appconfig;
+#[cfg(any(feature = "test-hooks", feature = "tools"))]
+pub mod cognito;
 pub mod dynamo;
 pub mod emf;
 pub mod faults;
