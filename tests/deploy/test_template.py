@@ -166,6 +166,10 @@ def test_function_matches_the_page_and_the_design(template, routes, function):
         # FireFly's 60 s: a release writes every file of a firmware, and completes or undoes
         # that work whether or not API Gateway (30 s) still waits.
         assert (p["Timeout"], p["MemorySize"]) == (60, 256)
+    elif function.startswith("firefly-func-api-appconfig-"):
+        # FireFly's 30 s: the page's listing reads every application, and API Gateway
+        # waits 30 s at most.
+        assert p["Timeout"] == 30
     else:
         # The DynamoDB client gives up after 3 s; the function must outlive that to answer 503.
         assert 4 <= p["Timeout"] <= 10
@@ -454,7 +458,8 @@ def test_alarms_exist_only_when_asked_for_and_watch_each_route_and_the_function(
     assert duration["ExtendedStatistic"] == "p99"
     timeout = resources[logical]["Properties"]["Timeout"]
     kind = FUNCTIONS[function]["kind"]
-    assert timeout == (60 if function == "firefly-func-api-firmware-status-patch" else 5 if kind == "cognito" else 6)
+    assert timeout == (60 if function == "firefly-func-api-firmware-status-patch" else 5 if kind == "cognito"
+                       else 30 if function.startswith("firefly-func-api-appconfig-") else 6)
     assert duration["Threshold"] == timeout * 800  # 80% of the timeout
     rates = [a for a in found.values() if "Metrics" in a]
     assert len(rates) == len(routes)
