@@ -207,8 +207,9 @@ impl<'a> Init<'a> {
         let http = self.http()?;
         self.shared(|init| {
             // A memory run's AppConfig and Lambda are its own stand-in (firefly-local names
-            // it), else nothing: a closed port on this machine, never AWS, and no
-            // credentials needed to sign what goes nowhere.
+            // it), else nothing: a closed port on this machine, never AWS. Without
+            // credentials of its own it signs with placeholders (the stand-in checks that a
+            // request is signed, not by whom).
             let local = |name: &str| -> Option<String> {
                 use crate::vars;
                 let set = env(name).filter(|v| !v.is_empty());

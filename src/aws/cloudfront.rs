@@ -53,14 +53,8 @@ impl CloudFrontClient {
         use crate::vars;
         let china = super::region(env)?.starts_with("cn-");
         let identity = super::identity(env)?;
-        let base = match env(vars::AWS_ENDPOINT_URL_CLOUDFRONT.name)
-            .or_else(|| env(vars::AWS_ENDPOINT_URL.name))
-            .filter(|u| !u.is_empty())
-        {
-            Some(url) => {
-                super::check_endpoint(&url, env)?;
-                url.trim_end_matches('/').to_owned()
-            }
+        let base = match super::endpoint_override(env, vars::AWS_ENDPOINT_URL_CLOUDFRONT.name)? {
+            Some(url) => url,
             None if china => "https://cloudfront.cn-northwest-1.amazonaws.com.cn".to_owned(),
             None => "https://cloudfront.amazonaws.com".to_owned(),
         };

@@ -7,7 +7,6 @@
 
 use super::http1::Http1Client;
 use super::rest::{Service, ServiceError};
-use bytes::Bytes;
 use serde_json::Value;
 
 const TARGET_PREFIX: &str = "AWSCognitoIdentityProviderService.";
@@ -81,11 +80,10 @@ impl CognitoClient {
                 format!("{TARGET_PREFIX}{operation}"),
             ),
         ];
-        let reply = self
+        Ok(self
             .service
-            .send("POST", "/", &headers, Bytes::from(input.to_string()))
-            .await?;
-        Ok(reply.json(self.service.name)?)
+            .json("POST", "/", &headers, Some(input))
+            .await?)
     }
 }
 

@@ -99,11 +99,7 @@ pub fn dynamodb_client_and_warm(
                 .build(),
         );
     let mut warm_url = None;
-    if let Some(url) = env(crate::vars::AWS_ENDPOINT_URL_DYNAMODB.name)
-        .or_else(|| env(crate::vars::AWS_ENDPOINT_URL.name))
-        .filter(|u| !u.is_empty())
-    {
-        check_endpoint(&url, env)?;
+    if let Some(url) = endpoint_override(env, crate::vars::AWS_ENDPOINT_URL_DYNAMODB.name)? {
         warm_url = Some(url.clone());
         config = config.endpoint_url(url);
     }
@@ -291,6 +287,23 @@ pub const ALLOW_PLAINTEXT: &str = "FIREFLY_ALLOW_PLAINTEXT_ENDPOINT";
 /// because of a typo in a URL.
 pub fn check_endpoint(url: &str, env: &crate::deploy::Env<'_>) -> Result<(), String> {
     check_url(url, flag(env, ALLOW_PLAINTEXT)? == Some(true))
+}
+
+/// The endpoint override of a service: `var` (`AWS_ENDPOINT_URL_S3`, ...), else
+/// `AWS_ENDPOINT_URL`, checked by [`check_endpoint`], without a trailing `/`; `None` when
+/// neither is set (the service's own endpoint).
+pub fn endpoint_override(
+    env: &crate::deploy::Env<'_>,
+    var: &str,
+) -> Result<Option<String>, String> {
+    let Some(url) = env(var)
+        .or_else(|| env(crate::vars::AWS_ENDPOINT_URL.name))
+        .filter(|u| !u.is_empty())
+    else {
+        return Ok(None);
+    };
+    check_endpoint(&url, env)?;
+    Ok(Some(url.trim_end_matches('/').to_owned()))
 }
 
 /// As [`check_endpoint`], never allowing plaintext to another host: for what must not

@@ -126,14 +126,8 @@ impl Service {
             return Err(format!("not a region: {region:?}"));
         }
         let identity = super::identity(env)?;
-        let base = match env(endpoint_var)
-            .or_else(|| env(crate::vars::AWS_ENDPOINT_URL.name))
-            .filter(|u| !u.is_empty())
-        {
-            Some(url) => {
-                super::check_endpoint(&url, env)?;
-                url.trim_end_matches('/').to_owned()
-            }
+        let base = match super::endpoint_override(env, endpoint_var)? {
+            Some(url) => url,
             None if region.starts_with("cn-") => {
                 format!("https://{host}.{region}.amazonaws.com.cn")
             }

@@ -109,14 +109,8 @@ impl S3Client {
         use crate::vars;
         let region = super::region(env)?;
         let identity = super::identity(env)?;
-        let base = match env(vars::AWS_ENDPOINT_URL_S3.name)
-            .or_else(|| env(vars::AWS_ENDPOINT_URL.name))
-            .filter(|u| !u.is_empty())
-        {
-            Some(url) => {
-                super::check_endpoint(&url, env)?;
-                Base::Custom(url.trim_end_matches('/').to_owned())
-            }
+        let base = match super::endpoint_override(env, vars::AWS_ENDPOINT_URL_S3.name)? {
+            Some(url) => Base::Custom(url),
             None => Base::Aws {
                 suffix: if region.starts_with("cn-") {
                     "amazonaws.com.cn"

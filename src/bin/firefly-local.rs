@@ -480,17 +480,6 @@ fn serve(flags: &HashMap<String, String>, key_file: &std::path::Path) -> ExitCod
                 {
                     return Some(url.clone());
                 }
-                // Requests to the stand-in are signed as AWS's are: with the environment's
-                // credentials, or the stand-in's own when it has none (a memory run).
-                let fallback = match name {
-                    n if n == vars::AWS_REGION.name => Some("us-east-1"),
-                    n if n == vars::AWS_ACCESS_KEY_ID.name => Some("firefly-local"),
-                    n if n == vars::AWS_SECRET_ACCESS_KEY.name => Some("firefly-local"),
-                    _ => None,
-                };
-                if let Some(f) = fallback {
-                    return env(name).filter(|v| !v.is_empty()).or(Some(f.to_owned()));
-                }
             }
             if !memory && name == firefly_api::vars::AWS_ENDPOINT_URL_S3.name {
                 return Some(s3_url.clone());
