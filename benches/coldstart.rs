@@ -3,7 +3,9 @@
 //!
 //! Run: `cargo bench --bench coldstart` (needs `npm ci --prefix tools`, valgrind, openssl).
 //! Optional: COLDSTART_ROUNDS (default 15), COLDSTART_WARM (warm invokes per round, 50),
-//! COLDSTART_EXTRA=name=/path/to/bootstrap,... to add other builds (ablations) to the table.
+//! COLDSTART_EXTRA=name=/path/to/bootstrap,... to add other builds (ablations) to the table,
+//! COLDSTART_TIMES_ONLY=1 to skip every callgrind count (instructions read 0: a quick look at
+//! times while changing something, never a run to quote).
 //! It also measures `firefly+50 routes`: the same binary with 50 synthetic routes in its
 //! table (what a route costs; COLDSTART_ROUTES=0 skips it).
 //!
@@ -153,6 +155,9 @@ fn main() {
         format!("https://localhost:{port}")
     };
     let mut by_function = Vec::new();
+    if env_num("COLDSTART_TIMES_ONLY", 0) == 1 {
+        functions.clear();
+    }
     for f in &functions {
         let with = |endpoint: &str| {
             let mut e = env(endpoint, &tls);
@@ -256,17 +261,7 @@ fn main() {
         )
         .unwrap();
     }
-    for s in &results {
-        writeln!(
-            out,
-            "{}: first invoke {:.3} ms, warm invoke {:.3} ms: the first is {:.3} ms slower",
-            s.name,
-            median(&s.first_ms),
-            median(&s.warm_us) / 1000.0,
-            median(&s.first_ms) - median(&s.warm_us) / 1000.0
-        )
-        .unwrap();
-    }
+    first_invokes(&results);
     let backup_event = || backup.event();
     compare(
         Comparison {
@@ -642,6 +637,24 @@ fn compare(
     }
     eprintln!();
     report(&results);
+    first_invokes(&results);
+}
+
+/// Where each build's cold request goes: the first invoke against a warm one.
+fn first_invokes(results: &[Stats]) {
+    let mut out = std::io::stdout().lock();
+    for s in results {
+        writeln!(
+            out,
+            "{}: init {:.3} ms, first invoke {:.3} ms, warm invoke {:.3} ms: the first is {:.3} ms slower",
+            s.name,
+            median(&s.init_ms),
+            median(&s.first_ms),
+            median(&s.warm_us) / 1000.0,
+            median(&s.first_ms) - median(&s.warm_us) / 1000.0
+        )
+        .unwrap();
+    }
 }
 
 fn env_num(name: &str, default: usize) -> usize {
@@ -783,6 +796,9 @@ fn callgrind_through(
     invokes: usize,
     tag: &str,
 ) -> u64 {
+    if env_num("COLDSTART_TIMES_ONLY", 0) == 1 {
+        return 0;
+    }
     let api = runtime_api();
     let out = work.join(format!("callgrind-{tag}.out"));
     let _ = std::fs::remove_file(&out);
