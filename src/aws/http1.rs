@@ -18,14 +18,18 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::rt::TokioExecutor;
+use hyper::Uri;
 use std::error::Error as StdError;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tower_service::Service;
 
 /// An HTTP/1.1 client for the AWS SDK.
 #[derive(Clone, Debug)]
 pub struct Http1Client {
-    client: Client<HttpsConnector<TcpConnector>, SdkBody>,
+    client: Client<Opened, SdkBody>,
+    opened: Opened,
 }
 
 impl Http1Client {
@@ -41,12 +45,17 @@ impl Http1Client {
             .https_or_http()
             .enable_http1()
             .wrap_connector(tcp);
+        let opened = Opened {
+            connect: https,
+            ready: Arc::default(),
+        };
         Ok(Self {
             client: Client::builder(TokioExecutor::new())
                 // DynamoDB closes idle connections after about a minute; retire them first
                 // rather than learn it from a failed write.
                 .pool_idle_timeout(Duration::from_secs(45))
-                .build(https),
+                .build(opened.clone()),
+            opened,
         })
     }
 }
@@ -61,35 +70,115 @@ impl Http1Client {
         self.client.request(request).await
     }
 
-    /// Opens a pooled connection to `url`'s host with one `GET` (DynamoDB answers `GET /`
-    /// without credentials; S3 a 403), so the first real call finds TCP and TLS already
-    /// done. Any failure is only logged: the call it would have sped up will report it
-    /// properly.
+    /// Opens a connection to `url`'s origin (DNS, TCP and the TLS handshake, no request) and
+    /// keeps it for the first request there, so that request finds the handshake done
+    /// without init waiting for an answer to a request of its own. Any failure is only
+    /// logged: the call it would have sped up connects again and reports it properly.
     pub async fn warm(&self, url: &str) {
-        let Ok(uri) = url.parse::<hyper::Uri>() else {
+        let Ok(uri) = url.parse::<Uri>() else {
             return;
         };
-        let request = match hyper::Request::get(uri).body(SdkBody::empty()) {
-            Ok(r) => r,
-            Err(_) => return,
+        let Some(origin) = Origin::of(&uri) else {
+            return;
         };
-        let started = std::time::Instant::now();
-        let exchange = async {
-            let response = self.client.request(request).await?;
-            let status = response.status();
-            // Read the body to its end, so the connection goes back to the pool.
-            let _ = http_body_util::BodyExt::collect(response.into_body()).await;
-            Ok::<_, hyper_util::client::legacy::Error>(status)
+        let started = Instant::now();
+        let mut connect = self.opened.connect.clone();
+        let opening = async move {
+            std::future::poll_fn(|cx| connect.poll_ready(cx)).await?;
+            connect.call(uri).await
         };
-        match tokio::time::timeout(Duration::from_secs(1), exchange).await {
-            Ok(Ok(status)) => tracing::debug!(
-                status = status.as_u16(),
-                micros = started.elapsed().as_micros() as u64,
-                "connection opened during init"
-            ),
+        match tokio::time::timeout(Duration::from_secs(1), opening).await {
+            Ok(Ok(stream)) => {
+                tracing::debug!(
+                    micros = started.elapsed().as_micros() as u64,
+                    "connection opened during init"
+                );
+                self.opened.keep(origin, stream);
+            }
             Ok(Err(e)) => tracing::debug!(error = %e, "connection warm-up failed"),
             Err(_) => tracing::debug!("connection warm-up timed out"),
         }
+    }
+}
+
+/// A connection is handed to a request only this long after it was opened: servers close
+/// idle connections (DynamoDB after about a minute), and one opened by an init that Lambda
+/// ran long before the first invoke is better opened again than found closed.
+const OPENED_FRESH_FOR: Duration = Duration::from_secs(10);
+
+type Https = HttpsConnector<TcpConnector>;
+type Stream = <Https as Service<Uri>>::Response;
+
+/// The pool's connector: the connection init opened to an origin goes to the first request
+/// there (once, while fresh); every other connection is made as usual.
+#[derive(Clone)]
+struct Opened {
+    connect: Https,
+    ready: Arc<Mutex<Vec<(Origin, Instant, Stream)>>>,
+}
+
+impl Opened {
+    fn keep(&self, origin: Origin, stream: Stream) {
+        if let Ok(mut ready) = self.ready.lock() {
+            ready.push((origin, Instant::now(), stream));
+        }
+    }
+
+    /// The connection opened to `uri`'s origin, if there is one still fresh; a stale one is
+    /// dropped (closed) here.
+    fn take(&self, uri: &Uri) -> Option<Stream> {
+        let origin = Origin::of(uri)?;
+        let mut ready = self.ready.lock().ok()?;
+        let at = ready.iter().position(|(o, _, _)| *o == origin)?;
+        let (_, opened, stream) = ready.swap_remove(at);
+        (opened.elapsed() < OPENED_FRESH_FOR).then_some(stream)
+    }
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ready = self.ready.lock().map(|r| r.len()).unwrap_or(0);
+        f.debug_struct("Opened").field("ready", &ready).finish()
+    }
+}
+
+impl Service<Uri> for Opened {
+    type Response = Stream;
+    type Error = <Https as Service<Uri>>::Error;
+    type Future = <Https as Service<Uri>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.connect.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        match self.take(&uri) {
+            Some(stream) => Box::pin(std::future::ready(Ok(stream))),
+            None => self.connect.call(uri),
+        }
+    }
+}
+
+/// Scheme, host and port: what makes two URLs' connections interchangeable.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    fn of(uri: &Uri) -> Option<Self> {
+        let https = match uri.scheme_str()? {
+            "https" => true,
+            "http" => false,
+            _ => return None,
+        };
+        Some(Self {
+            https,
+            host: uri.host()?.to_ascii_lowercase(),
+            port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
+        })
     }
 }
 
