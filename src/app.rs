@@ -157,9 +157,9 @@ impl App {
         })
     }
 
-    /// Opens the function's connections, one per AWS endpoint (DynamoDB's `GET /` and an
-    /// unsigned `GET` of the bucket need no permission), at once, so the first request
-    /// pays no TCP and TLS. Call it during init.
+    /// Opens the function's connections, one per AWS endpoint, at once and without a
+    /// request (nothing is sent, so no permission is needed), so the first request pays no
+    /// DNS, TCP or TLS. Call it during init.
     pub async fn warm_up(&self) {
         self.warm.run().await;
     }

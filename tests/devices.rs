@@ -875,7 +875,7 @@ fn not_modified_only_when_the_stored_backup_has_that_etag() {
     assert_eq!(stored.meta("etag"), Some(b.as_str()));
 }
 
-/// Whether a request to an S3 stand-in is a signed call (not init's unsigned warm-up).
+/// Whether a request to an S3 stand-in is a signed call (an unsigned one would be a probe).
 fn signed_call(req: &support::http::Request) -> bool {
     req.headers
         .iter()
@@ -1044,22 +1044,34 @@ fn a_device_deleted_during_its_backups_removal_is_not_resurrected() {
 #[test]
 fn a_backup_function_opens_its_bucket_connection_during_init() {
     let w = backup_world();
+    let pair = key_pair();
+    let uuid = "bbbbbbbb-0000-4000-8000-000000000016";
+    put_device(&w, uuid, &pair);
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = seen.clone();
     let server = support::http::serve(move |req| {
         log.lock()
             .unwrap()
-            .push((req.method.clone(), req.path.clone()));
-        support::http::Reply::status(403, "<Error><Code>AccessDenied</Code></Error>")
+            .push((req.method.clone(), req.path.clone(), signed_call(&req)));
+        support::http::Reply::status(404, "<Error><Code>NoSuchKey</Code></Error>")
     });
-    let f = start_backup(BACKUP_GET, &w, &format!("http://127.0.0.1:{}", server.port));
+    let mut f = start_backup(BACKUP_GET, &w, &format!("http://127.0.0.1:{}", server.port));
     f.await_ready();
-    // Before any request: one unsigned GET of the bucket (S3 answers 403), on the connection
-    // the first restore then reuses.
+    // Before any request: the bucket's connection is open, and nothing was sent on it.
+    assert_eq!(server.await_connections(1), 1);
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
+    // The first restore reads the object over that connection.
+    let r = f.invoke(&backup_event("GET", uuid, &pair)).http();
+    assert_eq!(r.status, 404, "{r:?}");
     assert_eq!(
         *seen.lock().unwrap(),
-        [("GET".to_string(), format!("/{}", w.bucket))]
+        [("GET".to_string(), format!("/{}/{uuid}", w.bucket), true)]
     );
+    assert_eq!(server.connections(), 1);
 }
 
 #[test]
@@ -1754,7 +1766,6 @@ fn a_release_of_ten_binaries_on_an_s3_that_takes_2_s_a_call_is_done_in_bounded_r
     let calls = Arc::new(AtomicUsize::new(0));
     let (flight, peak, count, port) = (in_flight.clone(), most.clone(), calls.clone(), db.port);
     let slow = support::http::serve(move |req| {
-        // The init's unsigned warm-up opens a connection; the calls are signed.
         if signed_call(&req) {
             count.fetch_add(1, Ordering::SeqCst);
         }

@@ -1364,16 +1364,23 @@ fn firmware_pipeline(store: &str) {
     assert_eq!(items[0]["release_status"], "READY_TO_TEST");
     assert_eq!(items[0]["original_name"], "fw.zip");
     let zip_name = items[0]["zip_name"].as_str().unwrap().to_owned();
-    let (status, listing) = plain(
-        "GET",
-        &format!("{s3}/{bucket}?list-type=2&prefix=processed/"),
-        b"",
-    );
-    assert_eq!(status, 200);
-    assert!(
-        listing.contains(&format!("processed/{zip_name}")),
-        "{listing}"
-    );
+    // The record is filed before the ZIP moves on to processed/ (FireFly's order): wait
+    // for the move, up to 10 s.
+    let moved = format!("processed/{zip_name}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let listing = loop {
+        let (status, listing) = plain(
+            "GET",
+            &format!("{s3}/{bucket}?list-type=2&prefix=processed/"),
+            b"",
+        );
+        assert_eq!(status, 200);
+        if listing.contains(&moved) || std::time::Instant::now() > deadline {
+            break listing;
+        }
+        std::thread::yield_now();
+    };
+    assert!(listing.contains(&moved), "{listing}");
     // The ZIP leaves processed/ (in a versioned bucket, moto itself would send nothing):
     // the deleted function hears of it and the record becomes DELETED.
     support::dynamo::block_on(

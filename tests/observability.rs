@@ -173,16 +173,8 @@ fn the_invocations_trace_header_reaches_dynamodb() {
     let mut r = rig(&[]);
     r.proxy.set(vec![], Fault::Pass);
     assert_eq!(r.post.invoke(&event_for(ALICE)).http().status, 201);
-    // The operations only: each function's init also opened its connection (a bare GET).
-    let headers: Vec<_> = r
-        .proxy
-        .headers()
-        .into_iter()
-        .filter(|h| {
-            h.iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
-        })
-        .collect();
+    // The one operation is the only request: init opens its connection without one.
+    let headers = r.proxy.headers();
     assert_eq!(headers.len(), 1);
     let sent = headers[0]
         .iter()
@@ -299,24 +291,27 @@ fn the_checker_refuses_what_the_specification_refuses() {
 }
 
 #[test]
-fn the_dynamodb_connection_is_opened_during_init_with_a_bare_get() {
-    // Each function's init sends one request with no operation (DynamoDB answers `GET /`
-    // without any permission), so its first invoke finds TCP and TLS done: the rig's two
-    // functions, the DELETE one never invoked.
+fn the_dynamodb_connection_is_opened_during_init_and_carries_the_first_operation() {
+    // Each function's init opens its DynamoDB connection (TCP, and TLS on AWS) without
+    // sending anything, and its first operation goes over it: the rig's two functions, one
+    // connection each, the DELETE one never invoked, and no request but the one operation.
     let mut r = rig(&[]);
-    assert_eq!(r.post.invoke(&event_for(ALICE)).http().status, 201);
     // The DELETE function starts beside the POST one; its init may still be running.
     r.delete.await_ready();
-    assert_eq!(r.proxy.warmups(), 2);
-    let operations: Vec<String> = r
+    r.post.await_ready();
+    assert_eq!(r.proxy.server.await_connections(2), 2);
+    assert!(r.proxy.headers().is_empty(), "{:?}", r.proxy.headers());
+    assert_eq!(r.post.invoke(&event_for(ALICE)).http().status, 201);
+    assert_eq!(r.proxy.server.connections(), 2);
+    let operations: Vec<Option<String>> = r
         .proxy
         .headers()
         .iter()
-        .filter_map(|h| {
+        .map(|h| {
             h.iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
                 .map(|(_, v)| v.clone())
         })
         .collect();
-    assert_eq!(operations, ["DynamoDB_20120810.PutItem"]);
+    assert_eq!(operations, [Some("DynamoDB_20120810.PutItem".to_owned())]);
 }

@@ -2,7 +2,9 @@
 //!
 //! The SDK's stock client links HTTP/2, proxy support and the system root store; DynamoDB
 //! speaks HTTP/1.1, Lambda has no proxy, and the roots are the five AWS ones. Dropping them
-//! is most of what keeps `bootstrap` inside its size budget (README, Cold start). Timeouts:
+//! is most of what keeps `bootstrap` inside its size budget (README, Cold start). The
+//! connections init opens ([`Http1Client::warm`]) wait in the pool's connector for the first
+//! request to their origin. Timeouts:
 //! connecting is bounded here; each attempt and the whole operation are bounded by the SDK's
 //! timeout config, which wraps every call of this connector.
 
@@ -14,11 +16,11 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::Response as HttpResponse;
 use aws_smithy_types::body::SdkBody;
+use hyper::Uri;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::rt::TokioExecutor;
-use hyper::Uri;
 use std::error::Error as StdError;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -126,12 +128,12 @@ impl Opened {
 
     /// The connection opened to `uri`'s origin, if there is one still fresh; a stale one is
     /// dropped (closed) here.
-    fn take(&self, uri: &Uri) -> Option<Stream> {
+    fn take(&self, uri: &Uri, now: Instant) -> Option<Stream> {
         let origin = Origin::of(uri)?;
         let mut ready = self.ready.lock().ok()?;
         let at = ready.iter().position(|(o, _, _)| *o == origin)?;
         let (_, opened, stream) = ready.swap_remove(at);
-        (opened.elapsed() < OPENED_FRESH_FOR).then_some(stream)
+        (now.saturating_duration_since(opened) < OPENED_FRESH_FOR).then_some(stream)
     }
 }
 
@@ -152,7 +154,7 @@ impl Service<Uri> for Opened {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        match self.take(&uri) {
+        match self.take(&uri, Instant::now()) {
             Some(stream) => Box::pin(std::future::ready(Ok(stream))),
             None => self.connect.call(uri),
         }
@@ -280,4 +282,112 @@ fn source<'a, E: StdError + 'static>(err: &'a (dyn StdError + 'static)) -> Optio
         next = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A plain HTTP server on 127.0.0.1 that counts the connections it accepts and the
+    /// requests it answers (each `200` with an empty body).
+    async fn counting_server() -> (u16, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let answered = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                let answered = answered.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while let Ok(n) = socket.read(&mut buf).await {
+                        if n == 0 {
+                            return;
+                        }
+                        seen.extend_from_slice(&buf[..n]);
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            answered.fetch_add(1, Ordering::SeqCst);
+                            let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if socket.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (port, accepted, requests)
+    }
+
+    fn client() -> Http1Client {
+        Http1Client::new(rustls::RootCertStore::empty(), Duration::from_secs(1)).unwrap()
+    }
+
+    async fn get(client: &Http1Client, url: &str) -> u16 {
+        let request = hyper::Request::get(url).body(SdkBody::empty()).unwrap();
+        client.send(request).await.unwrap().status().as_u16()
+    }
+
+    #[tokio::test]
+    async fn the_connection_opened_during_init_carries_the_first_request_and_no_request_of_its_own()
+    {
+        let (port, accepted, requests) = counting_server().await;
+        let client = client();
+        client.warm(&format!("http://127.0.0.1:{port}/")).await;
+        assert_eq!(client.opened.ready.lock().unwrap().len(), 1);
+        assert_eq!(
+            get(&client, &format!("http://127.0.0.1:{port}/table")).await,
+            200
+        );
+        assert_eq!(
+            get(&client, &format!("http://127.0.0.1:{port}/table")).await,
+            200
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(requests.load(Ordering::SeqCst), 2);
+        assert!(client.opened.ready.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_handed_only_to_its_origin_and_only_while_fresh() {
+        let (port, _, _) = counting_server().await;
+        let (other, _, _) = counting_server().await;
+        let client = client();
+        let url = format!("http://127.0.0.1:{port}/");
+        client.warm(&url).await;
+        let now = Instant::now();
+        let elsewhere = format!("http://127.0.0.1:{other}/").parse().unwrap();
+        assert!(client.opened.take(&elsewhere, now).is_none());
+        let https = format!("https://127.0.0.1:{port}/").parse().unwrap();
+        assert!(client.opened.take(&https, now).is_none());
+        let later = now + OPENED_FRESH_FOR;
+        assert!(client.opened.take(&url.parse().unwrap(), later).is_none());
+        // Taken, stale, it is gone: the request after it connects again.
+        assert!(client.opened.ready.lock().unwrap().is_empty());
+
+        client.warm(&url).await;
+        let same = format!("http://127.0.0.1:{port}/other/path?x=1")
+            .parse()
+            .unwrap();
+        assert!(client.opened.take(&same, Instant::now()).is_some());
+        assert!(client.opened.take(&same, Instant::now()).is_none());
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_keeps_nothing() {
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let client = client();
+        client.warm(&format!("http://127.0.0.1:{closed}/")).await;
+        assert!(client.opened.ready.lock().unwrap().is_empty());
+    }
 }

@@ -47,7 +47,7 @@ impl Warm {
         Self { http, url }
     }
 
-    /// One `GET` to the endpoint during init (see [`Http1Client::warm`]).
+    /// Opens a connection to the endpoint during init (see [`Http1Client::warm`]).
     pub async fn run(&self) {
         if let Some(url) = &self.url {
             self.http.warm(url).await;

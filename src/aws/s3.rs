@@ -149,8 +149,8 @@ impl S3Client {
         }
     }
 
-    /// What opens this client's connection to `bucket`'s endpoint during init (S3 answers
-    /// an unsigned `GET` with a 403, over the connection the first request then reuses).
+    /// What opens this client's connection to `bucket`'s endpoint during init, for the
+    /// first request there.
     pub fn warm(&self, bucket: &str) -> super::Warm {
         let url = match &self.base {
             Base::Custom(base) => format!("{base}/{bucket}"),

@@ -49,7 +49,6 @@ struct State {
     gate: Option<(String, Arc<Barrier>, usize)>,
     /// Requests without an operation: a function's init opening its connection (`GET /`).
     /// Passed through, and neither scripted nor counted with the operations.
-    warmups: u64,
     /// Work to do once, just before the next request for an operation is handled (another
     /// writer changing an item between a function's read and its write).
     hooks: Vec<(String, Box<dyn FnOnce() + Send>)>,
@@ -65,7 +64,6 @@ impl Proxy {
             cut_every: 0,
             headers: Vec::new(),
             gate: None,
-            warmups: 0,
             hooks: Vec::new(),
         }));
         let st = state.clone();
@@ -75,7 +73,7 @@ impl Proxy {
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"));
             if !operation {
-                st.lock().unwrap().warmups += 1;
+                st.lock().unwrap().headers.push(req.headers.clone());
                 return forward(upstream_port, &req);
             }
             let gate = {
@@ -208,14 +206,9 @@ impl Proxy {
         self.state.lock().unwrap().cut_every = n;
     }
 
-    /// The headers of every request so far (names as sent).
+    /// The headers of every request so far (names as sent), with or without an operation.
     pub fn headers(&self) -> Vec<Vec<(String, String)>> {
         self.state.lock().unwrap().headers.clone()
-    }
-
-    /// Requests without an operation so far (connections opened during init).
-    pub fn warmups(&self) -> u64 {
-        self.state.lock().unwrap().warmups
     }
 
     /// The faults injected so far.

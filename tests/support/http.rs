@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 
 pub type Headers = Vec<(String, String)>;
@@ -51,6 +51,24 @@ impl Reply {
 pub struct Server {
     pub port: u16,
     stop: Arc<AtomicBool>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl Server {
+    /// Connections accepted so far (whether or not a request came on them).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Waits (up to 5 s) until `n` connections were accepted: a client's connect returns
+    /// once the kernel has the connection, before this server's accept loop counts it.
+    pub fn await_connections(&self, n: usize) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while self.connections() < n && std::time::Instant::now() < deadline {
+            thread::yield_now();
+        }
+        self.connections()
+    }
 }
 
 impl Drop for Server {
@@ -108,12 +126,15 @@ where
     let stop = Arc::new(AtomicBool::new(false));
     let handler = Arc::new(handler);
     let stop2 = stop.clone();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let accepted = connections.clone();
     thread::spawn(move || {
         for stream in listener.incoming() {
             if stop2.load(Ordering::SeqCst) {
                 break;
             }
             let Ok(stream) = stream else { continue };
+            accepted.fetch_add(1, Ordering::SeqCst);
             let _ = stream.set_nodelay(true);
             let Some(stream) = wrap(stream) else { continue };
             let handler = handler.clone();
@@ -121,7 +142,11 @@ where
             thread::spawn(move || exchange(BufReader::new(stream), &*handler, &stop));
         }
     });
-    Server { port, stop }
+    Server {
+        port,
+        stop,
+        connections,
+    }
 }
 
 /// Requests and answers on one connection, until it closes.
