@@ -15,11 +15,34 @@ use support::http::{self, Reply};
 
 const BIN: &str = env!("CARGO_BIN_EXE_firefly-local");
 
-fn scratch(name: &str) -> PathBuf {
+/// A test's own folder under the temporary directory, removed when the test ends (pass or
+/// fail): declared before the servers that write into it, it is dropped after them.
+struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for Scratch {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("firefly-local-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 struct Local {

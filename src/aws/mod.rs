@@ -548,5 +548,6 @@ mod tests {
         let g = good.to_string_lossy().into_owned();
         let env = move |k: &str| (k == "FIREFLY_EXTRA_CA_FILE").then(|| g.clone());
         assert_eq!(trust_store(&env).unwrap().len(), 6);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

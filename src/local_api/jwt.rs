@@ -369,10 +369,13 @@ mod tests {
 
     const NOW: i64 = 1_795_731_191;
 
+    /// A new key, made in a folder of its own, which is gone once the key is read.
     fn key(name: &str) -> DevKey {
         let dir = std::env::temp_dir().join(format!("firefly-jwt-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        DevKey::load_or_create(&dir.join("key.der")).unwrap()
+        let key = DevKey::load_or_create(&dir.join("key.der")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        key
     }
 
     fn now() -> i64 {
@@ -400,7 +403,9 @@ mod tests {
 
     #[test]
     fn a_dev_token_passes_with_its_claims() {
-        let k = key("ok");
+        let dir = std::env::temp_dir().join(format!("firefly-jwt-{}-ok", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let k = DevKey::load_or_create(&dir.join("key.der")).unwrap();
         let t = k.token("user-1", now(), 3600, &Extra::default()).unwrap();
         let ctx = authorizer(&k)
             .check(Some(&format!("Bearer {t}")), &[])
@@ -409,8 +414,8 @@ mod tests {
         assert_eq!(ctx.claims["token_use"], "id");
         assert_eq!(ctx.scopes, None);
         // The same key file again: the same key.
-        let dir = std::env::temp_dir().join(format!("firefly-jwt-{}-ok", std::process::id()));
         let again = DevKey::load_or_create(&dir.join("key.der")).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
         assert!(authorizer(&again).check(Some(&t), &[]).is_ok());
     }
 

@@ -82,17 +82,20 @@ def api(page_server, tmp_path):
 
 @pytest.fixture()
 def browser():
+    # Chromium's profile lives as long as the test, then goes with it.
+    profile = tempfile.TemporaryDirectory(prefix="firefly-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tempfile.mkdtemp(prefix='firefly-chromium-')}"]:
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile.name}"]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()
+    profile.cleanup()
 
 
 def test_the_console_signs_in_mints_lists_keys_and_devices_releases_a_firmware_invites_and_sets_a_level(page_server, api, browser):
