@@ -129,8 +129,12 @@ impl Opened {
     /// The connection opened to `uri`'s origin, if there is one still fresh; a stale one is
     /// dropped (closed) here.
     fn take(&self, uri: &Uri, now: Instant) -> Option<Stream> {
-        let origin = Origin::of(uri)?;
+        // Every connection the pool makes asks; after init's are taken, none need the origin.
         let mut ready = self.ready.lock().ok()?;
+        if ready.is_empty() {
+            return None;
+        }
+        let origin = Origin::of(uri)?;
         let at = ready.iter().position(|(o, _, _)| *o == origin)?;
         let (_, opened, stream) = ready.swap_remove(at);
         (now.saturating_duration_since(opened) < OPENED_FRESH_FOR).then_some(stream)

@@ -152,11 +152,7 @@ impl S3Client {
     /// What opens this client's connection to `bucket`'s endpoint during init, for the
     /// first request there.
     pub fn warm(&self, bucket: &str) -> super::Warm {
-        let url = match &self.base {
-            Base::Custom(base) => format!("{base}/{bucket}"),
-            _ => self.url(bucket, ""),
-        };
-        super::Warm::new(self.http.clone(), Some(url))
+        super::Warm::new(self.http.clone(), Some(self.url(bucket, "")))
     }
 
     /// `PutObject`, with user metadata and a content type.

@@ -47,8 +47,6 @@ struct State {
     /// then go on together: a race made certain, not left to scheduling.
     /// Requests of this operation wait for each other; the count is how many more may.
     gate: Option<(String, Arc<Barrier>, usize)>,
-    /// Requests without an operation: a function's init opening its connection (`GET /`).
-    /// Passed through, and neither scripted nor counted with the operations.
     /// Work to do once, just before the next request for an operation is handled (another
     /// writer changing an item between a function's read and its write).
     hooks: Vec<(String, Box<dyn FnOnce() + Send>)>,
@@ -72,6 +70,8 @@ impl Proxy {
                 .headers
                 .iter()
                 .any(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"));
+            // A request without an operation (none of the binary's: init opens its connection
+            // without one) is recorded and passed through, never scripted.
             if !operation {
                 st.lock().unwrap().headers.push(req.headers.clone());
                 return forward(upstream_port, &req);
